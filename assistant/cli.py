@@ -1,0 +1,152 @@
+"""The `shopassist` command line. Every subcommand goes through `main`, which enforces offline mode."""
+
+import argparse
+import json
+import sys
+from pathlib import Path
+
+from assistant.offline import enforce_offline
+
+
+def _user_errors() -> tuple[type[Exception], ...]:
+    from assistant.store import StorePackError
+    from retrieval.catalog import CatalogError
+    from retrieval.chroma_index import IndexMissingError
+    from retrieval.search import SearchInputError
+
+    return (StorePackError, CatalogError, IndexMissingError, SearchInputError)
+
+
+def _option(text: str) -> tuple[str, str]:
+    key, sep, value = text.partition("=")
+    if not sep or not key.strip() or not value.strip():
+        raise argparse.ArgumentTypeError(f"expected KEY=VALUE such as color=blue, got {text!r}")
+    return key.strip(), value.strip()
+
+
+def build_parser() -> argparse.ArgumentParser:
+    from assistant.config import DEFAULT_STORE
+
+    parser = argparse.ArgumentParser(prog="shopassist", description=__doc__)
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    p = sub.add_parser("index", help="build or update the product search index (idempotent)")
+    p.add_argument("--store", default=DEFAULT_STORE, help="shipped store pack to index (default %(default)s)")
+    p.add_argument("--catalog", type=Path, help="index a JSONL or CSV catalog file instead (docs/DATA.md)")
+    p.add_argument("--name", help="catalog name for --catalog (default: the file name without extension)")
+    p.add_argument("--force", action="store_true", help="re-embed every item even if the index is up to date")
+    p.add_argument("--batch-size", type=int, default=256)
+
+    p = sub.add_parser("search", help="search the catalog")
+    p.add_argument("query")
+    p.add_argument("--store", default=DEFAULT_STORE, help="catalog to search: a store or an --name from index")
+    p.add_argument("--max-price", type=float)
+    p.add_argument("--min-price", type=float)
+    p.add_argument("--category")
+    p.add_argument("--option", type=_option, action="append", default=[], metavar="KEY=VALUE")
+    p.add_argument("--include-unavailable", action="store_true", help="also list items out of stock")
+    p.add_argument("--k", type=int, default=10, help="number of results, 1-50")
+    p.add_argument("--mode", choices=["fused", "dense", "lexical"], default="fused")
+    p.add_argument("--json", action="store_true", help="print results as JSON lines")
+
+    p = sub.add_parser("store", help="inspect, export or reset the embedded store database")
+    p.add_argument("action", choices=["info", "reset", "export", "hash"])
+    p.add_argument("out_dir", nargs="?", type=Path, help="for export: folder for the three JSON documents")
+    p.add_argument("--store", default=DEFAULT_STORE)
+
+    p = sub.add_parser("chat", help="chat in the terminal")
+    p.add_argument("--store", default=DEFAULT_STORE)
+    return parser
+
+
+def cmd_index(args: argparse.Namespace) -> int:
+    from retrieval.catalog import items_from_products, read_catalog_file
+    from retrieval.chroma_index import chroma_client, index_catalog, open_collection
+
+    if args.catalog:
+        items, name = read_catalog_file(args.catalog), args.name or args.catalog.stem
+    else:
+        from assistant.store import get_pack
+
+        items, name = items_from_products(get_pack(args.store).read_documents()["products"]), args.store
+    collection = open_collection(chroma_client(), name)
+    report = index_catalog(collection, items, batch_size=args.batch_size, force=args.force)
+    if report.skipped:
+        print(f"index {collection.name!r} is up to date ({report.items} items)")
+    else:
+        print(
+            f"indexed {report.upserted} items into {collection.name!r} in {report.seconds:.1f} s "
+            f"({report.items_per_second:.0f} items/s); removed {report.removed} stale items"
+        )
+    return 0
+
+
+def _open_search(store: str):
+    from retrieval.chroma_index import chroma_client, open_collection
+    from retrieval.search import ProductSearch
+
+    return ProductSearch(open_collection(chroma_client(), store, create=False))
+
+
+def cmd_search(args: argparse.Namespace) -> int:
+    from assistant.chat import format_hit
+
+    hits = _open_search(args.store).search(
+        args.query,
+        max_price=args.max_price,
+        min_price=args.min_price,
+        category=args.category,
+        options=dict(args.option),
+        available_only=not args.include_unavailable,
+        k=args.k,
+        mode=args.mode,
+    )
+    for hit in hits:
+        print(json.dumps(hit.to_dict()) if args.json else format_hit(hit))
+    if not hits and not args.json:
+        print("no items match", file=sys.stderr)
+    return 0
+
+
+def cmd_store(args: argparse.Namespace) -> int:
+    from assistant.store import Store
+
+    with Store.open(args.store) as store:
+        if args.action == "reset":
+            store.reset()
+            print(f"store {args.store!r} reset to its shipped state ({store.path})")
+        elif args.action == "export":
+            if args.out_dir is None:
+                raise SystemExit("shopassist store export: give a folder, e.g. `shopassist store export out/`")
+            for path in store.export_to_dir(args.out_dir):
+                print(path)
+        elif args.action == "hash":
+            print(store.state_hash())
+        else:
+            counts = ", ".join(f"{n} {t}" for t, n in store.counts().items())
+            print(f"store {args.store!r} at {store.path}: {counts}; state hash {store.state_hash()}")
+    return 0
+
+
+def cmd_chat(args: argparse.Namespace) -> int:
+    from assistant.chat import SearchChat, run_repl
+
+    run_repl(SearchChat(_open_search(args.store)), args.store)
+    return 0
+
+
+COMMANDS = {"index": cmd_index, "search": cmd_search, "store": cmd_store, "chat": cmd_chat}
+
+
+def main(argv: list[str] | None = None) -> int:
+    enforce_offline()
+    args = build_parser().parse_args(argv)
+    try:
+        return COMMANDS[args.command](args)
+    except _user_errors() as exc:
+        print(f"shopassist {args.command}: {exc}", file=sys.stderr)
+        return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,73 @@
+"""Store packs: a retailer's data as shipped files — catalog, customers, orders and policy text.
+
+A pack is a folder holding `products.json`, `users.json` and `orders.json` in the document shapes of
+docs/tau-retail-spec.md §1, plus an optional `policy.md`. Packs live in `data/stores/<name>/`; any other
+folder with the same files works too (`StorePack.from_dir`).
+"""
+
+import json
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from assistant.config import STORES_DIR
+
+DOCUMENTS = ("products", "users", "orders")
+
+
+class StorePackError(ValueError):
+    """A pack is missing or malformed; the message says which file and what is wrong."""
+
+
+@dataclass(frozen=True)
+class StorePack:
+    name: str
+    root: Path
+
+    @classmethod
+    def from_dir(cls, root: Path, name: str | None = None) -> "StorePack":
+        root = Path(root)
+        missing = [f"{doc}.json" for doc in DOCUMENTS if not (root / f"{doc}.json").is_file()]
+        if missing:
+            raise StorePackError(f"store pack {root} lacks {', '.join(missing)}")
+        return cls(name=name or root.name, root=root)
+
+    @property
+    def policy_path(self) -> Path | None:
+        path = self.root / "policy.md"
+        return path if path.is_file() else None
+
+    def read_documents(self) -> dict[str, dict[str, Any]]:
+        """The three documents, in file order, with JSON ints and floats kept apart."""
+        docs = {}
+        for doc in DOCUMENTS:
+            path = self.root / f"{doc}.json"
+            try:
+                value = json.loads(path.read_text(encoding="utf-8"))
+            except json.JSONDecodeError as exc:
+                raise StorePackError(f"{path}: not valid JSON ({exc})") from None
+            if not isinstance(value, dict):
+                raise StorePackError(f"{path}: expected a JSON object keyed by id, got {type(value).__name__}")
+            docs[doc] = value
+        _check_references(docs)
+        return docs
+
+
+def _check_references(docs: dict[str, dict[str, Any]]) -> None:
+    for order_id, order in docs["orders"].items():
+        if order.get("user_id") not in docs["users"]:
+            raise StorePackError(f"orders.json: order {order_id} names unknown user {order.get('user_id')!r}")
+    for product_id, product in docs["products"].items():
+        if not isinstance(product.get("variants"), dict) or "name" not in product:
+            raise StorePackError(f"products.json: product {product_id} needs 'name' and 'variants'")
+
+
+def list_packs() -> list[str]:
+    return sorted(p.name for p in STORES_DIR.iterdir() if (p / "products.json").is_file())
+
+
+def get_pack(name: str) -> StorePack:
+    root = STORES_DIR / name
+    if not root.is_dir():
+        raise StorePackError(f"unknown store {name!r}; shipped stores: {', '.join(list_packs())}")
+    return StorePack.from_dir(root, name)

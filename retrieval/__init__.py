@@ -1,0 +1,1 @@
+"""Retrieval: the product catalog, embeddings, the Chroma index, lexical matching and product search."""

@@ -1,0 +1,95 @@
+"""Shared fixtures: the shipped tau-retail pack, a fresh store per test, one indexed catalog per session."""
+
+import os
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from assistant.offline import enforce_offline
+
+enforce_offline()
+
+from assistant.store import Store, get_pack  # noqa: E402
+from retrieval.catalog import items_from_products  # noqa: E402
+
+TESTS = Path(__file__).parent
+DATA = TESTS / "data"
+# docs/tau-retail-spec.md §3.2: hash of the freshly loaded shipped state
+INITIAL_HASH = "5a4b2cb59f4d12dea7e4adff24a7f8fada510ead49372ea4a729a82bbb5f49b5"
+
+
+@pytest.fixture(autouse=True)
+def _isolated_state(tmp_path_factory, monkeypatch):
+    """Nothing a test does touches the developer's ./.shopassist or a configured Chroma server."""
+    monkeypatch.setenv("SHOPASSIST_STATE_DIR", str(tmp_path_factory.mktemp("state")))
+    monkeypatch.delenv("SHOPASSIST_CHROMA_URL", raising=False)
+
+
+@pytest.fixture(scope="session")
+def pack():
+    return get_pack("tau-retail")
+
+
+@pytest.fixture(scope="session")
+def tau_items(pack):
+    return items_from_products(pack.read_documents()["products"])
+
+
+@pytest.fixture
+def store(tmp_path, pack):
+    with Store(tmp_path / "store.sqlite3", pack) as s:
+        yield s
+
+
+@pytest.fixture(scope="session")
+def embedder():
+    from retrieval.embeddings import PackagedMiniLM
+
+    return PackagedMiniLM()
+
+
+@pytest.fixture(scope="session")
+def tau_collection(tmp_path_factory, tau_items, embedder):
+    from retrieval.chroma_index import chroma_client, index_catalog, open_collection
+
+    collection = open_collection(chroma_client(tmp_path_factory.mktemp("chroma")), "tau-retail", embedder)
+    index_catalog(collection, tau_items, progress=False)
+    return collection
+
+
+@pytest.fixture(scope="session")
+def search(tau_collection, embedder):
+    from retrieval.search import ProductSearch
+
+    return ProductSearch(tau_collection, embedder)
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def run_python(code: str, env: dict[str, str] | None = None, timeout: float = 180) -> subprocess.CompletedProcess:
+    """Run `code` in a fresh interpreter from the project root (so a reopen really is a new process)."""
+    return subprocess.run(
+        [sys.executable, "-c", code],
+        cwd=TESTS.parent,
+        env={**os.environ, **(env or {})},
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+    )
+
+
+def wait_for(predicate, timeout: float, what: str) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if predicate():
+            return
+        time.sleep(0.2)
+    raise TimeoutError(f"timed out after {timeout:.0f} s waiting for {what}")

@@ -1,0 +1,23 @@
+import re
+
+from assistant.chat import SearchChat, parse_request
+
+
+def test_parse_request_reads_price_bounds():
+    assert parse_request("red t-shirt under $50") == parse_request("red t-shirt under 50")
+    req = parse_request("a backpack over $150 but below 210.50 please")
+    assert (req.min_price, req.max_price) == (150.0, 210.5)
+    assert "150" not in req.query and "backpack" in req.query
+    assert parse_request("hiking boots").max_price is None
+
+
+def test_reply_lists_real_items_within_the_bound(search, tau_items):
+    prices = {i.item_id: i.price for i in tau_items}
+    reply = SearchChat(search, k=4).reply("hiking boots under $245")
+    ids = re.findall(r"\[item (\d+)\]", reply)
+    assert len(ids) == 4 and all(prices[i] <= 245 for i in ids)
+
+
+def test_reply_to_bad_input_is_a_message(search):
+    assert SearchChat(search).reply("x" * 5000).startswith("Sorry, I can't search for that")
+    assert "found nothing" in SearchChat(search).reply("laptop under $1")

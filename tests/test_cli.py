@@ -1,0 +1,101 @@
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from conftest import DATA, INITIAL_HASH, TESTS
+
+from assistant.cli import main
+
+SHOPASSIST = str(Path(sys.executable).parent / "shopassist")
+
+
+@pytest.fixture
+def small_index(capsys):
+    assert main(["index", "--catalog", str(DATA / "catalog_small.jsonl"), "--name", "small"]) == 0
+    assert "indexed 5 items into 'catalog-small'" in capsys.readouterr().out
+    return "small"
+
+
+def test_index_twice_is_a_no_op(small_index, capsys):
+    assert main(["index", "--catalog", str(DATA / "catalog_small.jsonl"), "--name", "small"]) == 0
+    assert "is up to date (5 items)" in capsys.readouterr().out
+
+
+def test_search_with_filters_prints_json_lines(small_index, capsys):
+    rc = main(["search", "boots for a long hike", "--store", "small", "--json", "--option", "color=brown"])
+    assert rc == 0
+    rows = [json.loads(line) for line in capsys.readouterr().out.splitlines()]
+    assert [r["item_id"] for r in rows] == ["sku-003"]
+    assert rows[0]["options"] == {"color": "brown", "size": "42"} and rows[0]["price"] == 179.0
+
+
+def test_search_excludes_unavailable_unless_asked(small_index, capsys):
+    main(["search", "trail running shoe", "--store", "small", "--json", "--category", "shoes"])
+    assert [json.loads(x)["item_id"] for x in capsys.readouterr().out.splitlines()] == ["sku-001"]
+    main(["search", "trail running shoe", "--store", "small", "--json", "--category", "shoes", "--include-unavailable"])
+    assert len(capsys.readouterr().out.splitlines()) == 2
+
+
+@pytest.mark.parametrize(
+    "argv, message",
+    [
+        (["search", "", "--store", "small"], "query is empty"),
+        (["search", "shoe", "--store", "small", "--max-price", "-1"], "at least 0"),
+        (["search", "shoe", "--store", "small", "--option", "colour=red"], "unknown option 'colour'"),
+        (["search", "shoe", "--store", "never-indexed"], "is not indexed yet: run `shopassist index`"),
+        (["store", "info", "--store", "nope"], "unknown store 'nope'; shipped stores: tau-retail"),
+    ],
+)
+def test_user_errors_exit_2_with_one_line(small_index, capsys, argv, message):
+    assert main(argv) == 2
+    err = capsys.readouterr().err
+    assert message in err and len(err.strip().splitlines()) == 1
+
+
+def test_bad_catalog_file_names_the_line(tmp_path, capsys):
+    bad = tmp_path / "bad.jsonl"
+    bad.write_text('{"id": "1", "title": "t", "category": "c", "price": 1}\n{"id": "2"}\n')
+    assert main(["index", "--catalog", str(bad)]) == 2
+    assert "bad.jsonl line 2: missing required field 'title'" in capsys.readouterr().err
+
+
+def test_store_commands(tmp_path, capsys):
+    assert main(["store", "hash"]) == 0
+    assert capsys.readouterr().out.strip() == INITIAL_HASH
+    assert main(["store", "export", str(tmp_path / "out")]) == 0
+    assert sorted(p.name for p in (tmp_path / "out").iterdir()) == ["orders.json", "products.json", "users.json"]
+    from assistant.store import Store
+
+    with Store.open() as store:  # the same database the CLI uses (SHOPASSIST_STATE_DIR)
+        order = store.order("#W6779827")
+        order["status"] = "cancelled"
+        with store.transaction() as tx:
+            tx.put_order(order)
+    main(["store", "info"])
+    assert INITIAL_HASH not in capsys.readouterr().out
+    assert main(["store", "reset"]) == 0
+    main(["store", "hash"])
+    assert capsys.readouterr().out.splitlines()[-1] == INITIAL_HASH
+
+
+def _run(args: list[str], stdin: str = "") -> subprocess.CompletedProcess:
+    return subprocess.run(
+        [SHOPASSIST, *args],
+        input=stdin,
+        cwd=TESTS.parent,
+        env=dict(os.environ),
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+
+
+def test_console_script_search_and_chat(small_index):
+    proc = _run(["search", "x" * 10_000, "--store", "small"])
+    assert proc.returncode == 2 and "Traceback" not in proc.stderr and "limit is 1000" in proc.stderr
+    proc = _run(["chat", "--store", "small"], stdin="a hiking boot under $200\n\nquit\n")
+    assert proc.returncode == 0, proc.stderr
+    assert "[item sku-003]" in proc.stdout and "Traceback" not in proc.stderr

@@ -1,0 +1,1 @@
+"""The Gradio app for shoppers and customer-service agents (issue #8)."""
