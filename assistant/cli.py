@@ -9,12 +9,13 @@ from assistant.offline import enforce_offline
 
 
 def _user_errors() -> tuple[type[Exception], ...]:
+    from assistant.evaluation import TaskFileError
     from assistant.store import StorePackError
     from retrieval.catalog import CatalogError
     from retrieval.chroma_index import IndexMissingError
     from retrieval.search import SearchInputError
 
-    return (StorePackError, CatalogError, IndexMissingError, SearchInputError)
+    return (StorePackError, CatalogError, IndexMissingError, SearchInputError, TaskFileError)
 
 
 def _option(text: str) -> tuple[str, str]:
@@ -54,6 +55,21 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("out_dir", nargs="?", type=Path, help="for export: folder for the three JSON documents")
     p.add_argument("--store", default=DEFAULT_STORE)
 
+    p = sub.add_parser("eval", help="evaluate an agent on customer-service tasks (docs/EVALUATION.md)")
+    p.add_argument("what", choices=["tasks"])
+    p.add_argument("--file", type=Path, required=True, help="tasks JSON in the tau-retail task format")
+    p.add_argument(
+        "--agent",
+        choices=["oracle", "talk-only"],
+        required=True,
+        help="oracle: replays the gold actions (upper bound); talk-only: never calls a tool (floor)",
+    )
+    p.add_argument("--trials", type=int, default=1, help="trials per task; pass^k is reported for k = 1..trials")
+    p.add_argument("--limit", type=int, default=0, help="first N tasks only (0 = all)")
+    p.add_argument("--out", type=Path, help="results JSONL, appended per trial; re-running resumes")
+    p.add_argument("--max-turns", type=int, default=10)
+    p.add_argument("--store", default=DEFAULT_STORE)
+
     p = sub.add_parser("chat", help="chat in the terminal")
     p.add_argument("--store", default=DEFAULT_STORE)
     return parser
@@ -62,6 +78,7 @@ def build_parser() -> argparse.ArgumentParser:
 def cmd_index(args: argparse.Namespace) -> int:
     from retrieval.catalog import items_from_products, read_catalog_file
     from retrieval.chroma_index import chroma_client, index_catalog, open_collection
+    from retrieval.embeddings import PackagedMiniLM
 
     if args.catalog:
         items, name = read_catalog_file(args.catalog), args.name or args.catalog.stem
@@ -69,8 +86,9 @@ def cmd_index(args: argparse.Namespace) -> int:
         from assistant.store import get_pack
 
         items, name = items_from_products(get_pack(args.store).read_documents()["products"]), args.store
-    collection = open_collection(chroma_client(), name)
-    report = index_catalog(collection, items, batch_size=args.batch_size, force=args.force)
+    embedder = PackagedMiniLM()
+    collection = open_collection(chroma_client(), name, embedder)
+    report = index_catalog(collection, items, batch_size=args.batch_size, force=args.force, embedder=embedder)
     if report.skipped:
         print(f"index {collection.name!r} is up to date ({report.items} items)")
     else:
@@ -135,7 +153,34 @@ def cmd_chat(args: argparse.Namespace) -> int:
     return 0
 
 
-COMMANDS = {"index": cmd_index, "search": cmd_search, "store": cmd_store, "chat": cmd_chat}
+def cmd_eval(args: argparse.Namespace) -> int:
+    import tempfile
+
+    from assistant.agent import Agent
+    from assistant.evaluation import Evaluator, load_tasks, summarize
+    from assistant.scripted_models import OracleModel, TalkOnlyModel
+    from assistant.store import get_pack
+
+    if args.trials < 1 or args.limit < 0 or args.max_turns < 1:
+        raise SystemExit("shopassist eval: --trials and --max-turns must be ≥ 1, --limit ≥ 0")
+    tasks = load_tasks(args.file)
+    indices = list(range(len(tasks)))[: args.limit or None]
+
+    def make_agent(session, task, store):
+        if args.agent == "oracle":
+            model = OracleModel(store.user(task.user_id)["email"], list(task.actions), list(task.outputs))
+        else:
+            model = TalkOnlyModel()
+        return Agent(model, session, system_prompt="")
+
+    with tempfile.TemporaryDirectory(prefix="shopassist-eval-") as work:
+        evaluator = Evaluator(get_pack(args.store), Path(work), make_agent, max_turns=args.max_turns)
+        results = evaluator.run(tasks, indices, trials=args.trials, out=args.out)
+    print(json.dumps(summarize(results, args.trials), indent=2))
+    return 0
+
+
+COMMANDS = {"index": cmd_index, "search": cmd_search, "store": cmd_store, "eval": cmd_eval, "chat": cmd_chat}
 
 
 def main(argv: list[str] | None = None) -> int:

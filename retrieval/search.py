@@ -14,7 +14,7 @@ from typing import Any, Literal
 import numpy as np
 
 from retrieval.catalog import CatalogItem, option_field
-from retrieval.chroma_index import FINGERPRINT_KEY, IndexMissingError
+from retrieval.chroma_index import FINGERPRINT_KEY, IndexMissingError, get_all
 from retrieval.embeddings import PackagedMiniLM
 from retrieval.lexical import LexicalIndex
 
@@ -110,17 +110,9 @@ class CatalogSnapshot:
         self.position = {item_id: i for i, item_id in enumerate(ids)}
 
     @classmethod
-    def from_collection(cls, collection, page: int = 5000) -> "CatalogSnapshot":
-        ids: list[str] = []
-        documents: list[str] = []
-        metadatas: list[dict[str, Any]] = []
-        total = collection.count()
-        for offset in range(0, total, page):
-            got = collection.get(include=["documents", "metadatas"], limit=page, offset=offset)
-            ids += got["ids"]
-            documents += got["documents"]
-            metadatas += got["metadatas"]
-        return cls(ids, documents, metadatas)
+    def from_collection(cls, collection) -> "CatalogSnapshot":
+        got = get_all(collection, include=["documents", "metadatas"])
+        return cls(got["ids"], got["documents"], got["metadatas"])
 
     def option_keys_for(self, category: str | None) -> list[str]:
         rows = np.flatnonzero(self.category == category) if category else range(len(self.items))

@@ -57,7 +57,7 @@ def tau_collection(tmp_path_factory, tau_items, embedder):
     from retrieval.chroma_index import chroma_client, index_catalog, open_collection
 
     collection = open_collection(chroma_client(tmp_path_factory.mktemp("chroma")), "tau-retail", embedder)
-    index_catalog(collection, tau_items, progress=False)
+    index_catalog(collection, tau_items, progress=False, embedder=embedder)
     return collection
 
 

@@ -82,3 +82,12 @@ def test_a_new_process_reopens_the_collection_with_the_registered_embedding(tmp_
     assert result["ef"] == "packaged-minilm"
     names = {i.item_id: i.title for i in tau_items}
     assert [names[i] for i in result["ids"]] == ["Hiking Boots"] * 3
+
+
+def test_get_all_reads_in_pages(small_collection, tau_items):
+    from retrieval.chroma_index import get_all
+
+    index_catalog(small_collection, tau_items[:40], progress=False)
+    got = get_all(small_collection, include=["metadatas"], page=7)
+    assert sorted(got["ids"]) == sorted(i.item_id for i in tau_items[:40])
+    assert [m["item_id"] for m in got["metadatas"]] == got["ids"]

@@ -122,3 +122,20 @@ def test_pack_errors_name_the_file(tmp_path):
     (tmp_path / "users.json").write_text("{not json")
     with pytest.raises(StorePackError, match="users.json: not valid JSON"):
         StorePack.from_dir(tmp_path).read_documents()
+
+
+def test_cached_hash_equals_the_reference_procedure(store):
+    assert store.state_hash() == state_hash(store.export_state()) == INITIAL_HASH
+    order = store.order("#W6779827")
+    order["payment_history"].append({"transaction_type": "refund", "amount": 17, "payment_method_id": "x'y\\"})
+    with store.transaction() as tx:
+        tx.put_order(order)
+    assert store.state_hash() == state_hash(store.export_state()) != INITIAL_HASH
+    order["payment_history"][-1]["amount"] = 17.0  # int vs float must still differ
+    with store.transaction() as tx:
+        tx.put_order(order)
+    first = store.state_hash()
+    assert first == state_hash(store.export_state())
+    assert state_hash({"users": {}, "orders": {}, "products": {}}) == store._hasher.hash_rows(
+        {"users": [], "orders": [], "products": []}
+    )

@@ -18,7 +18,7 @@ from pathlib import Path
 from typing import Any
 
 from assistant.store.packs import StorePack
-from assistant.store.state_hash import state_hash
+from assistant.store.state_hash import StateHasher
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
@@ -37,8 +37,8 @@ CREATE INDEX IF NOT EXISTS orders_user ON orders(user_id);
 """
 
 
-class StoreError(RuntimeError):
-    """Misuse of the store by our own code (e.g. a write outside a transaction)."""
+# One cache for every Store in the process: the evaluator opens a fresh store per trial.
+SHARED_HASHER = StateHasher()
 
 
 def _user_row(user_id: str, pos: int, user: dict[str, Any]) -> tuple:
@@ -106,6 +106,7 @@ class Store:
         self.pack = pack
         self.path.parent.mkdir(parents=True, exist_ok=True)
         self._lock = threading.RLock()
+        self._hasher = SHARED_HASHER
         self._conn = sqlite3.connect(self.path, isolation_level=None, check_same_thread=False)
         self._conn.execute("PRAGMA journal_mode=WAL")
         self._conn.execute("PRAGMA synchronous=FULL")
@@ -137,15 +138,31 @@ class Store:
 
     @contextmanager
     def transaction(self) -> Iterator[StoreWriter]:
-        """All writes inside the block commit together; an exception rolls every one of them back."""
+        """All writes inside the block commit together; an exception rolls every one of them back.
+
+        Inside another transaction (or a `dry_run`) it becomes a savepoint of the outer one.
+        """
         with self._lock:
-            self._conn.execute("BEGIN IMMEDIATE")
+            nested = self._conn.in_transaction
+            self._conn.execute("SAVEPOINT inner" if nested else "BEGIN IMMEDIATE")
             try:
                 yield StoreWriter(self._conn)
             except BaseException:
-                self._conn.execute("ROLLBACK")
+                self._conn.execute("ROLLBACK TO inner" if nested else "ROLLBACK")
+                if nested:
+                    self._conn.execute("RELEASE inner")
                 raise
-            self._conn.execute("COMMIT")
+            self._conn.execute("RELEASE inner" if nested else "COMMIT")
+
+    @contextmanager
+    def dry_run(self) -> Iterator[None]:
+        """Run writes for real inside the block, then roll all of them back: previews a write's effect."""
+        with self._lock:
+            self._conn.execute("BEGIN IMMEDIATE")
+            try:
+                yield
+            finally:
+                self._conn.execute("ROLLBACK")
 
     def reset(self) -> None:
         """Restore the pack's shipped state, atomically."""
@@ -217,20 +234,29 @@ class Store:
 
     # -- export ---------------------------------------------------------------------------------------
 
-    def export_state(self) -> dict[str, dict[str, Any]]:
-        """The state as the three τ-bench documents, read in one consistent snapshot."""
+    @contextmanager
+    def _snapshot(self) -> Iterator[None]:
+        """Reads inside see one consistent state, even if another process writes meanwhile."""
         with self._lock:
-            own_snapshot = not self._conn.in_transaction
-            if own_snapshot:
-                self._conn.execute("BEGIN")  # other processes may write between the three reads
+            own = not self._conn.in_transaction
+            if own:
+                self._conn.execute("BEGIN")
             try:
-                return {"orders": self.orders(), "products": self.products(), "users": self.users()}
+                yield
             finally:
-                if own_snapshot:
+                if own:
                     self._conn.execute("COMMIT")
 
+    def export_state(self) -> dict[str, dict[str, Any]]:
+        """The state as the three τ-bench documents, read in one consistent snapshot."""
+        with self._snapshot():
+            return {"orders": self.orders(), "products": self.products(), "users": self.users()}
+
     def state_hash(self) -> str:
-        return state_hash(self.export_state())
+        """τ-bench's hash of the whole state; equals `state_hash(self.export_state())`, cached per record."""
+        with self._snapshot():
+            rows = {table: self._query_all(f"SELECT {key}, doc FROM {table}") for table, key in self._KEYS.items()}
+        return self._hasher.hash_rows(rows)
 
     def export_to_dir(self, out_dir: Path) -> list[Path]:
         out_dir = Path(out_dir)

@@ -1,0 +1,68 @@
+"""The agent loop: one customer message in, one reply out, with at most `max_steps` tool calls between.
+
+Each step the model either calls one tool or writes to the customer (a terminal action); the
+hand-over tool `transfer_to_human_agents` ends the conversation. Tool calls go through the
+conversation's `PolicySession`, so refusals, unknown tools and bad arguments come back to the model as
+observations. All state lives in the `Agent` instance: one per conversation, nothing global.
+"""
+
+from dataclasses import dataclass, field
+from typing import Protocol
+
+from assistant.messages import ChatMessage
+from assistant.policy import PolicySession
+
+STEP_LIMIT_REPLY = "I'm sorry, I couldn't finish that on my own. Could you rephrase, or ask for a human agent?"
+TRANSFER_REPLY = "I've passed your request to a human colleague, who will continue from here."
+
+
+class Model(Protocol):
+    def generate(self, messages: list[ChatMessage], tools: list[dict] | None = None) -> ChatMessage: ...
+
+
+@dataclass
+class Turn:
+    reply: str
+    steps: int  # model calls in this turn
+    tool_calls: int
+    transferred: bool = False
+    hit_step_limit: bool = False
+
+
+@dataclass
+class Agent:
+    model: Model
+    session: PolicySession
+    system_prompt: str
+    max_steps: int = 8
+    messages: list[ChatMessage] = field(default_factory=list)
+    done: bool = False  # transferred to a human: the model no longer answers
+
+    def __post_init__(self) -> None:
+        if not self.messages:
+            self.messages.append(ChatMessage("system", self.system_prompt))
+
+    def respond(self, customer_message: str) -> Turn:
+        if self.done:
+            return Turn(TRANSFER_REPLY, 0, 0, transferred=True)
+        self.messages.append(ChatMessage("user", customer_message))
+        settled = self.session.on_customer_message(customer_message)
+        if settled is not None:  # the customer confirmed or declined a pending write
+            self.messages.append(ChatMessage("tool", settled, name=self.session.trace[-1].name))
+
+        schemas = self.session.registry.schemas()
+        calls = 0
+        for step in range(1, self.max_steps + 1):
+            message = self.model.generate(self.messages, tools=schemas)
+            self.messages.append(message)
+            if message.tool_call is None:
+                return Turn(message.content, step, calls)
+            calls += 1
+            call = message.tool_call
+            observation = self.session.call(call.name, call.arguments)
+            self.messages.append(ChatMessage("tool", observation, name=call.name))
+            if call.name in self.session.registry and self.session.registry.get(call.name).terminal:
+                self.done = True
+                return Turn(TRANSFER_REPLY, step, calls, transferred=True)
+        self.messages.append(ChatMessage("assistant", STEP_LIMIT_REPLY))
+        return Turn(STEP_LIMIT_REPLY, self.max_steps, calls, hit_step_limit=True)

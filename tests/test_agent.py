@@ -1,0 +1,89 @@
+from assistant.agent import STEP_LIMIT_REPLY, Agent
+from assistant.messages import ChatMessage, ToolCall
+from assistant.policy import PolicySession
+from assistant.tools import ToolContext, ToolRegistry
+
+
+class ScriptedModel:
+    """Returns the given messages in order and records what it was shown."""
+
+    def __init__(self, *replies: ChatMessage):
+        self.replies = list(replies)
+        self.seen: list[list[ChatMessage]] = []
+
+    def generate(self, messages, tools=None):
+        self.seen.append(list(messages))
+        assert tools and {t["function"]["name"] for t in tools} >= {"search_products", "cancel_pending_order"}
+        return self.replies.pop(0)
+
+
+def call(name, **arguments):
+    return ChatMessage("assistant", tool_call=ToolCall(name, arguments))
+
+
+def say(text):
+    return ChatMessage("assistant", text)
+
+
+def make_agent(store, model, max_steps=8):
+    return Agent(model, PolicySession(ToolRegistry(), ToolContext(store)), "policy", max_steps=max_steps)
+
+
+def test_a_tool_call_then_a_reply(store):
+    email = store.user("ethan_lopez_6291")["email"]
+    agent = make_agent(store, ScriptedModel(call("find_user_id_by_email", email=email), say("Hi Ethan")))
+    turn = agent.respond(f"I'm {email}")
+    assert (turn.reply, turn.steps, turn.tool_calls, turn.transferred) == ("Hi Ethan", 2, 1, False)
+    assert [m.role for m in agent.messages] == ["system", "user", "assistant", "tool", "assistant"]
+    assert agent.messages[3].content == "ethan_lopez_6291" and agent.messages[3].name == "find_user_id_by_email"
+
+
+def test_mistakes_go_back_to_the_model_as_observations(store):
+    model = ScriptedModel(call("fly_to_moon"), call("get_order_details", order="#W1"), say("sorry"))
+    agent = make_agent(store, model)
+    turn = agent.respond("hello")
+    assert turn.reply == "sorry" and turn.tool_calls == 2
+    observations = [m.content for m in agent.messages if m.role == "tool"]
+    assert observations[0].startswith("Error: unknown tool 'fly_to_moon'")
+    assert "unexpected argument(s) order" in observations[1]
+    assert [r.outcome for r in agent.session.trace] == ["invalid", "invalid"]
+
+
+def test_the_step_bound_ends_a_runaway_turn(store):
+    agent = make_agent(store, ScriptedModel(*[call("think", thought="hmm")] * 3), max_steps=3)
+    turn = agent.respond("hello")
+    assert turn.hit_step_limit and turn.reply == STEP_LIMIT_REPLY and turn.tool_calls == 3
+
+
+def test_transfer_ends_the_conversation(store):
+    model = ScriptedModel(call("transfer_to_human_agents", summary="wants a person"))
+    agent = make_agent(store, model)
+    assert agent.respond("a human please").transferred
+    assert agent.respond("hello?").transferred and model.replies == []  # the model is not asked again
+
+
+def test_confirmation_reaches_the_model_as_an_observation(store):
+    email = store.user("ethan_lopez_6291")["email"]
+    model = ScriptedModel(
+        call("find_user_id_by_email", email=email),
+        call("cancel_pending_order", order_id="#W6779827", reason="no longer needed"),
+        say("Shall I cancel it?"),
+        say("It is cancelled."),
+    )
+    agent = make_agent(store, model)
+    assert agent.respond(f"{email}: cancel #W6779827").reply == "Shall I cancel it?"
+    assert store.order("#W6779827")["status"] == "pending"
+    assert agent.respond("yes").reply == "It is cancelled."
+    assert store.order("#W6779827")["status"] == "cancelled"
+    shown = model.seen[-1]
+    assert shown[-2].role == "user" and shown[-1].role == "tool" and '"status": "cancelled"' in shown[-1].content
+
+
+def test_conversations_do_not_share_state(store):
+    email = store.user("ethan_lopez_6291")["email"]
+    a = make_agent(store, ScriptedModel(call("find_user_id_by_email", email=email), say("ok")))
+    b = make_agent(store, ScriptedModel(call("get_order_details", order_id="#W6779827"), say("who are you?")))
+    a.respond("hi")
+    b.respond("show me #W6779827")
+    assert a.session.user_id == "ethan_lopez_6291" and b.session.user_id is None
+    assert b.session.trace[0].outcome == "refused" and len(a.messages) == 5 and len(b.messages) == 5
