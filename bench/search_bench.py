@@ -185,7 +185,10 @@ def speed(size: int, base: list[CatalogItem], embedder: PackagedMiniLM, n_querie
     result["hnsw_recall@10_vs_exact"] = statistics.mean(overlap)
     search = ProductSearch(collection, embedder)
     search.snapshot  # noqa: B018  (build the BM25 snapshot outside the timing)
-    result["query"]["shopassist fused search (embed + chroma + BM25)"] = timed(
+    result["query"]["shopassist search, dense (embed + chroma), in stock"] = timed(
+        lambda t: search.search(t, k=k, mode="dense"), texts[: min(len(texts), 100)]
+    )
+    result["query"]["shopassist search, fused (embed + chroma + BM25), in stock, price <= median"] = timed(
         lambda t: search.search(t, max_price=cap, k=k), texts[: min(len(texts), 100)]
     )
     return result

@@ -23,6 +23,9 @@ MODES: tuple[Mode, ...] = ("fused", "dense", "lexical")
 MAX_QUERY_CHARS = 1000
 MAX_K = 50
 RRF_K = 60  # reciprocal-rank-fusion constant (Cormack et al. 2009)
+OVERFETCH = 2  # fetch twice the neighbours a filter is expected to leave
+MAX_OVERFETCH = 1000  # beyond this, restrict the query to the passing ids instead
+MAX_ID_FILTER = 5000  # beyond this, let Chroma evaluate the `where` clause
 
 
 class SearchInputError(ValueError):
@@ -260,14 +263,33 @@ class ProductSearch:
         return [self._hit(item_id, scores[item_id]) for item_id in best]
 
     def _dense(self, text: str, filters: SearchFilters, depth: int) -> list[str]:
-        vector = self.embedder.encode([text])[0]
-        result = self.collection.query(
-            query_embeddings=[vector.tolist()],
-            n_results=min(depth, len(self.snapshot.ids)),
-            where=filters.where(),
-            include=[],
-        )
-        return result["ids"][0]
+        """Nearest items that pass the filters.
+
+        Chroma's `where` filters cost 50-400 ms at 20k-100k items (docs/BENCHMARKS.md), so filters are
+        applied here instead: a broad filter over-fetches unfiltered neighbours and keeps those that
+        pass; a narrow one restricts the query to the passing ids.
+        """
+        snap = self.snapshot
+        mask = filters.mask(snap)
+        allowed = int(mask.sum())
+        if allowed == 0:
+            return []
+        vector = self.embedder.encode([text])[0].tolist()
+        total = len(snap.ids)
+        fetch = min(total, math.ceil(OVERFETCH * depth * total / allowed))
+        if fetch <= MAX_OVERFETCH:
+            found = self.collection.query(query_embeddings=[vector], n_results=fetch, include=[])["ids"][0]
+            kept = [i for i in found if mask[snap.position[i]]]
+            if len(kept) >= min(depth, allowed) or fetch == total:
+                return kept[:depth]
+        if allowed <= MAX_ID_FILTER:
+            ids = [snap.ids[i] for i in np.flatnonzero(mask)]
+            return self.collection.query(query_embeddings=[vector], n_results=min(depth, allowed), ids=ids, include=[])[
+                "ids"
+            ][0]
+        return self.collection.query(
+            query_embeddings=[vector], n_results=min(depth, allowed), where=filters.where(), include=[]
+        )["ids"][0]
 
     def _lexical(self, text: str, filters: SearchFilters, depth: int) -> list[str]:
         snap = self.snapshot

@@ -24,6 +24,19 @@ def _order(ctx: ToolContext, order_id: str) -> dict:
     return order
 
 
+def _order_in_status(ctx: ToolContext, order_id: str, status: str, refusal: str) -> dict:
+    """The order, if its status is exactly `status` (the only check write tools make on status)."""
+    order = _order(ctx, order_id)
+    if order["status"] != status:
+        raise ToolError(refusal)
+    return order
+
+
+def _address(address1: str, address2: str, city: str, state: str, country: str, zip: str) -> dict[str, str]:
+    """An address as tools write it (this key order, unlike the shipped files')."""
+    return {"address1": address1, "address2": address2, "city": city, "state": state, "country": country, "zip": zip}
+
+
 def _payment_method(user: dict, payment_method_id: str) -> dict:
     if payment_method_id not in user["payment_methods"]:
         raise ToolError("payment method not found")
@@ -138,9 +151,7 @@ def cancel_pending_order(ctx: ToolContext, order_id: str, reason: CancelReason) 
         reason: Why the customer cancels: 'no longer needed' or 'ordered by mistake'.
     """
     with ctx.store.transaction() as tx:
-        order = _order(ctx, order_id)
-        if order["status"] != "pending":
-            raise ToolError("non-pending order cannot be cancelled")
+        order = _order_in_status(ctx, order_id, "pending", "non-pending order cannot be cancelled")
         if reason not in CANCEL_REASONS:
             raise ToolError("invalid reason")
         user = ctx.store.user(order["user_id"])
@@ -173,9 +184,7 @@ def exchange_delivered_order_items(
         payment_method_id: Pays or receives the price difference, such as 'gift_card_0000000'.
     """
     with ctx.store.transaction() as tx:
-        order = _order(ctx, order_id)
-        if order["status"] != "delivered":
-            raise ToolError("non-delivered order cannot be exchanged")
+        order = _order_in_status(ctx, order_id, "delivered", "non-delivered order cannot be exchanged")
         _check_item_counts(order, item_ids)
         difference = round(_price_difference(ctx, order, item_ids, new_item_ids), 2)
         method = _payment_method(ctx.store.user(order["user_id"]), payment_method_id)
@@ -206,17 +215,8 @@ def modify_pending_order_address(
         zip: Zip code, such as '12345'.
     """
     with ctx.store.transaction() as tx:
-        order = _order(ctx, order_id)
-        if order["status"] != "pending":
-            raise ToolError("non-pending order cannot be modified")
-        order["address"] = {
-            "address1": address1,
-            "address2": address2,
-            "city": city,
-            "state": state,
-            "country": country,
-            "zip": zip,
-        }
+        order = _order_in_status(ctx, order_id, "pending", "non-pending order cannot be modified")
+        order["address"] = _address(address1, address2, city, state, country, zip)
         tx.put_order(order)
     return json.dumps(order)
 
@@ -235,9 +235,7 @@ def modify_pending_order_items(
         payment_method_id: Pays or receives the price difference, such as 'credit_card_0000000'.
     """
     with ctx.store.transaction() as tx:
-        order = _order(ctx, order_id)
-        if order["status"] != "pending":
-            raise ToolError("non-pending order cannot be modified")
+        order = _order_in_status(ctx, order_id, "pending", "non-pending order cannot be modified")
         _check_item_counts(order, item_ids)
         difference = _price_difference(ctx, order, item_ids, new_item_ids)  # not rounded (spec quirk)
         user = ctx.store.user(order["user_id"])
@@ -273,9 +271,7 @@ def modify_pending_order_payment(ctx: ToolContext, order_id: str, payment_method
         payment_method_id: The new payment method, such as 'gift_card_0000000' or 'credit_card_0000000'.
     """
     with ctx.store.transaction() as tx:
-        order = _order(ctx, order_id)
-        if order["status"] != "pending":
-            raise ToolError("non-pending order cannot be modified")
+        order = _order_in_status(ctx, order_id, "pending", "non-pending order cannot be modified")
         user = ctx.store.user(order["user_id"])
         method = _payment_method(user, payment_method_id)
         history = order["payment_history"]
@@ -317,14 +313,7 @@ def modify_user_address(
         user = ctx.store.user(user_id)
         if user is None:
             raise ToolError("user not found")
-        user["address"] = {
-            "address1": address1,
-            "address2": address2,
-            "city": city,
-            "state": state,
-            "country": country,
-            "zip": zip,
-        }
+        user["address"] = _address(address1, address2, city, state, country, zip)
         tx.put_user(user_id, user)
     return json.dumps(user)
 
@@ -340,9 +329,7 @@ def return_delivered_order_items(ctx: ToolContext, order_id: str, item_ids: list
         payment_method_id: Receives the refund: the original payment method or a gift card.
     """
     with ctx.store.transaction() as tx:
-        order = _order(ctx, order_id)
-        if order["status"] != "delivered":
-            raise ToolError("non-delivered order cannot be returned")
+        order = _order_in_status(ctx, order_id, "delivered", "non-delivered order cannot be returned")
         _payment_method(ctx.store.user(order["user_id"]), payment_method_id)
         if (
             "gift_card" not in payment_method_id
