@@ -24,7 +24,7 @@ MAX_QUERY_CHARS = 1000
 MAX_K = 50
 RRF_K = 60  # reciprocal-rank-fusion constant (Cormack et al. 2009)
 OVERFETCH = 2  # fetch twice the neighbours a filter is expected to leave
-MAX_OVERFETCH = 1000  # beyond this, restrict the query to the passing ids instead
+MAX_OVERFETCH = 4000  # neighbours fetched at most before restricting the query (~20 ms at 100k items)
 MAX_ID_FILTER = 5000  # beyond this, let Chroma evaluate the `where` clause
 
 
@@ -255,19 +255,19 @@ class ProductSearch:
         depth = max(50, 5 * k)
         ranked: list[list[str]] = []
         if mode in ("dense", "fused"):
-            ranked.append(self._dense(text, filters, depth))
+            ranked.append(self._dense(text, filters, depth, need=k))
         if mode in ("lexical", "fused"):
             ranked.append(self._lexical(text, filters, depth))
         scores = _fuse(ranked) if len(ranked) > 1 else {i: 1.0 / (r + 1) for r, i in enumerate(ranked[0])}
         best = sorted(scores, key=scores.get, reverse=True)[:k]
         return [self._hit(item_id, scores[item_id]) for item_id in best]
 
-    def _dense(self, text: str, filters: SearchFilters, depth: int) -> list[str]:
-        """Nearest items that pass the filters.
+    def _dense(self, text: str, filters: SearchFilters, depth: int, need: int) -> list[str]:
+        """Up to `depth` nearest items that pass the filters (at least `need` of them if that many pass).
 
         Chroma's `where` filters cost 50-400 ms at 20k-100k items (docs/BENCHMARKS.md), so filters are
-        applied here instead: a broad filter over-fetches unfiltered neighbours and keeps those that
-        pass; a narrow one restricts the query to the passing ids.
+        applied here instead: unfiltered neighbours are over-fetched (growing the fetch while too few
+        pass), and only if that fails is the query restricted to the passing ids, or to the `where`.
         """
         snap = self.snapshot
         mask = filters.mask(snap)
@@ -276,20 +276,22 @@ class ProductSearch:
             return []
         vector = self.embedder.encode([text])[0].tolist()
         total = len(snap.ids)
-        fetch = min(total, math.ceil(OVERFETCH * depth * total / allowed))
-        if fetch <= MAX_OVERFETCH:
+        fetch = min(total, MAX_OVERFETCH, math.ceil(OVERFETCH * depth * total / allowed))
+        while True:
             found = self.collection.query(query_embeddings=[vector], n_results=fetch, include=[])["ids"][0]
             kept = [i for i in found if mask[snap.position[i]]]
-            if len(kept) >= min(depth, allowed) or fetch == total:
+            if len(kept) >= min(need, allowed) or fetch == total:
                 return kept[:depth]
+            if fetch >= MAX_OVERFETCH:
+                break
+            fetch = min(total, MAX_OVERFETCH, fetch * 4)
         if allowed <= MAX_ID_FILTER:
-            ids = [snap.ids[i] for i in np.flatnonzero(mask)]
-            return self.collection.query(query_embeddings=[vector], n_results=min(depth, allowed), ids=ids, include=[])[
-                "ids"
-            ][0]
-        return self.collection.query(
-            query_embeddings=[vector], n_results=min(depth, allowed), where=filters.where(), include=[]
-        )["ids"][0]
+            restrict: dict[str, Any] = {"ids": [snap.ids[i] for i in np.flatnonzero(mask)]}
+        else:
+            restrict = {"where": filters.where()}
+        return self.collection.query(query_embeddings=[vector], n_results=min(depth, allowed), include=[], **restrict)[
+            "ids"
+        ][0]
 
     def _lexical(self, text: str, filters: SearchFilters, depth: int) -> list[str]:
         snap = self.snapshot
