@@ -18,6 +18,8 @@ from retrieval.catalog import items_from_products  # noqa: E402
 
 TESTS = Path(__file__).parent
 DATA = TESTS / "data"
+# the shared tau-retail tasks (not part of the product): ../shared beside the checkout, as in CI
+TAU_TASKS = Path(os.environ.get("SHOPASSIST_SHARED_DIR", TESTS.parent.parent / "shared")) / "data" / "tau-retail"
 # docs/tau-retail-spec.md §3.2: hash of the freshly loaded shipped state
 INITIAL_HASH = "5a4b2cb59f4d12dea7e4adff24a7f8fada510ead49372ea4a729a82bbb5f49b5"
 

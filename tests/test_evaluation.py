@@ -1,8 +1,7 @@
 import json
-from pathlib import Path
 
 import pytest
-from conftest import INITIAL_HASH
+from conftest import INITIAL_HASH, TAU_TASKS
 
 from assistant.agent import Agent
 from assistant.cli import main
@@ -17,7 +16,7 @@ from assistant.evaluation import (
 )
 from assistant.scripted_models import OracleModel, TalkOnlyModel
 
-SHARED = Path(__file__).resolve().parents[2] / "shared" / "data" / "tau-retail"
+SHARED = TAU_TASKS
 
 
 def oracle(session, task, store):

@@ -1,16 +1,15 @@
 import json
 import shutil
 from collections import Counter
-from pathlib import Path
 
 import pytest
-from conftest import INITIAL_HASH
+from conftest import INITIAL_HASH, TAU_TASKS
 
 from assistant.store import Store
 from assistant.tools import ALL_TOOLS, ToolContext, ToolRegistry
 from assistant.tools.base import ToolDefinitionError, tool
 
-SHARED = Path(__file__).resolve().parents[2] / "shared" / "data" / "tau-retail"
+SHARED = TAU_TASKS
 REGISTRY = ToolRegistry()
 SPEC_ORDER = [
     "calculate",
