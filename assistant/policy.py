@@ -127,7 +127,7 @@ class PolicySession:
             preview = tool.invoke(self.ctx, arguments)
         if preview.startswith("Error"):
             return self._record(name, arguments, preview, "error")
-        self.pending = PendingWrite(name, dict(arguments), summarize(name, arguments, self.ctx))
+        self.pending = PendingWrite(name, dict(arguments), describe_write(name, arguments, self.ctx))
         message = (
             "Confirmation needed: nothing has changed yet. Tell the customer exactly what will happen and ask "
             f"them to reply yes: {self.pending.summary}"
@@ -188,7 +188,7 @@ def _address(a: dict[str, Any]) -> str:
     return ", ".join(p for p in parts if p)
 
 
-def summarize(name: str, args: dict[str, Any], ctx: ToolContext) -> str:
+def describe_write(name: str, args: dict[str, Any], ctx: ToolContext) -> str:
     """A plain-language description of a write, built from the store's real records."""
     order = ctx.store.order(args["order_id"]) if "order_id" in args else None
     if name == "cancel_pending_order":
