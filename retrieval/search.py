@@ -54,7 +54,7 @@ class SearchHit:
 
 @dataclass(frozen=True)
 class SearchFilters:
-    """Validated filters; `where()` (Chroma) and `mask()` (numpy, for BM25) express the same test."""
+    """Validated filters; `mask()` (numpy, over the catalog snapshot) and `where()` (Chroma) are the same test."""
 
     min_price: float | None = None
     max_price: float | None = None
