@@ -36,6 +36,7 @@ class Agent:
     system_prompt: str
     max_steps: int = 8
     messages: list[ChatMessage] = field(default_factory=list)
+    examples: list[ChatMessage] = field(default_factory=list)  # in-context examples, shown to the model only
     done: bool = False  # transferred to a human: the model no longer answers
 
     def __post_init__(self) -> None:
@@ -51,18 +52,21 @@ class Agent:
             self.messages.append(ChatMessage("tool", settled, name=self.session.trace[-1].name))
 
         schemas = self.session.registry.schemas()
-        calls = 0
+        made: list[tuple[str, dict]] = []  # this turn's calls
         for step in range(1, self.max_steps + 1):
-            message = self.model.generate(self.messages, tools=schemas)
+            # The same call twice in a row gets the same observation again: make the model answer instead.
+            repeating = len(made) >= 2 and made[-1] == made[-2]
+            view = self.messages[:1] + self.examples + self.messages[1:]
+            message = self.model.generate(view, tools=None if repeating else schemas)
             self.messages.append(message)
             if message.tool_call is None:
-                return Turn(message.content, step, calls)
-            calls += 1
+                return Turn(message.content, step, len(made))
             call = message.tool_call
+            made.append((call.name, call.arguments))
             observation = self.session.call(call.name, call.arguments)
             self.messages.append(ChatMessage("tool", observation, name=call.name))
             if call.name in self.session.registry and self.session.registry.get(call.name).terminal:
                 self.done = True
-                return Turn(TRANSFER_REPLY, step, calls, transferred=True)
+                return Turn(TRANSFER_REPLY, step, len(made), transferred=True)
         self.messages.append(ChatMessage("assistant", STEP_LIMIT_REPLY))
-        return Turn(STEP_LIMIT_REPLY, self.max_steps, calls, hit_step_limit=True)
+        return Turn(STEP_LIMIT_REPLY, self.max_steps, len(made), hit_step_limit=True)

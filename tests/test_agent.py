@@ -10,10 +10,13 @@ class ScriptedModel:
     def __init__(self, *replies: ChatMessage):
         self.replies = list(replies)
         self.seen: list[list[ChatMessage]] = []
+        self.offered: list[bool] = []  # whether tools were offered at each step
 
     def generate(self, messages, tools=None):
         self.seen.append(list(messages))
-        assert tools and {t["function"]["name"] for t in tools} >= {"search_products", "cancel_pending_order"}
+        self.offered.append(bool(tools))
+        if tools:
+            assert {t["function"]["name"] for t in tools} >= {"search_products", "cancel_pending_order"}
         return self.replies.pop(0)
 
 
@@ -50,9 +53,25 @@ def test_mistakes_go_back_to_the_model_as_observations(store):
 
 
 def test_the_step_bound_ends_a_runaway_turn(store):
-    agent = make_agent(store, ScriptedModel(*[call("think", thought="hmm")] * 3), max_steps=3)
+    agent = make_agent(store, ScriptedModel(*[call("think", thought=f"hmm {i}") for i in range(3)]), max_steps=3)
     turn = agent.respond("hello")
     assert turn.hit_step_limit and turn.reply == STEP_LIMIT_REPLY and turn.tool_calls == 3
+
+
+def test_a_call_repeated_twice_makes_the_next_step_a_reply(store):
+    model = ScriptedModel(
+        call("get_order_details", order_id="#W1"), call("get_order_details", order_id="#W1"), say("ok")
+    )
+    turn = make_agent(store, model).respond("hello")
+    assert model.offered == [True, True, False] and turn.reply == "ok" and turn.tool_calls == 2
+
+
+def test_in_context_examples_are_shown_to_the_model_but_not_kept(store):
+    model = ScriptedModel(say("hi"))
+    agent = Agent(model, PolicySession(ToolRegistry(), ToolContext(store)), "policy", examples=[say("example")])
+    agent.respond("hello")
+    assert [m.content for m in model.seen[0]] == ["policy", "example", "hello"]
+    assert [m.content for m in agent.messages] == ["policy", "hello", "hi"]
 
 
 def test_transfer_ends_the_conversation(store):

@@ -1,0 +1,49 @@
+"""Model backends behind one `generate(messages, tools) -> ChatMessage` interface.
+
+`load_chat_model()` picks the backend from arguments or the environment:
+- `SHOPASSIST_LLM_URL` set: an OpenAI-compatible endpoint (`SHOPASSIST_LLM_MODEL`, `SHOPASSIST_LLM_API_KEY`);
+- otherwise transformers with `SHOPASSIST_MODEL` (a packaged base model name or a checkpoint folder),
+  `SHOPASSIST_ADAPTER` (a LoRA adapter folder) and `SHOPASSIST_THREADS`.
+"""
+
+import os
+from pathlib import Path
+
+from assistant.llm.base import ChatModel, GenerationSettings, ModelError, ToolChoice
+from assistant.llm.checkpoints import BASE_MODELS, DEFAULT_MODEL, ModelNotFoundError
+
+__all__ = [
+    "BASE_MODELS",
+    "DEFAULT_MODEL",
+    "ChatModel",
+    "GenerationSettings",
+    "ModelError",
+    "ModelNotFoundError",
+    "ToolChoice",
+    "load_chat_model",
+]
+
+
+def load_chat_model(
+    model: str | None = None,
+    adapter: str | Path | None = None,
+    threads: int | None = None,
+    url: str | None = None,
+    settings: GenerationSettings | None = None,
+) -> ChatModel:
+    url = url or os.environ.get("SHOPASSIST_LLM_URL")
+    if url:
+        from assistant.llm.openai_backend import OpenAIChatModel
+
+        name = model or os.environ.get("SHOPASSIST_LLM_MODEL", "default")
+        return OpenAIChatModel(url, name, os.environ.get("SHOPASSIST_LLM_API_KEY"), settings=settings)
+
+    from assistant.llm.transformers_backend import TransformersChatModel
+
+    adapter = adapter or os.environ.get("SHOPASSIST_ADAPTER") or None
+    if adapter is not None and not (Path(adapter) / "adapter_config.json").is_file():
+        raise ModelNotFoundError(f"no LoRA adapter at {adapter} (expected adapter_config.json there)")
+    threads = threads or int(os.environ.get("SHOPASSIST_THREADS", "0") or 0) or None
+    return TransformersChatModel(
+        model or os.environ.get("SHOPASSIST_MODEL", DEFAULT_MODEL), adapter, threads, settings=settings
+    )

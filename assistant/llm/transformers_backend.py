@@ -1,0 +1,145 @@
+"""The default backend: a transformers causal LM on CPU or GPU, with optional LoRA adapter (peft)."""
+
+import threading
+import time
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from assistant.llm.base import GenerationSettings, OnText, ToolChoice
+from assistant.llm.checkpoints import DEFAULT_MODEL, resolve_checkpoint
+from assistant.llm.decoding import TOOL_OPEN, Budget, Decoder
+from assistant.llm.prompting import CHATML_TEMPLATE, GEMMA_TEMPLATE, parse_tool_call, to_template_messages
+from assistant.messages import ChatMessage, ToolCall
+
+STOP_STRINGS = ("<|im_end|>", "<end_of_turn>", "<|endoftext|>", "<start_of_turn>", "<|im_start|>")
+
+
+def set_threads(threads: int | None) -> None:
+    if threads:
+        torch.set_num_threads(threads)
+
+
+def load_tokenizer(checkpoint: Path):
+    from transformers import AutoTokenizer
+
+    tokenizer = AutoTokenizer.from_pretrained(checkpoint)
+    if not tokenizer.chat_template:  # gemma-3-270m base has none
+        gemma = "<start_of_turn>" in tokenizer.get_vocab()
+        tokenizer.chat_template = GEMMA_TEMPLATE if gemma else CHATML_TEMPLATE
+    return tokenizer
+
+
+class TransformersChatModel:
+    """`generate()` is serialised by a lock: one CPU model serves one generation at a time, many sessions."""
+
+    def __init__(
+        self,
+        model: str = DEFAULT_MODEL,
+        adapter: str | Path | None = None,
+        threads: int | None = None,
+        device: str | None = None,
+        settings: GenerationSettings | None = None,
+        budget: Budget | None = None,
+    ):
+        from transformers import AutoModelForCausalLM
+
+        set_threads(threads)
+        checkpoint = resolve_checkpoint(model)
+        self.name = model if adapter is None else f"{model}+{Path(adapter).name}"
+        self.tokenizer = load_tokenizer(checkpoint)
+        device = device or ("cuda" if torch.cuda.is_available() else "cpu")
+        dtype = torch.bfloat16 if device == "cuda" else torch.float32
+        network = AutoModelForCausalLM.from_pretrained(checkpoint, dtype=dtype).to(device)
+        if adapter is not None:
+            from peft import PeftModel
+
+            network = PeftModel.from_pretrained(network, str(adapter))
+        self.model = network.eval()
+        self.settings = settings or GenerationSettings()
+        self.budget = budget or Budget()
+        self.decoder = Decoder(self.model, self.tokenizer)
+        self.stop_ids = {
+            i for s in STOP_STRINGS if (i := self.tokenizer.convert_tokens_to_ids(s)) != self.tokenizer.unk_token_id
+        }
+        self.stop_ids.discard(None)
+        if self.tokenizer.eos_token_id is not None:
+            self.stop_ids.add(self.tokenizer.eos_token_id)
+        self.tool_open = self.tokenizer.encode(TOOL_OPEN, add_special_tokens=False)
+        self._lock = threading.Lock()
+
+    def prompt_ids(self, messages: list[ChatMessage], tools: list[dict[str, Any]] | None) -> list[int]:
+        text = self.tokenizer.apply_chat_template(
+            to_template_messages(messages, tools), tokenize=False, add_generation_prompt=True
+        )
+        return self.tokenizer.encode(text, add_special_tokens=False)
+
+    def generate(
+        self,
+        messages: list[ChatMessage],
+        tools: list[dict[str, Any]] | None = None,
+        *,
+        tool_choice: ToolChoice = "auto",
+        on_text: OnText | None = None,
+    ) -> ChatMessage:
+        tools = tools or []
+        with self._lock:
+            started = time.perf_counter()
+            ids = self.prompt_ids(messages, tools)
+            cached = self.decoder.start(ids)
+            first_token_s = time.perf_counter() - started
+            wants_tool = bool(tools) and tool_choice != "none"
+            if wants_tool and (tool_choice == "required" or self._tool_is_likely()):
+                message = self._tool_call(tools)
+            else:
+                message = self._reply(on_text)
+            message.meta.update(
+                prompt_tokens=len(ids),
+                cached_tokens=cached,
+                first_token_s=round(first_token_s, 4),
+                seconds=round(time.perf_counter() - started, 4),
+            )
+            return message
+
+    def _tool_is_likely(self) -> bool:
+        logits = self.decoder.logits
+        opening = self.tool_open[0]
+        if int(torch.argmax(logits)) == opening:
+            return True
+        threshold = self.settings.tool_threshold
+        return threshold is not None and float(torch.softmax(logits, -1)[opening]) >= threshold
+
+    def _tool_call(self, tools: list[dict[str, Any]]) -> ChatMessage:
+        start = len(self.decoder.ids)
+        self.decoder.feed(self.tool_open)
+        if not self.settings.constrained:
+            text = TOOL_OPEN + self._free_text(64 + 8 * self.budget.string_tokens, None)
+            parsed = parse_tool_call(text)
+            if parsed is None:
+                return ChatMessage("assistant", text, meta={"valid_json": False, "new_tokens": 0})
+            return ChatMessage("assistant", tool_call=ToolCall(*parsed), meta={"valid_json": True})
+        name, arguments = self.decoder.tool_call(tools, self.budget)
+        return ChatMessage(
+            "assistant", tool_call=ToolCall(name, arguments), meta={"new_tokens": len(self.decoder.ids) - start}
+        )
+
+    def _reply(self, on_text: OnText | None) -> ChatMessage:
+        start = len(self.decoder.ids)
+        text = self._free_text(self.settings.max_new_tokens, on_text)
+        return ChatMessage("assistant", text.strip(), meta={"new_tokens": len(self.decoder.ids) - start})
+
+    def _free_text(self, max_tokens: int, on_text: OnText | None) -> str:
+        start, shown = len(self.decoder.ids), ""
+        for _ in range(max_tokens):
+            token = self.decoder.next_token(self.settings.temperature, self.settings.top_p)
+            if token in self.stop_ids:
+                break
+            self.decoder.feed([token])
+            text = self.tokenizer.decode(self.decoder.ids[start:])
+            if text.endswith("</tool_call>"):
+                break
+            if on_text is not None and not text.endswith("\ufffd"):  # hold back half a UTF-8 character
+                on_text(text[len(shown) :])
+                shown = text
+        return self.tokenizer.decode(self.decoder.ids[start:])
