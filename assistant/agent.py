@@ -6,6 +6,7 @@ conversation's `PolicySession`, so refusals, unknown tools and bad arguments com
 observations. All state lives in the `Agent` instance: one per conversation, nothing global.
 """
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Protocol
 
@@ -17,7 +18,7 @@ TRANSFER_REPLY = "I've passed your request to a human colleague, who will contin
 
 
 class Model(Protocol):
-    def generate(self, messages: list[ChatMessage], tools: list[dict] | None = None) -> ChatMessage: ...
+    def generate(self, messages: list[ChatMessage], tools: list[dict] | None = None, **kwargs) -> ChatMessage: ...
 
 
 @dataclass
@@ -43,7 +44,8 @@ class Agent:
         if not self.messages:
             self.messages.append(ChatMessage("system", self.system_prompt))
 
-    def respond(self, customer_message: str) -> Turn:
+    def respond(self, customer_message: str, on_text: Callable[[str], None] | None = None) -> Turn:
+        """One customer message in, one reply out; `on_text` receives the reply as it is generated."""
         if self.done:
             return Turn(TRANSFER_REPLY, 0, 0, transferred=True)
         self.messages.append(ChatMessage("user", customer_message))
@@ -57,7 +59,8 @@ class Agent:
             # The same call twice in a row gets the same observation again: make the model answer instead.
             repeating = len(made) >= 2 and made[-1] == made[-2]
             view = self.messages[:1] + self.examples + self.messages[1:]
-            message = self.model.generate(view, tools=None if repeating else schemas)
+            streaming = {"on_text": on_text} if on_text is not None else {}
+            message = self.model.generate(view, tools=None if repeating else schemas, **streaming)
             self.messages.append(message)
             if message.tool_call is None:
                 return Turn(message.content, step, len(made))

@@ -1,10 +1,14 @@
-"""`shopassist chat`: a terminal chat that answers from product search.
+"""`shopassist chat`: a terminal chat with the agent, optionally showing its tool trace.
 
-A stand-in until the agent (a fine-tuned model calling tools) lands: it reads a price bound from the
-message ("under $300"), searches the catalog and lists the best matches with their real attributes.
+`AgentChat` runs the real agent (model, policy layer, tools) and streams its replies; `SearchChat`
+(`--search-only`) needs no model: it reads a price bound from the message ("under $300"), searches the
+catalog and lists the best matches with their real attributes.
 """
 
+import json
 import re
+import sys
+from collections.abc import Callable
 from dataclasses import dataclass
 
 from retrieval.search import ProductSearch, SearchHit, SearchInputError
@@ -54,8 +58,47 @@ class SearchChat:
         return "Here is what I found:\n" + "\n".join(format_hit(h) for h in hits)
 
 
-def run_repl(chat: SearchChat, store: str) -> None:
-    print(f"shopassist chat — store {store!r}. Ask for a product; Ctrl-D or 'quit' to leave.")
+MAX_MESSAGE_CHARS = 4000
+
+
+class AgentChat:
+    """One terminal conversation with the agent; `reply` streams through `out` and returns the full text."""
+
+    def __init__(
+        self, model, ctx, store_name: str, settings=None, trace: bool = False, out: Callable[[str], None] | None = None
+    ):
+        from assistant.runtime import new_agent
+
+        self.agent = new_agent(model, ctx, store_name, settings)
+        self.trace = trace
+        self.out = out or (lambda text: print(text, end="", flush=True))
+
+    def reply(self, message: str) -> str:
+        if len(message) > MAX_MESSAGE_CHARS:
+            return f"Your message is {len(message)} characters long; please keep it under {MAX_MESSAGE_CHARS}."
+        shown = len(self.agent.session.trace)
+        streamed: list[str] = []
+
+        def stream(text: str) -> None:
+            streamed.append(text)
+            self.out(text)
+
+        turn = self.agent.respond(message, on_text=stream)
+        lines = []
+        if self.trace:
+            for record in self.agent.session.trace[shown:]:
+                output = record.output if len(record.output) <= 300 else record.output[:300] + " ..."
+                lines.append(f"  [{record.outcome}] {record.name}({json.dumps(record.arguments)}) -> {output}")
+        if streamed:
+            self.out("\n")
+            text = "\n".join(lines)  # the reply itself is already on screen
+        else:
+            text = "\n".join([*lines, turn.reply])
+        return text
+
+
+def run_repl(chat: "SearchChat | AgentChat", store: str) -> None:
+    print(f"shopassist chat — store {store!r}. Ctrl-D or 'quit' to leave.", file=sys.stderr)
     while True:
         try:
             message = input("you> ")
@@ -65,4 +108,6 @@ def run_repl(chat: SearchChat, store: str) -> None:
         if message.strip().lower() in {"quit", "exit"}:
             return
         if message.strip():
-            print(chat.reply(message))
+            text = chat.reply(message)
+            if text:
+                print(text)

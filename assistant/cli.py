@@ -10,12 +10,21 @@ from assistant.offline import enforce_offline
 
 def _user_errors() -> tuple[type[Exception], ...]:
     from assistant.evaluation import TaskFileError
+    from assistant.llm import ModelError, ModelNotFoundError
     from assistant.store import StorePackError
     from retrieval.catalog import CatalogError
     from retrieval.chroma_index import IndexMissingError
     from retrieval.search import SearchInputError
 
-    return (StorePackError, CatalogError, IndexMissingError, SearchInputError, TaskFileError)
+    return (
+        StorePackError,
+        CatalogError,
+        IndexMissingError,
+        SearchInputError,
+        TaskFileError,
+        ModelError,
+        ModelNotFoundError,
+    )
 
 
 def _option(text: str) -> tuple[str, str]:
@@ -60,19 +69,37 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--file", type=Path, required=True, help="tasks JSON in the tau-retail task format")
     p.add_argument(
         "--agent",
-        choices=["oracle", "talk-only"],
-        required=True,
-        help="oracle: replays the gold actions (upper bound); talk-only: never calls a tool (floor)",
+        choices=["model", "oracle", "talk-only"],
+        default="model",
+        help="model: the assistant itself (default); oracle: replays the gold actions (upper bound); "
+        "talk-only: never calls a tool (floor)",
     )
     p.add_argument("--trials", type=int, default=1, help="trials per task; pass^k is reported for k = 1..trials")
     p.add_argument("--limit", type=int, default=0, help="first N tasks only (0 = all)")
     p.add_argument("--out", type=Path, help="results JSONL, appended per trial; re-running resumes")
     p.add_argument("--max-turns", type=int, default=10)
     p.add_argument("--store", default=DEFAULT_STORE)
+    _model_arguments(p)
 
-    p = sub.add_parser("chat", help="chat in the terminal")
+    p = sub.add_parser("chat", help="chat with the assistant in the terminal")
     p.add_argument("--store", default=DEFAULT_STORE)
+    p.add_argument("--trace", action="store_true", help="show each tool call, its arguments and result")
+    p.add_argument("--search-only", action="store_true", help="no model: answer from product search only")
+    _model_arguments(p)
     return parser
+
+
+def _model_arguments(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--model", help="packaged base model (smollm2, gemma3) or checkpoint folder; env SHOPASSIST_MODEL")
+    p.add_argument("--adapter", type=Path, help="LoRA adapter folder; env SHOPASSIST_ADAPTER")
+    p.add_argument("--threads", type=int, help="CPU threads for the model; env SHOPASSIST_THREADS")
+    p.add_argument(
+        "--examples",
+        action=argparse.BooleanOptionalAction,
+        default=True,
+        help="show the model in-context examples (for base models; default on)",
+    )
+    p.add_argument("--max-steps", type=int, default=8, help="tool calls allowed per customer message")
 
 
 def cmd_index(args: argparse.Namespace) -> int:
@@ -146,10 +173,28 @@ def cmd_store(args: argparse.Namespace) -> int:
     return 0
 
 
-def cmd_chat(args: argparse.Namespace) -> int:
-    from assistant.chat import SearchChat, run_repl
+def _load_model(args: argparse.Namespace):
+    from assistant.llm import load_chat_model
 
-    run_repl(SearchChat(_open_search(args.store)), args.store)
+    if args.threads is not None and args.threads < 1:
+        raise SystemExit("--threads must be ≥ 1")
+    return load_chat_model(args.model, args.adapter, args.threads)
+
+
+def cmd_chat(args: argparse.Namespace) -> int:
+    from assistant.chat import AgentChat, SearchChat, run_repl
+    from assistant.runtime import AgentSettings
+    from assistant.store import Store
+    from assistant.tools import ToolContext
+
+    search = _open_search(args.store)
+    if args.search_only:
+        run_repl(SearchChat(search), args.store)
+        return 0
+    model = _load_model(args)
+    with Store.open(args.store) as store:
+        settings = AgentSettings(few_shot=args.examples, max_steps=args.max_steps)
+        run_repl(AgentChat(model, ToolContext(store, search), args.store, settings, trace=args.trace), args.store)
     return 0
 
 
@@ -158,6 +203,7 @@ def cmd_eval(args: argparse.Namespace) -> int:
 
     from assistant.agent import Agent
     from assistant.evaluation import Evaluator, load_tasks, summarize
+    from assistant.runtime import few_shot_examples, system_prompt
     from assistant.scripted_models import OracleModel, TalkOnlyModel
     from assistant.store import get_pack
 
@@ -165,13 +211,18 @@ def cmd_eval(args: argparse.Namespace) -> int:
         raise SystemExit("shopassist eval: --trials and --max-turns must be ≥ 1, --limit ≥ 0")
     tasks = load_tasks(args.file)
     indices = list(range(len(tasks)))[: args.limit or None]
+    model = _load_model(args) if args.agent == "model" else None
+    search = _open_search(args.store) if args.agent == "model" else None
 
     def make_agent(session, task, store):
         if args.agent == "oracle":
-            model = OracleModel(store.user(task.user_id)["email"], list(task.actions), list(task.outputs))
-        else:
-            model = TalkOnlyModel()
-        return Agent(model, session, system_prompt="")
+            oracle = OracleModel(store.user(task.user_id)["email"], list(task.actions), list(task.outputs))
+            return Agent(oracle, session, system_prompt="")
+        if args.agent == "talk-only":
+            return Agent(TalkOnlyModel(), session, system_prompt="")
+        session.ctx.search = search
+        examples = few_shot_examples() if args.examples else []
+        return Agent(model, session, system_prompt(args.store), max_steps=args.max_steps, examples=examples)
 
     with tempfile.TemporaryDirectory(prefix="shopassist-eval-") as work:
         evaluator = Evaluator(get_pack(args.store), Path(work), make_agent, max_turns=args.max_turns)

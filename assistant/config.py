@@ -20,3 +20,8 @@ def store_db_path(store: str) -> Path:
 
 def chroma_dir() -> Path:
     return state_dir() / "chroma"
+
+
+def model_cache_dir() -> Path:
+    """Converted base-model checkpoints: `$SHOPASSIST_MODEL_CACHE` or `<state dir>/models` (hundreds of MB)."""
+    return Path(os.environ.get("SHOPASSIST_MODEL_CACHE", state_dir() / "models")).resolve()

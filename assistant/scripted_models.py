@@ -10,7 +10,7 @@ from assistant.messages import ChatMessage, ToolCall
 class TalkOnlyModel:
     """Never calls a tool: scores exactly the tasks that need no change and no specific answer."""
 
-    def generate(self, messages: list[ChatMessage], tools: list[dict] | None = None) -> ChatMessage:
+    def generate(self, messages: list[ChatMessage], tools: list[dict] | None = None, **kwargs) -> ChatMessage:
         return ChatMessage("assistant", "I understand. Is there anything else I can help you with?")
 
 
@@ -24,7 +24,7 @@ class OracleModel:
         self.outputs = outputs
         self.position = 0
 
-    def generate(self, messages: list[ChatMessage], tools: list[dict] | None = None) -> ChatMessage:
+    def generate(self, messages: list[ChatMessage], tools: list[dict] | None = None, **kwargs) -> ChatMessage:
         last = messages[-1]
         if last.role == "tool" and last.content.startswith("Confirmation needed"):
             return ChatMessage("assistant", f"{last.content.split(': ', 1)[1]} Shall I go ahead? Please reply yes.")

@@ -21,6 +21,7 @@ DATA = TESTS / "data"
 # the shared tau-retail tasks (not part of the product): ../shared beside the checkout, as in CI
 TAU_TASKS = Path(os.environ.get("SHOPASSIST_SHARED_DIR", TESTS.parent.parent / "shared")) / "data" / "tau-retail"
 # docs/tau-retail-spec.md §3.2: hash of the freshly loaded shipped state
+MODEL_CACHE = TESTS.parent / ".shopassist" / "models"
 INITIAL_HASH = "5a4b2cb59f4d12dea7e4adff24a7f8fada510ead49372ea4a729a82bbb5f49b5"
 
 
@@ -29,6 +30,9 @@ def _isolated_state(tmp_path_factory, monkeypatch):
     """Nothing a test does touches the developer's ./.shopassist or a configured Chroma server."""
     monkeypatch.setenv("SHOPASSIST_STATE_DIR", str(tmp_path_factory.mktemp("state")))
     monkeypatch.delenv("SHOPASSIST_CHROMA_URL", raising=False)
+    monkeypatch.delenv("SHOPASSIST_LLM_URL", raising=False)
+    # the converted base model is shared with the developer's cache: converting it takes ~25 s
+    monkeypatch.setenv("SHOPASSIST_MODEL_CACHE", os.environ.get("SHOPASSIST_MODEL_CACHE", str(MODEL_CACHE)))
 
 
 @pytest.fixture(scope="session")
@@ -95,3 +99,11 @@ def wait_for(predicate, timeout: float, what: str) -> None:
             return
         time.sleep(0.2)
     raise TimeoutError(f"timed out after {timeout:.0f} s waiting for {what}")
+
+
+@pytest.fixture(scope="session")
+def smollm2_checkpoint():
+    """The packaged SmolLM2 converted to a local checkpoint (once per machine, ~25 s)."""
+    from assistant.llm.checkpoints import resolve_checkpoint
+
+    return resolve_checkpoint("smollm2", Path(os.environ.get("SHOPASSIST_MODEL_CACHE", MODEL_CACHE)))

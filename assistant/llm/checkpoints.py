@@ -12,7 +12,7 @@ import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
-from assistant.config import state_dir
+from assistant.config import model_cache_dir, state_dir
 
 
 class ModelNotFoundError(ValueError):
@@ -66,7 +66,7 @@ def resolve_checkpoint(name_or_path: str, cache_dir: Path | None = None) -> Path
             f"unknown model {name_or_path!r}: use a packaged base model ({known}) "
             "or a folder holding a Hugging Face checkpoint (config.json and weights)"
         )
-    target = (cache_dir or state_dir() / "models") / name_or_path
+    target = (cache_dir or model_cache_dir()) / name_or_path
     if not is_checkpoint(target):
         convert_gguf(BASE_MODELS[name_or_path], target)
     return target

@@ -2,6 +2,7 @@
 
 import threading
 import time
+import uuid
 from pathlib import Path
 from typing import Any
 
@@ -14,6 +15,10 @@ from assistant.llm.prompting import CHATML_TEMPLATE, GEMMA_TEMPLATE, parse_tool_
 from assistant.messages import ChatMessage, ToolCall
 
 STOP_STRINGS = ("<|im_end|>", "<end_of_turn>", "<|endoftext|>", "<start_of_turn>", "<|im_start|>")
+
+
+def _call_id() -> str:
+    return f"call_{uuid.uuid4().hex[:12]}"
 
 
 def set_threads(threads: int | None) -> None:
@@ -118,10 +123,12 @@ class TransformersChatModel:
             parsed = parse_tool_call(text)
             if parsed is None:
                 return ChatMessage("assistant", text, meta={"valid_json": False, "new_tokens": 0})
-            return ChatMessage("assistant", tool_call=ToolCall(*parsed), meta={"valid_json": True})
+            return ChatMessage("assistant", tool_call=ToolCall(*parsed, _call_id()), meta={"valid_json": True})
         name, arguments = self.decoder.tool_call(tools, self.budget)
         return ChatMessage(
-            "assistant", tool_call=ToolCall(name, arguments), meta={"new_tokens": len(self.decoder.ids) - start}
+            "assistant",
+            tool_call=ToolCall(name, arguments, _call_id()),
+            meta={"new_tokens": len(self.decoder.ids) - start},
         )
 
     def _reply(self, on_text: OnText | None) -> ChatMessage:

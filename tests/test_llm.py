@@ -1,0 +1,258 @@
+"""Model backends: constrained tool calls from a model that emits garbage, streaming, the prompt format,
+the OpenAI-compatible backend against a local HTTP server, and (slow) the real SmolLM2."""
+
+import json
+import threading
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+import pytest
+import torch
+
+from assistant.llm import GenerationSettings, ModelError, ModelNotFoundError, load_chat_model
+from assistant.llm.decoding import Budget
+from assistant.llm.prompting import parse_tool_call, render_tool_call, to_template_messages
+from assistant.messages import ChatMessage, ToolCall
+from assistant.tools import ToolRegistry
+
+REGISTRY = ToolRegistry()
+SCHEMAS = REGISTRY.schemas()
+
+
+@pytest.fixture(scope="module")
+def garbage_checkpoint(smollm2_checkpoint, tmp_path_factory):
+    """A 2-layer random Llama with SmolLM2's tokenizer and sharpened logits: it babbles arbitrary tokens."""
+    from transformers import AutoTokenizer, LlamaConfig, LlamaForCausalLM
+
+    torch.manual_seed(0)
+    config = LlamaConfig(
+        vocab_size=49152,
+        hidden_size=32,
+        intermediate_size=64,
+        num_hidden_layers=2,
+        num_attention_heads=4,
+        num_key_value_heads=2,
+        max_position_embeddings=8192,
+        tie_word_embeddings=False,
+    )
+    model = LlamaForCausalLM(config)
+    with torch.no_grad():
+        model.lm_head.weight.mul_(200.0)  # peaked, arbitrary next-token choices
+    out = tmp_path_factory.mktemp("garbage")
+    model.save_pretrained(out)
+    AutoTokenizer.from_pretrained(smollm2_checkpoint).save_pretrained(out)
+    return out
+
+
+@pytest.fixture(scope="module")
+def garbage(garbage_checkpoint):
+    return load_chat_model(str(garbage_checkpoint), threads=2)
+
+
+def conversation(text: str) -> list[ChatMessage]:
+    return [ChatMessage("system", "You help shoppers."), ChatMessage("user", text)]
+
+
+@pytest.mark.parametrize("tool", [t["function"]["name"] for t in SCHEMAS])
+def test_constrained_calls_from_garbage_are_always_valid(garbage, tool):
+    schema = [s for s in SCHEMAS if s["function"]["name"] == tool]
+    for text in ("hello", "cancel #W123 please", "blue shoes under $50 size 9"):
+        message = garbage.generate(conversation(text), schema, tool_choice="required")
+        assert message.tool_call is not None and message.tool_call.name == tool
+        REGISTRY.get(tool).validate(message.tool_call.arguments)  # raises ToolInputError if invalid
+
+
+def test_constrained_call_picks_among_all_tools_and_survives_a_tiny_budget(garbage_checkpoint):
+    from assistant.llm.transformers_backend import TransformersChatModel
+
+    model = TransformersChatModel(
+        str(garbage_checkpoint), budget=Budget(string_tokens=1, number_tokens=1, array_items=1)
+    )
+    for text in ("a", "b", "c", "d"):
+        call = model.generate(conversation(text), SCHEMAS, tool_choice="required").tool_call
+        REGISTRY.get(call.name).validate(call.arguments)
+        assert all(len(v) <= 1 for v in call.arguments.values() if isinstance(v, list))
+
+
+def test_unconstrained_decoding_from_garbage_is_counted_as_invalid(garbage_checkpoint):
+    from assistant.llm.transformers_backend import TransformersChatModel
+
+    model = TransformersChatModel(str(garbage_checkpoint), settings=GenerationSettings(constrained=False))
+    message = model.generate(conversation("hello"), SCHEMAS, tool_choice="required")
+    assert message.tool_call is None and message.meta["valid_json"] is False
+
+
+def test_replies_stream_and_tool_choice_none_never_calls(garbage):
+    pieces: list[str] = []
+    message = garbage.generate(conversation("hi"), SCHEMAS, tool_choice="none", on_text=pieces.append)
+    assert message.tool_call is None and message.meta["new_tokens"] > 0
+    assert "".join(pieces).strip() == message.content
+
+
+def test_the_prompt_prefix_is_served_from_the_cache_on_the_next_step(garbage):
+    first = garbage.generate(conversation("hi"), SCHEMAS, tool_choice="required")
+    follow = conversation("hi") + [first, ChatMessage("tool", "[]", name=first.tool_call.name)]
+    second = garbage.generate(follow, SCHEMAS, tool_choice="none")
+    assert second.meta["cached_tokens"] >= first.meta["prompt_tokens"]
+
+
+def test_prompt_format_round_trips_tool_calls():
+    call = ToolCall("search_products", {"query": "tent", "max_price": 120})
+    text = render_tool_call(call.name, call.arguments)
+    assert parse_tool_call(text) == (call.name, call.arguments)
+    assert parse_tool_call("<tool_call>{not json</tool_call>") is None
+    rendered = to_template_messages(
+        [ChatMessage("system", "policy"), ChatMessage("assistant", tool_call=call)], SCHEMAS
+    )
+    assert rendered[0]["content"].startswith("policy") and "search_products(query: str" in rendered[0]["content"]
+    assert rendered[1]["content"] == text
+
+
+def test_unknown_model_and_missing_adapter_are_clear_errors(tmp_path):
+    with pytest.raises(ModelNotFoundError, match="packaged base model"):
+        load_chat_model("no-such-model")
+    with pytest.raises(ModelNotFoundError, match="adapter_config.json"):
+        load_chat_model("smollm2", adapter=tmp_path)
+
+
+# --- the OpenAI-compatible backend against a local HTTP server ---------------------------------------
+
+
+class FakeOpenAI(BaseHTTPRequestHandler):
+    requests: list[dict] = []
+
+    def do_POST(self):  # noqa: N802
+        body = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
+        FakeOpenAI.requests.append(body)
+        if body.get("stream"):
+            self.send_response(200)
+            self.send_header("Content-Type", "text/event-stream")
+            self.end_headers()
+            for piece in ("Hello", " there"):
+                chunk = {"choices": [{"delta": {"content": piece}}]}
+                self.wfile.write(f"data: {json.dumps(chunk)}\n\n".encode())
+            self.wfile.write(b"data: [DONE]\n\n")
+            return
+        if body.get("tool_choice") == "required":
+            fn = {"name": "search_products", "arguments": json.dumps({"query": "tent"})}
+            message = {
+                "role": "assistant",
+                "content": None,
+                "tool_calls": [{"id": "c1", "type": "function", "function": fn}],
+            }
+        elif body["messages"][-1]["content"] == "broken":
+            fn = {"name": "search_products", "arguments": "{oops"}
+            message = {"role": "assistant", "tool_calls": [{"id": "c2", "function": fn}]}
+        else:
+            message = {"role": "assistant", "content": "plain answer"}
+        data = json.dumps({"choices": [{"message": message}]}).encode()
+        self.send_response(200)
+        self.send_header("Content-Type", "application/json")
+        self.send_header("Content-Length", str(len(data)))
+        self.end_headers()
+        self.wfile.write(data)
+
+    def log_message(self, *args):
+        pass
+
+
+@pytest.fixture
+def openai_url():
+    server = ThreadingHTTPServer(("127.0.0.1", 0), FakeOpenAI)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    yield f"http://127.0.0.1:{server.server_address[1]}/v1"
+    server.shutdown()
+
+
+def test_openai_backend_is_chosen_by_env_and_speaks_the_protocol(openai_url, monkeypatch):
+    monkeypatch.setenv("SHOPASSIST_LLM_URL", openai_url)
+    model = load_chat_model()
+    history = conversation("tent please") + [
+        ChatMessage("assistant", tool_call=ToolCall("search_products", {"query": "tent"}, "c0")),
+        ChatMessage("tool", "[]", name="search_products"),
+    ]
+    call = model.generate(history, SCHEMAS, tool_choice="required")
+    assert call.tool_call == ToolCall("search_products", {"query": "tent"}, "c1")
+    sent = FakeOpenAI.requests[-1]
+    assert sent["tools"] == SCHEMAS and sent["messages"][-1] == {"role": "tool", "tool_call_id": "c0", "content": "[]"}
+    assert model.generate(conversation("broken"), SCHEMAS).meta["valid_json"] is False
+    pieces: list[str] = []
+    assert model.generate(conversation("hi"), on_text=pieces.append).content == "Hello there" and pieces == [
+        "Hello",
+        " there",
+    ]
+
+
+def test_openai_backend_unreachable_is_a_model_error():
+    from assistant.llm.openai_backend import OpenAIChatModel
+
+    with pytest.raises(ModelError, match="cannot reach"):
+        OpenAIChatModel("http://127.0.0.1:9/v1", timeout=2).generate(conversation("hi"))
+
+
+# --- the real model ----------------------------------------------------------------------------------
+
+
+@pytest.mark.slow
+def test_smollm2_searches_for_a_t_shirt_under_60(smollm2_checkpoint, store):
+    """The shipped agent set-up (policy prompt, in-context examples, constrained calls) on the real model."""
+    from assistant.runtime import new_agent
+    from assistant.tools import ToolContext
+
+    model = load_chat_model(str(smollm2_checkpoint), threads=2)
+    agent = new_agent(model, ToolContext(store), "tau-retail")
+    agent.max_steps = 1
+    agent.respond("find me a t-shirt under $60")
+    first = agent.session.trace[0]
+    assert first.name == "search_products"
+    REGISTRY.get(first.name).validate(first.arguments)
+
+
+# --- LangChain ---------------------------------------------------------------------------------------
+
+
+def test_langchain_bind_tools_yields_schema_valid_calls_from_the_local_model(garbage):
+    from langchain_core.tools import StructuredTool
+
+    from assistant.llm.langchain_chat import ShopassistChatModel
+
+    search = REGISTRY.get("search_products")
+    tool = StructuredTool.from_function(
+        func=lambda **kw: "[]", name=search.name, description=search.description, args_schema=search.parameters
+    )
+    message = ShopassistChatModel(backend=garbage).bind_tools([tool], tool_choice="search_products").invoke("tents")
+    assert len(message.tool_calls) == 1 and message.tool_calls[0]["name"] == "search_products"
+    search.validate(message.tool_calls[0]["args"])
+
+
+class ScriptedBackend:
+    name = "scripted"
+
+    def __init__(self, *replies):
+        self.replies, self.seen = list(replies), []
+
+    def generate(self, messages, tools=None, *, tool_choice="auto", on_text=None):
+        self.seen.append((messages, tools))
+        return self.replies.pop(0)
+
+
+def test_a_langchain_agent_runs_the_tool_loop_through_the_policy_layer(store):
+    from langchain.agents import create_agent
+
+    from assistant.llm.langchain_chat import ShopassistChatModel
+    from assistant.policy import PolicySession
+    from assistant.tools import ToolContext
+    from assistant.tools.langchain import langchain_tools
+
+    session = PolicySession(ToolRegistry(), ToolContext(store))
+    backend = ScriptedBackend(
+        ChatMessage("assistant", tool_call=ToolCall("get_order_details", {"order_id": "#W2378156"}, "c1")),
+        ChatMessage("assistant", "Please give me your email first."),
+    )
+    agent = create_agent(model=ShopassistChatModel(backend=backend), tools=langchain_tools(session.call))
+    result = agent.invoke({"messages": [{"role": "user", "content": "where is order #W2378156?"}]})
+    kinds = [type(m).__name__ for m in result["messages"]]
+    assert kinds == ["HumanMessage", "AIMessage", "ToolMessage", "AIMessage"]
+    assert result["messages"][2].content.startswith("Error: the customer is not authenticated")
+    assert [r.outcome for r in session.trace] == ["refused"]
+    seen_messages, seen_tools = backend.seen[1]
+    assert seen_messages[-1].role == "tool" and len(seen_tools) == len(SCHEMAS)
