@@ -59,10 +59,16 @@ def embedder():
 
 
 @pytest.fixture(scope="session")
-def tau_collection(tmp_path_factory, tau_items, embedder):
+def tau_state(tmp_path_factory) -> Path:
+    """A state dir whose Chroma holds the indexed tau-retail catalog (for CLI subprocesses)."""
+    return tmp_path_factory.mktemp("tau-state")
+
+
+@pytest.fixture(scope="session")
+def tau_collection(tau_state, tau_items, embedder):
     from retrieval.chroma_index import chroma_client, index_catalog, open_collection
 
-    collection = open_collection(chroma_client(tmp_path_factory.mktemp("chroma")), "tau-retail", embedder)
+    collection = open_collection(chroma_client(tau_state / "chroma"), "tau-retail", embedder)
     index_catalog(collection, tau_items, progress=False, embedder=embedder)
     return collection
 
@@ -107,3 +113,29 @@ def smollm2_checkpoint():
     from assistant.llm.checkpoints import resolve_checkpoint
 
     return resolve_checkpoint("smollm2", Path(os.environ.get("SHOPASSIST_MODEL_CACHE", MODEL_CACHE)))
+
+
+@pytest.fixture(scope="session")
+def garbage_checkpoint(smollm2_checkpoint, tmp_path_factory):
+    """A 2-layer random Llama with SmolLM2's tokenizer and sharpened logits: it babbles arbitrary tokens."""
+    import torch
+    from transformers import AutoTokenizer, LlamaConfig, LlamaForCausalLM
+
+    torch.manual_seed(0)
+    config = LlamaConfig(
+        vocab_size=49152,
+        hidden_size=32,
+        intermediate_size=64,
+        num_hidden_layers=2,
+        num_attention_heads=4,
+        num_key_value_heads=2,
+        max_position_embeddings=8192,
+        tie_word_embeddings=False,
+    )
+    model = LlamaForCausalLM(config)
+    with torch.no_grad():
+        model.lm_head.weight.mul_(200.0)  # peaked, arbitrary next-token choices
+    out = tmp_path_factory.mktemp("garbage")
+    model.save_pretrained(out)
+    AutoTokenizer.from_pretrained(smollm2_checkpoint).save_pretrained(out)
+    return out

@@ -5,7 +5,7 @@ import sys
 from pathlib import Path
 
 import pytest
-from conftest import DATA, INITIAL_HASH, TESTS
+from conftest import DATA, INITIAL_HASH, TAU_TASKS, TESTS
 
 from assistant.cli import main
 
@@ -96,6 +96,31 @@ def _run(args: list[str], stdin: str = "") -> subprocess.CompletedProcess:
 def test_console_script_search_and_chat(small_index):
     proc = _run(["search", "x" * 10_000, "--store", "small"])
     assert proc.returncode == 2 and "Traceback" not in proc.stderr and "limit is 1000" in proc.stderr
-    proc = _run(["chat", "--store", "small"], stdin="a hiking boot under $200\n\nquit\n")
+    proc = _run(["chat", "--store", "small", "--search-only"], stdin="a hiking boot under $200\n\nquit\n")
     assert proc.returncode == 0, proc.stderr
     assert "[item sku-003]" in proc.stdout and "Traceback" not in proc.stderr
+
+
+def _run_in(state, args: list[str], stdin: str = "") -> subprocess.CompletedProcess:
+    env = {**os.environ, "SHOPASSIST_STATE_DIR": str(state)}
+    return subprocess.run(
+        [SHOPASSIST, *args], input=stdin, cwd=TESTS.parent, env=env, capture_output=True, text=True, timeout=300
+    )
+
+
+def test_console_chat_runs_the_agent_with_its_trace(tau_collection, tau_state, garbage_checkpoint):
+    args = ["chat", "--model", str(garbage_checkpoint), "--trace", "--max-steps", "2", "--no-examples"]
+    proc = _run_in(tau_state, args, stdin="hello\n" + "x" * 5000 + "\nquit\n")
+    assert proc.returncode == 0 and "Traceback" not in proc.stderr, proc.stderr
+    assert proc.stdout.count("you> ") == 3 and "keep it under 4000" in proc.stdout
+
+
+def test_console_eval_runs_the_model_agent(tau_collection, tau_state, garbage_checkpoint, tmp_path):
+    tasks = TAU_TASKS / "tasks_dev.json"
+    out = tmp_path / "results.jsonl"
+    args = ["eval", "tasks", "--file", str(tasks), "--limit", "1", "--model", str(garbage_checkpoint)]
+    proc = _run_in(tau_state, [*args, "--max-turns", "1", "--max-steps", "2", "--out", str(out)])
+    assert proc.returncode == 0, proc.stderr
+    summary = json.loads(proc.stdout)
+    assert summary["tasks"] == 1 and summary["crashed"] == 0 and 0 < summary["avg_steps"] <= 2
+    assert len(out.read_text().splitlines()) == 1

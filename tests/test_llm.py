@@ -6,7 +6,6 @@ import threading
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import pytest
-import torch
 
 from assistant.llm import GenerationSettings, ModelError, ModelNotFoundError, load_chat_model
 from assistant.llm.decoding import Budget
@@ -16,31 +15,6 @@ from assistant.tools import ToolRegistry
 
 REGISTRY = ToolRegistry()
 SCHEMAS = REGISTRY.schemas()
-
-
-@pytest.fixture(scope="module")
-def garbage_checkpoint(smollm2_checkpoint, tmp_path_factory):
-    """A 2-layer random Llama with SmolLM2's tokenizer and sharpened logits: it babbles arbitrary tokens."""
-    from transformers import AutoTokenizer, LlamaConfig, LlamaForCausalLM
-
-    torch.manual_seed(0)
-    config = LlamaConfig(
-        vocab_size=49152,
-        hidden_size=32,
-        intermediate_size=64,
-        num_hidden_layers=2,
-        num_attention_heads=4,
-        num_key_value_heads=2,
-        max_position_embeddings=8192,
-        tie_word_embeddings=False,
-    )
-    model = LlamaForCausalLM(config)
-    with torch.no_grad():
-        model.lm_head.weight.mul_(200.0)  # peaked, arbitrary next-token choices
-    out = tmp_path_factory.mktemp("garbage")
-    model.save_pretrained(out)
-    AutoTokenizer.from_pretrained(smollm2_checkpoint).save_pretrained(out)
-    return out
 
 
 @pytest.fixture(scope="module")

@@ -2,6 +2,7 @@
 
 `load_chat_model()` picks the backend from arguments or the environment:
 - `SHOPASSIST_LLM_URL` set: an OpenAI-compatible endpoint (`SHOPASSIST_LLM_MODEL`, `SHOPASSIST_LLM_API_KEY`);
+- `SHOPASSIST_BACKEND=llamacpp`: llama.cpp on the packaged GGUF (optional extra `shopassist[llamacpp]`);
 - otherwise transformers with `SHOPASSIST_MODEL` (a packaged base model name or a checkpoint folder),
   `SHOPASSIST_ADAPTER` (a LoRA adapter folder) and `SHOPASSIST_THREADS`.
 """
@@ -38,12 +39,28 @@ def load_chat_model(
         name = model or os.environ.get("SHOPASSIST_LLM_MODEL", "default")
         return OpenAIChatModel(url, name, os.environ.get("SHOPASSIST_LLM_API_KEY"), settings=settings)
 
+    threads = threads or _env_threads()
+    if os.environ.get("SHOPASSIST_BACKEND", "transformers") == "llamacpp":
+        try:
+            from assistant.llm.llamacpp_backend import LlamaCppChatModel
+        except ImportError:
+            raise ModelError("SHOPASSIST_BACKEND=llamacpp needs `pip install shopassist[llamacpp]`") from None
+        return LlamaCppChatModel(model or os.environ.get("SHOPASSIST_MODEL", DEFAULT_MODEL), threads or 2, settings)
+
     from assistant.llm.transformers_backend import TransformersChatModel
 
     adapter = adapter or os.environ.get("SHOPASSIST_ADAPTER") or None
     if adapter is not None and not (Path(adapter) / "adapter_config.json").is_file():
         raise ModelNotFoundError(f"no LoRA adapter at {adapter} (expected adapter_config.json there)")
-    threads = threads or int(os.environ.get("SHOPASSIST_THREADS", "0") or 0) or None
     return TransformersChatModel(
         model or os.environ.get("SHOPASSIST_MODEL", DEFAULT_MODEL), adapter, threads, settings=settings
     )
+
+
+def _env_threads() -> int | None:
+    value = os.environ.get("SHOPASSIST_THREADS", "").strip()
+    if not value:
+        return None
+    if not value.isdigit() or int(value) < 1:
+        raise ModelError(f"SHOPASSIST_THREADS must be a whole number ≥ 1, got {value!r}")
+    return int(value)

@@ -1,0 +1,244 @@
+"""Agent benchmark: turn latency, constrained vs free tool calls, decode speed per backend, pass^1 on tasks.
+
+    .venv/bin/python bench/agent_bench.py speed                 # latency, validity, tokens/s (minutes)
+    .venv/bin/python bench/agent_bench.py tasks --split dev     # pass^1 on tasks_dev.json (hours on 2 cores)
+    .venv/bin/python bench/agent_bench.py tasks --split train100 --limit 20
+
+speed, on bench/agent_prompts.jsonl (20 customer messages written for this benchmark, none from a task):
+- a full tool-using turn, as the agent runs it for each message in a fresh conversation: one constrained
+  tool call, run through the policy layer on a fresh store, then a streamed reply (max 200 new tokens);
+  time to the call, time to the first reply token, and the whole turn. The shared system prompt is
+  prefilled once in a warm-up (as in a running server, where every conversation shares it).
+- free decoding of the same first call (no constraint, `<tool_call>` prefilled): how many would not
+  parse or would not match the tool's schema. Constrained calls are checked to be 100% valid.
+- decode tokens/s of each backend on one prompt, greedy, 128 new tokens, alternating backends, 3 rounds:
+  our transformers decoder, transformers' own `generate`, and llama.cpp on the same GGUF when installed.
+
+tasks: `shopassist eval tasks` machinery with the default base model and in-context examples; results
+are appended per task to bench/results/agent_tasks_<split>.jsonl, so an interrupted run resumes.
+train100 = a fixed sample of 100 tasks_train.json tasks (random.Random(0)).
+"""
+
+import argparse
+import json
+import os
+import platform
+import random
+import statistics
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+from assistant.offline import enforce_offline
+
+enforce_offline()
+
+from assistant.llm import GenerationSettings, load_chat_model  # noqa: E402
+from assistant.llm.transformers_backend import TransformersChatModel  # noqa: E402
+from assistant.messages import ChatMessage  # noqa: E402
+from assistant.runtime import few_shot_examples, system_prompt  # noqa: E402
+from assistant.store import Store, get_pack  # noqa: E402
+from assistant.tools import ToolContext, ToolInputError, ToolRegistry  # noqa: E402
+
+BENCH = Path(__file__).parent
+RESULTS = BENCH / "results"
+SHARED = Path(os.environ.get("SHOPASSIST_SHARED_DIR", BENCH.parent.parent / "shared")) / "data" / "tau-retail"
+
+
+def percentile(values: list[float], q: float) -> float:
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, round(q * (len(ordered) - 1)))]
+
+
+def load_prompts() -> list[str]:
+    lines = (BENCH / "agent_prompts.jsonl").read_text().splitlines()
+    return [json.loads(line)["message"] for line in lines if line.strip()]
+
+
+def open_search():
+    from retrieval.chroma_index import chroma_client, open_collection
+    from retrieval.search import ProductSearch
+
+    return ProductSearch(open_collection(chroma_client(), "tau-retail", create=False))
+
+
+def conversation(message: str) -> list[ChatMessage]:
+    return [ChatMessage("system", system_prompt("tau-retail")), *few_shot_examples(), ChatMessage("user", message)]
+
+
+def tool_turns(model, prompts: list[str], workdir: Path) -> dict:
+    from assistant.policy import PolicySession
+
+    registry = ToolRegistry()
+    schemas = registry.schemas()
+    model.generate(conversation("hello"), schemas, tool_choice="none")  # warm-up: prefill the shared prefix
+    call_s, first_token_s, turn_s = [], [], []
+    with Store(workdir / "bench.sqlite3", get_pack("tau-retail")) as store:
+        search = open_search()
+        for message in prompts:
+            session = PolicySession(registry, ToolContext(store, search))
+            messages = conversation(message)
+            started = time.perf_counter()
+            step = model.generate(messages, schemas, tool_choice="required")
+            call_s.append(time.perf_counter() - started)
+            registry.get(step.tool_call.name).validate(step.tool_call.arguments)  # constrained: always valid
+            observation = session.call(step.tool_call.name, step.tool_call.arguments)
+            messages += [step, ChatMessage("tool", observation, name=step.tool_call.name)]
+            first: list[float] = []
+            model.generate(
+                messages,
+                schemas,
+                tool_choice="none",
+                on_text=lambda _t, first=first: first or first.append(time.perf_counter()),
+            )
+            turn_s.append(time.perf_counter() - started)
+            first_token_s.append((first[0] if first else time.perf_counter()) - started)
+    summary = {}
+    for name, values in (("tool_call_s", call_s), ("first_reply_token_s", first_token_s), ("full_turn_s", turn_s)):
+        summary[name] = {"p50": round(statistics.median(values), 3), "p95": round(percentile(values, 0.95), 3)}
+    return summary
+
+
+def free_decoding(checkpoint: str, prompts: list[str]) -> dict:
+    registry = ToolRegistry()
+    schemas = registry.schemas()
+    model = TransformersChatModel(checkpoint, threads=2, settings=GenerationSettings(constrained=False))
+    unparsable = schema_invalid = 0
+    for message in prompts:
+        step = model.generate(conversation(message), schemas, tool_choice="required")
+        if step.tool_call is None:
+            unparsable += 1
+            continue
+        try:
+            if step.tool_call.name not in registry:
+                raise ToolInputError("unknown tool")
+            registry.get(step.tool_call.name).validate(step.tool_call.arguments)
+        except ToolInputError:
+            schema_invalid += 1
+    n = len(prompts)
+    return {
+        "calls": n,
+        "unparsable": unparsable,
+        "schema_invalid": schema_invalid,
+        "valid": n - unparsable - schema_invalid,
+    }
+
+
+def decode_speed(model: TransformersChatModel, rounds: int = 3, new_tokens: int = 128) -> dict:
+    import torch
+
+    messages = [ChatMessage("system", "You are a helpful assistant."), ChatMessage("user", "Describe a good tent.")]
+    ids = model.prompt_ids(messages, None)
+    text_prompt = model.tokenizer.decode(ids)
+    runners = {}
+
+    def ours() -> int:
+        # the backend's own loop (KV cache, greedy), without stopping early
+        model.decoder.ids, model.decoder.cache = [], None
+        model.decoder.start(ids)
+        for _ in range(new_tokens):
+            model.decoder.feed([model.decoder.next_token()])
+        return new_tokens
+
+    def hf_generate() -> int:
+        with torch.inference_mode():
+            out = model.model.generate(
+                torch.tensor([ids]), max_new_tokens=new_tokens, min_new_tokens=new_tokens, do_sample=False
+            )
+        return out.shape[1] - len(ids)
+
+    runners["transformers (shopassist decoder)"] = ours
+    runners["transformers generate()"] = hf_generate
+    try:
+        from llama_cpp import Llama
+
+        from assistant.llm.checkpoints import BASE_MODELS
+
+        llm = Llama(model_path=str(BASE_MODELS["smollm2"].gguf_path()), n_threads=2, n_ctx=2048, verbose=False)
+
+        def llamacpp() -> int:
+            out = llm(text_prompt, max_tokens=new_tokens, temperature=0.0, logit_bias={llm.token_eos(): -100.0})
+            return out["usage"]["completion_tokens"]
+
+        runners["llama.cpp (same GGUF)"] = llamacpp
+    except ImportError:
+        print("llama-cpp-python not installed: no llama.cpp reference", file=sys.stderr)
+    speeds: dict[str, list[float]] = {name: [] for name in runners}
+    for _ in range(rounds):
+        for name, run in runners.items():
+            started = time.perf_counter()
+            produced = run()
+            speeds[name].append(produced / (time.perf_counter() - started))  # includes the prompt prefill
+    result = {name: round(statistics.median(v), 1) for name, v in speeds.items()}
+    if "llama.cpp (same GGUF)" in result:
+        result["ours / llama.cpp"] = round(
+            result["transformers (shopassist decoder)"] / result["llama.cpp (same GGUF)"], 2
+        )
+    result["prompt_tokens"], result["new_tokens"], result["rounds"] = len(ids), new_tokens, rounds
+    return result
+
+
+def run_speed(args: argparse.Namespace) -> dict:
+    prompts = load_prompts()
+    model = load_chat_model(args.model, threads=2)
+    with tempfile.TemporaryDirectory() as tmp:
+        turns = tool_turns(model, prompts, Path(tmp))
+    result = {
+        "machine": f"{platform.machine()} {os.cpu_count()} cores, torch threads 2",
+        "model": model.name,
+        "prompts": len(prompts),
+        "tool_turn": turns,
+        "free_decoding": free_decoding(args.model, prompts),
+        "decode_tokens_per_s": decode_speed(model),
+    }
+    return result
+
+
+def run_tasks(args: argparse.Namespace) -> dict:
+    from assistant.agent import Agent
+    from assistant.evaluation import Evaluator, load_tasks, summarize
+
+    if args.split == "dev":
+        tasks = load_tasks(SHARED / "tasks_dev.json")
+        indices = list(range(len(tasks)))
+    else:
+        tasks = load_tasks(SHARED / "tasks_train.json")
+        indices = sorted(random.Random(0).sample(range(len(tasks)), 100))
+    indices = indices[: args.limit or None]
+    model = load_chat_model(args.model, threads=2)
+    search = open_search()
+
+    def make_agent(session, task, store):
+        session.ctx.search = search
+        return Agent(
+            model, session, system_prompt("tau-retail"), max_steps=args.max_steps, examples=few_shot_examples()
+        )
+
+    out = RESULTS / f"agent_tasks_{args.split}.jsonl"
+    with tempfile.TemporaryDirectory() as work:
+        evaluator = Evaluator(get_pack("tau-retail"), Path(work), make_agent, max_turns=args.max_turns)
+        results = evaluator.run(tasks, indices, trials=1, out=out)
+    summary = summarize(results, 1)
+    summary.update(split=args.split, model=model.name, max_turns=args.max_turns, max_steps=args.max_steps)
+    return summary
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("what", choices=["speed", "tasks"])
+    parser.add_argument("--model", default="smollm2")
+    parser.add_argument("--split", choices=["dev", "train100"], default="dev")
+    parser.add_argument("--limit", type=int, default=0)
+    parser.add_argument("--max-turns", type=int, default=10)
+    parser.add_argument("--max-steps", type=int, default=8)
+    args = parser.parse_args()
+    RESULTS.mkdir(exist_ok=True)
+    result = run_speed(args) if args.what == "speed" else run_tasks(args)
+    name = "agent_speed.json" if args.what == "speed" else f"agent_tasks_{args.split}.json"
+    (RESULTS / name).write_text(json.dumps(result, indent=2) + "\n")
+    print(json.dumps(result, indent=2))
+
+
+if __name__ == "__main__":
+    main()
