@@ -2,7 +2,8 @@
 
 Roughly 5x faster decoding than transformers on CPU. Prompts use the same text format as the other
 backends (rendered with the model's own tokenizer and template); a tool call is constrained by
-llama.cpp's grammar built from the tool's JSON schema. It cannot load LoRA adapters saved by peft.
+llama.cpp's grammar built from the tool's JSON schema (free maps such as search_products' `options` are
+left out: the grammar cannot bound them). It cannot load LoRA adapters saved by peft.
 """
 
 import json
@@ -44,7 +45,10 @@ class LlamaCppChatModel:
             calls = [
                 {
                     "type": "object",
-                    "properties": {"name": {"const": t["function"]["name"]}, "arguments": t["function"]["parameters"]},
+                    "properties": {
+                        "name": {"const": t["function"]["name"]},
+                        "arguments": _bounded(t["function"]["parameters"]),
+                    },
                     "required": ["name", "arguments"],
                 }
                 for t in tools
@@ -68,7 +72,7 @@ class LlamaCppChatModel:
             tool_choice = "required" if TOOL_OPEN.startswith(head.strip()[:3] or "-") else "none"
         if tools and tool_choice == "required":
             out = self.llm(prompt + TOOL_OPEN, max_tokens=400, temperature=0.0, grammar=self._grammar(tools))
-            data = json.loads(out["choices"][0]["text"])
+            data = json.loads(out["choices"][0]["text"], strict=False)  # llama.cpp's grammar lets raw newlines in
             message = ChatMessage("assistant", tool_call=ToolCall(data["name"], data["arguments"], _call_id()))
         else:
             text = ""
@@ -87,3 +91,20 @@ class LlamaCppChatModel:
             message = ChatMessage("assistant", text.strip())
         message.meta["seconds"] = round(time.perf_counter() - started, 4)
         return message
+
+
+def _bounded(schema: Any) -> Any:
+    """The schema with string and list lengths bounded, so a call cannot run past the token budget."""
+    if isinstance(schema, list):
+        return [_bounded(s) for s in schema]
+    if not isinstance(schema, dict):
+        return schema
+    if schema.get("type") == "object" and not schema.get("properties") and schema.get("additionalProperties"):
+        # llama.cpp's grammar cannot bound the number of entries of a free map; such arguments are left out
+        return {"type": "object", "properties": {}, "additionalProperties": False}
+    out = {k: _bounded(v) for k, v in schema.items()}
+    if out.get("type") == "string" and "enum" not in out:
+        out.setdefault("maxLength", 120)
+    if out.get("type") == "array":
+        out.setdefault("maxItems", 12)
+    return out
