@@ -27,7 +27,8 @@ class OracleModel:
     def generate(self, messages: list[ChatMessage], tools: list[dict] | None = None, **kwargs) -> ChatMessage:
         last = messages[-1]
         if last.role == "tool" and last.content.startswith("Confirmation needed"):
-            return ChatMessage("assistant", f"{last.content.split(': ', 1)[1]} Shall I go ahead? Please reply yes.")
+            summary = last.content.rsplit("reply yes: ", 1)[-1]
+            return ChatMessage("assistant", f"{summary} Shall I go ahead? Please reply yes.")
         if self.position < len(self.plan):
             self.position += 1
             return ChatMessage("assistant", tool_call=self.plan[self.position - 1])

@@ -148,8 +148,19 @@ def decode_speed(model: TransformersChatModel, rounds: int = 3, new_tokens: int 
             )
         return out.shape[1] - len(ids)
 
-    runners["transformers (shopassist decoder)"] = ours
-    runners["transformers generate()"] = hf_generate
+    fp32 = TransformersChatModel(model.name, threads=2, dtype="float32")
+
+    def ours_fp32() -> int:
+        fp32.decoder.ids, fp32.decoder.cache = [], None
+        fp32.decoder.start(ids)
+        for _ in range(new_tokens):
+            fp32.decoder.feed([fp32.decoder.next_token()])
+        return new_tokens
+
+    dtype = str(model.model.dtype).removeprefix("torch.")
+    runners[f"transformers, shopassist decoder ({dtype}, the default)"] = ours
+    runners[f"transformers generate() ({dtype})"] = hf_generate
+    runners["transformers, shopassist decoder (float32)"] = ours_fp32
     try:
         from llama_cpp import Llama
 

@@ -53,7 +53,11 @@ def load_chat_model(
     if adapter is not None and not (Path(adapter) / "adapter_config.json").is_file():
         raise ModelNotFoundError(f"no LoRA adapter at {adapter} (expected adapter_config.json there)")
     return TransformersChatModel(
-        model or os.environ.get("SHOPASSIST_MODEL", DEFAULT_MODEL), adapter, threads, settings=settings
+        model or os.environ.get("SHOPASSIST_MODEL", DEFAULT_MODEL),
+        adapter,
+        threads,
+        dtype=os.environ.get("SHOPASSIST_DTYPE", "auto"),
+        settings=settings,
     )
 
 
