@@ -12,6 +12,9 @@ def _user_errors() -> tuple[type[Exception], ...]:
     from assistant.evaluation import TaskFileError
     from assistant.llm import ModelError, ModelNotFoundError
     from assistant.store import StorePackError
+    from finetune.build_tau import EvaluationDataError
+    from finetune.dialogues import DialogueFormatError
+    from finetune.sft import ConfigError
     from retrieval.catalog import CatalogError
     from retrieval.chroma_index import IndexMissingError
     from retrieval.search import SearchInputError
@@ -24,6 +27,9 @@ def _user_errors() -> tuple[type[Exception], ...]:
         TaskFileError,
         ModelError,
         ModelNotFoundError,
+        DialogueFormatError,
+        EvaluationDataError,
+        ConfigError,
     )
 
 
@@ -81,6 +87,14 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--store", default=DEFAULT_STORE)
     _model_arguments(p)
 
+    p = sub.add_parser("finetune", help="build training dialogues and fine-tune the agent (docs/FINETUNING.md)")
+    p.add_argument("action", choices=["build", "sft"])
+    p.add_argument("--config", type=Path, help="sft: YAML training config (finetune/configs/)")
+    p.add_argument("--tasks", type=Path, help="build: a τ-retail style training task file")
+    p.add_argument("--bitext", type=Path, help="build: bitext customer_support_requests.csv for varied openings")
+    p.add_argument("--variants", type=int, default=2, help="build: dialogues per task (default %(default)s)")
+    p.add_argument("--out", type=Path, help="build: dialogue JSONL to write (appends)")
+
     p = sub.add_parser("chat", help="chat with the assistant in the terminal")
     p.add_argument("--store", default=DEFAULT_STORE)
     p.add_argument("--trace", action="store_true", help="show each tool call, its arguments and result")
@@ -96,8 +110,8 @@ def _model_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument(
         "--examples",
         action=argparse.BooleanOptionalAction,
-        default=True,
-        help="show the model in-context examples (for base models; default on)",
+        default=None,
+        help="show the model in-context examples (default: as the model's prompt profile says; on for base models)",
     )
     p.add_argument("--max-steps", type=int, default=8, help="tool calls allowed per customer message")
 
@@ -203,7 +217,7 @@ def cmd_eval(args: argparse.Namespace) -> int:
 
     from assistant.agent import Agent
     from assistant.evaluation import Evaluator, load_tasks, summarize
-    from assistant.runtime import few_shot_examples, system_prompt
+    from assistant.runtime import AgentSettings, agent_for_session
     from assistant.scripted_models import OracleModel, TalkOnlyModel
     from assistant.store import get_pack
 
@@ -221,8 +235,7 @@ def cmd_eval(args: argparse.Namespace) -> int:
         if args.agent == "talk-only":
             return Agent(TalkOnlyModel(), session, system_prompt="")
         session.ctx.search = search
-        examples = few_shot_examples() if args.examples else []
-        return Agent(model, session, system_prompt(args.store), max_steps=args.max_steps, examples=examples)
+        return agent_for_session(model, session, args.store, AgentSettings(args.examples, args.max_steps))
 
     with tempfile.TemporaryDirectory(prefix="shopassist-eval-") as work:
         evaluator = Evaluator(get_pack(args.store), Path(work), make_agent, max_turns=args.max_turns)
@@ -231,7 +244,33 @@ def cmd_eval(args: argparse.Namespace) -> int:
     return 0
 
 
-COMMANDS = {"index": cmd_index, "search": cmd_search, "store": cmd_store, "eval": cmd_eval, "chat": cmd_chat}
+def cmd_finetune(args: argparse.Namespace) -> int:
+    if args.action == "sft":
+        from finetune.sft import SFTConfig, train
+
+        if args.config is None:
+            raise SystemExit("shopassist finetune sft: give --config FILE (see finetune/configs/)")
+        print(train(SFTConfig.from_yaml(args.config)))
+        return 0
+    from finetune.build_tau import build_tau_dialogues
+    from finetune.dialogues import append_dialogues
+
+    if args.tasks is None or args.out is None:
+        raise SystemExit("shopassist finetune build: give --tasks FILE and --out FILE")
+    dialogues, report = build_tau_dialogues(args.tasks, args.bitext, variants=args.variants)
+    append_dialogues(args.out, dialogues)
+    print(json.dumps(report.__dict__))
+    return 0
+
+
+COMMANDS = {
+    "finetune": cmd_finetune,
+    "index": cmd_index,
+    "search": cmd_search,
+    "store": cmd_store,
+    "eval": cmd_eval,
+    "chat": cmd_chat,
+}
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -69,6 +69,11 @@ _PRONOUNS = [
 ]
 
 
+def held_out_sample(n_tasks: int, k: int = 100, seed: int = 0) -> list[int]:
+    """The fixed sample of training-file tasks kept for evaluation: never used to build training data."""
+    return sorted(random.Random(seed).sample(range(n_tasks), min(k, n_tasks)))
+
+
 def first_person(instruction: str) -> str:
     """'Your name is X and you want...' → 'My name is X and I want...' (a rule-based rewrite)."""
     text = instruction

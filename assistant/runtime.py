@@ -5,17 +5,17 @@ from dataclasses import dataclass
 from importlib.resources import files
 
 from assistant.agent import Agent
+from assistant.llm.base import PromptProfile
 from assistant.messages import ChatMessage, ToolCall
 from assistant.policy import PolicySession
 from assistant.prompts import render
 from assistant.tools import ToolContext, ToolRegistry
 
-POLICY_PROMPT = "retail_policy.v1"
 EXAMPLES = "examples.v1.json"
 
 
-def system_prompt(store_name: str) -> str:
-    return render(POLICY_PROMPT, store_name=store_name)
+def system_prompt(store_name: str, profile: PromptProfile | None = None) -> str:
+    return render((profile or PromptProfile.base()).system_prompt, store_name=store_name)
 
 
 def few_shot_examples(name: str = EXAMPLES) -> list[ChatMessage]:
@@ -37,13 +37,18 @@ def few_shot_examples(name: str = EXAMPLES) -> list[ChatMessage]:
 
 @dataclass
 class AgentSettings:
-    few_shot: bool = True  # base models need examples; a fine-tuned model does not
+    few_shot: bool | None = None  # None: as the model's prompt profile says (base models need examples)
     max_steps: int = 8
+
+
+def agent_for_session(model, session: PolicySession, store_name: str, settings: AgentSettings | None = None) -> Agent:
+    settings = settings or AgentSettings()
+    profile = getattr(model, "profile", None) or PromptProfile.base()
+    few_shot = profile.examples if settings.few_shot is None else settings.few_shot
+    examples = few_shot_examples() if few_shot else []
+    return Agent(model, session, system_prompt(store_name, profile), max_steps=settings.max_steps, examples=examples)
 
 
 def new_agent(model, ctx: ToolContext, store_name: str, settings: AgentSettings | None = None) -> Agent:
     """One conversation: its own policy session and message history over shared store/search/model."""
-    settings = settings or AgentSettings()
-    session = PolicySession(ToolRegistry(), ctx)
-    examples = few_shot_examples() if settings.few_shot else []
-    return Agent(model, session, system_prompt(store_name), max_steps=settings.max_steps, examples=examples)
+    return agent_for_session(model, PolicySession(ToolRegistry(), ctx), store_name, settings)

@@ -16,14 +16,14 @@ speed, on bench/agent_prompts.jsonl (20 customer messages written for this bench
 
 tasks: `shopassist eval tasks` machinery with the default base model and in-context examples; results
 are appended per task to bench/results/agent_tasks_<split>.jsonl, so an interrupted run resumes.
-train100 = a fixed sample of 100 tasks_train.json tasks (random.Random(0)).
+train100 = the fixed sample of 100 tasks_train.json tasks that training never sees
+(`assistant.evaluation.held_out_sample`, random.Random(0)).
 """
 
 import argparse
 import json
 import os
 import platform
-import random
 import statistics
 import sys
 import tempfile
@@ -37,7 +37,7 @@ enforce_offline()
 from assistant.llm import GenerationSettings, load_chat_model  # noqa: E402
 from assistant.llm.transformers_backend import TransformersChatModel  # noqa: E402
 from assistant.messages import ChatMessage  # noqa: E402
-from assistant.runtime import few_shot_examples, system_prompt  # noqa: E402
+from assistant.runtime import AgentSettings, agent_for_session, few_shot_examples, system_prompt  # noqa: E402
 from assistant.store import Store, get_pack  # noqa: E402
 from assistant.tools import ToolContext, ToolInputError, ToolRegistry  # noqa: E402
 
@@ -63,8 +63,9 @@ def open_search():
     return ProductSearch(open_collection(chroma_client(), "tau-retail", create=False))
 
 
-def conversation(message: str) -> list[ChatMessage]:
-    return [ChatMessage("system", system_prompt("tau-retail")), *few_shot_examples(), ChatMessage("user", message)]
+def conversation(message: str, profile=None) -> list[ChatMessage]:
+    examples = few_shot_examples() if profile is None or profile.examples else []
+    return [ChatMessage("system", system_prompt("tau-retail", profile)), *examples, ChatMessage("user", message)]
 
 
 def tool_turns(model, prompts: list[str], workdir: Path) -> dict:
@@ -72,13 +73,15 @@ def tool_turns(model, prompts: list[str], workdir: Path) -> dict:
 
     registry = ToolRegistry()
     schemas = registry.schemas()
-    model.generate(conversation("hello"), schemas, tool_choice="none")  # warm-up: prefill the shared prefix
+    model.generate(
+        conversation("hello", model.profile), schemas, tool_choice="none"
+    )  # warm-up: prefill the shared prefix
     call_s, first_token_s, turn_s = [], [], []
     with Store(workdir / "bench.sqlite3", get_pack("tau-retail")) as store:
         search = open_search()
         for message in prompts:
             session = PolicySession(registry, ToolContext(store, search))
-            messages = conversation(message)
+            messages = conversation(message, model.profile)
             started = time.perf_counter()
             step = model.generate(messages, schemas, tool_choice="required")
             call_s.append(time.perf_counter() - started)
@@ -100,13 +103,13 @@ def tool_turns(model, prompts: list[str], workdir: Path) -> dict:
     return summary
 
 
-def free_decoding(checkpoint: str, prompts: list[str]) -> dict:
+def free_decoding(checkpoint: str, adapter: str | None, prompts: list[str]) -> dict:
     registry = ToolRegistry()
     schemas = registry.schemas()
-    model = TransformersChatModel(checkpoint, threads=2, settings=GenerationSettings(constrained=False))
+    model = TransformersChatModel(checkpoint, adapter, threads=2, settings=GenerationSettings(constrained=False))
     unparsable = schema_invalid = 0
     for message in prompts:
-        step = model.generate(conversation(message), schemas, tool_choice="required")
+        step = model.generate(conversation(message, model.profile), schemas, tool_choice="required")
         if step.tool_call is None:
             unparsable += 1
             continue
@@ -192,7 +195,7 @@ def decode_speed(model: TransformersChatModel, rounds: int = 3, new_tokens: int 
 
 def run_speed(args: argparse.Namespace) -> dict:
     prompts = load_prompts()
-    model = load_chat_model(args.model, threads=2)
+    model = load_chat_model(args.model, args.adapter, threads=2)
     with tempfile.TemporaryDirectory() as tmp:
         turns = tool_turns(model, prompts, Path(tmp))
     result = {
@@ -200,33 +203,30 @@ def run_speed(args: argparse.Namespace) -> dict:
         "model": model.name,
         "prompts": len(prompts),
         "tool_turn": turns,
-        "free_decoding": free_decoding(args.model, prompts),
+        "free_decoding": free_decoding(args.model, args.adapter, prompts),
         "decode_tokens_per_s": decode_speed(model),
     }
     return result
 
 
 def run_tasks(args: argparse.Namespace) -> dict:
-    from assistant.agent import Agent
-    from assistant.evaluation import Evaluator, load_tasks, summarize
+    from assistant.evaluation import Evaluator, held_out_sample, load_tasks, summarize
 
     if args.split == "dev":
         tasks = load_tasks(SHARED / "tasks_dev.json")
         indices = list(range(len(tasks)))
     else:
         tasks = load_tasks(SHARED / "tasks_train.json")
-        indices = sorted(random.Random(0).sample(range(len(tasks)), 100))
+        indices = held_out_sample(len(tasks))
     indices = indices[: args.limit or None]
-    model = load_chat_model(args.model, threads=2)
+    model = load_chat_model(args.model, args.adapter, threads=2)
     search = open_search()
 
     def make_agent(session, task, store):
         session.ctx.search = search
-        return Agent(
-            model, session, system_prompt("tau-retail"), max_steps=args.max_steps, examples=few_shot_examples()
-        )
+        return agent_for_session(model, session, "tau-retail", AgentSettings(max_steps=args.max_steps))
 
-    out = RESULTS / f"agent_tasks_{args.split}.jsonl"
+    out = RESULTS / f"agent_tasks_{args.split}{args.tag}.jsonl"
     with tempfile.TemporaryDirectory() as work:
         evaluator = Evaluator(get_pack("tau-retail"), Path(work), make_agent, max_turns=args.max_turns)
         results = evaluator.run(tasks, indices, trials=1, out=out)
@@ -239,6 +239,8 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("what", choices=["speed", "tasks"])
     parser.add_argument("--model", default="smollm2")
+    parser.add_argument("--adapter", help="LoRA adapter folder (e.g. models/agent-smollm2)")
+    parser.add_argument("--tag", default="", help="suffix for the result files, e.g. -sft")
     parser.add_argument("--split", choices=["dev", "train100"], default="dev")
     parser.add_argument("--limit", type=int, default=0)
     parser.add_argument("--max-turns", type=int, default=10)
@@ -246,7 +248,7 @@ def main() -> None:
     args = parser.parse_args()
     RESULTS.mkdir(exist_ok=True)
     result = run_speed(args) if args.what == "speed" else run_tasks(args)
-    name = "agent_speed.json" if args.what == "speed" else f"agent_tasks_{args.split}.json"
+    name = f"agent_speed{args.tag}.json" if args.what == "speed" else f"agent_tasks_{args.split}{args.tag}.json"
     (RESULTS / name).write_text(json.dumps(result, indent=2) + "\n")
     print(json.dumps(result, indent=2))
 

@@ -7,8 +7,9 @@ runs inside the real `Agent` with a real `PolicySession` on a fresh store, so ev
 dialogue is what the tools really return. The customer's opening varies: the task instruction in the
 first person, or a request in bitext wording for the same intent followed by the details when asked.
 
-Only training files are accepted: a file named like an evaluation split, or any task that also
-appears in tasks_dev.json beside it, is refused (tests/test_build_tau.py).
+Only training files are accepted: a file named like an evaluation split is refused, and tasks that
+also appear in tasks_dev.json beside it or in the fixed held-out sample of the training file
+(`held_out_sample`, used by the benchmark) are skipped (tests/test_build_tau.py).
 """
 
 import csv
@@ -21,7 +22,7 @@ from pathlib import Path
 from typing import Any
 
 from assistant.agent import Agent
-from assistant.evaluation import Task, first_person, load_tasks
+from assistant.evaluation import Task, first_person, held_out_sample, load_tasks
 from assistant.messages import ChatMessage, ToolCall
 from assistant.policy import PolicySession
 from assistant.runtime import system_prompt
@@ -131,10 +132,13 @@ def build_tau_dialogues(
     variants: int = 2,
     seed: int = 0,
     store_name: str = "tau-retail",
+    hold_out: int = 100,
 ) -> tuple[list[Dialogue], TauBuildReport]:
+    """Dialogues for every task except evaluation tasks and the fixed held-out sample of `hold_out` tasks."""
     check_training_file(tasks_path)
     tasks = load_tasks(tasks_path)
     held_out = held_out_instructions(tasks_path)
+    held_out |= {tasks[i].instruction for i in held_out_sample(len(tasks), hold_out)} if hold_out else set()
     requests = bitext_requests(bitext_path) if bitext_path else {}
     rng = random.Random(seed)
     pack = get_pack(store_name)

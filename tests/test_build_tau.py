@@ -6,6 +6,7 @@ import shutil
 import pytest
 from conftest import TAU_TASKS
 
+from assistant.evaluation import held_out_sample
 from finetune.build_tau import EvaluationDataError, build_tau_dialogues
 from finetune.dialogues import append_dialogues, load_dialogues
 
@@ -32,14 +33,17 @@ def tasks_dir(tmp_path):
 def test_evaluation_files_and_tasks_never_become_training_data(tasks_dir):
     with pytest.raises(EvaluationDataError):
         build_tau_dialogues(tasks_dir / "tasks_dev.json")
-    dialogues, report = build_tau_dialogues(tasks_dir / "tasks_train.json", variants=1)
+    dialogues, report = build_tau_dialogues(tasks_dir / "tasks_train.json", variants=1, hold_out=0)
     assert report.skipped_held_out == 1 and report.tasks == 7
     assert {d.meta["task_index"] for d in dialogues} <= set(range(6))
+    held = set(held_out_sample(7, 2))
+    dialogues, report = build_tau_dialogues(tasks_dir / "tasks_train.json", variants=1, hold_out=2)
+    assert not held & {d.meta["task_index"] for d in dialogues} and report.skipped_held_out >= 2
 
 
 def test_dialogues_follow_the_policy_and_round_trip(tasks_dir, tmp_path):
     bitext = TAU_TASKS.parent / "bitext" / "customer_support_requests.csv"
-    dialogues, report = build_tau_dialogues(tasks_dir / "tasks_train.json", bitext, variants=2)
+    dialogues, report = build_tau_dialogues(tasks_dir / "tasks_train.json", bitext, variants=2, hold_out=0)
     assert report.dialogues == len(dialogues) > 0
     assert {d.meta["opener"] for d in dialogues} == {"instruction", "bitext"}
     for d in dialogues:

@@ -26,8 +26,26 @@ class GenerationSettings:
     tool_threshold: float | None = 0.05
 
 
+@dataclass(frozen=True)
+class PromptProfile:
+    """How the agent's prompt is built for a model; a fine-tuned adapter records the one it was trained with."""
+
+    system_prompt: str = "retail_policy.v1"  # a template in assistant/prompts/
+    examples: bool = True  # in-context examples (assistant/prompts/examples.v1.json) before the conversation
+    brief_tools: bool = False  # tool list without descriptions
+
+    @classmethod
+    def base(cls) -> "PromptProfile":
+        return cls()
+
+    @classmethod
+    def fine_tuned(cls) -> "PromptProfile":
+        return cls("agent_short.v1", examples=False, brief_tools=True)
+
+
 class ChatModel(Protocol):
     name: str
+    profile: PromptProfile
 
     def generate(
         self,

@@ -10,7 +10,7 @@ import json
 import time
 from typing import Any
 
-from assistant.llm.base import GenerationSettings, OnText, ToolChoice
+from assistant.llm.base import GenerationSettings, OnText, PromptProfile, ToolChoice
 from assistant.llm.checkpoints import BASE_MODELS, ModelNotFoundError, resolve_checkpoint
 from assistant.llm.decoding import TOOL_CLOSE, TOOL_OPEN
 from assistant.llm.prompting import to_template_messages
@@ -30,6 +30,7 @@ class LlamaCppChatModel:
         self.tokenizer = load_tokenizer(resolve_checkpoint(model))
         self.llm = Llama(model_path=str(BASE_MODELS[model].gguf_path()), n_threads=threads, n_ctx=8192, verbose=False)
         self.settings = settings or GenerationSettings()
+        self.profile = PromptProfile.base()
         self._grammars: dict[str, Any] = {}
 
     def _prompt(self, messages: list[ChatMessage], tools: list[dict[str, Any]] | None) -> str:

@@ -11,7 +11,7 @@ from typing import Any
 
 import httpx
 
-from assistant.llm.base import GenerationSettings, ModelError, OnText, ToolChoice
+from assistant.llm.base import GenerationSettings, ModelError, OnText, PromptProfile, ToolChoice
 from assistant.messages import ChatMessage, ToolCall
 
 
@@ -48,6 +48,7 @@ class OpenAIChatModel:
         self.name = f"{model}@{base_url}"
         self.model = model
         self.settings = settings or GenerationSettings()
+        self.profile = PromptProfile.base()
         headers = {"Authorization": f"Bearer {api_key}"} if api_key else {}
         self.client = httpx.Client(base_url=base_url.rstrip("/"), headers=headers, timeout=timeout)
 

@@ -35,23 +35,23 @@ def _type_name(schema: dict[str, Any]) -> str:
     return _TYPE_NAMES.get(schema.get("type", ""), "any")
 
 
-def describe_tools(tools: list[dict[str, Any]]) -> str:
-    """One compact line per tool: `name(arg: type, optional?: type): description`."""
+def describe_tools(tools: list[dict[str, Any]], brief: bool = False) -> str:
+    """One compact line per tool: `name(arg: type, optional?: type): description` (no description if brief)."""
     lines = []
     for tool in tools:
         fn = tool["function"]
         params = fn["parameters"].get("properties", {})
         required = set(fn["parameters"].get("required", []))
         args = ", ".join(f"{k}{'' if k in required else '?'}: {_type_name(v)}" for k, v in params.items())
-        lines.append(f"- {fn['name']}({args}): {fn['description']}")
+        lines.append(f"- {fn['name']}({args})" + ("" if brief else f": {fn['description']}"))
     return "\n".join(lines)
 
 
-def tools_section(tools: list[dict[str, Any]]) -> str:
+def tools_section(tools: list[dict[str, Any]], brief: bool = False) -> str:
     return (
         "\n\nTools. To use one, answer with only a tool call, such as\n"
         f'{TOOL_OPEN}{{"name": "search_products", "arguments": {{"query": "running shoes"}}}}{TOOL_CLOSE}\n'
-        "and wait for its result. Otherwise answer the customer in plain words.\n" + describe_tools(tools)
+        "and wait for its result. Otherwise answer the customer in plain words.\n" + describe_tools(tools, brief)
     )
 
 
@@ -59,7 +59,9 @@ def render_tool_call(name: str, arguments: dict[str, Any]) -> str:
     return f"{TOOL_OPEN}{json.dumps({'name': name, 'arguments': arguments}, ensure_ascii=False)}{TOOL_CLOSE}"
 
 
-def to_template_messages(messages: list[ChatMessage], tools: list[dict[str, Any]] | None) -> list[dict[str, str]]:
+def to_template_messages(
+    messages: list[ChatMessage], tools: list[dict[str, Any]] | None, brief_tools: bool = False
+) -> list[dict[str, str]]:
     """Role/content dicts for a chat template; the tool list is appended to the system message."""
     out: list[dict[str, str]] = []
     for message in messages:
@@ -71,9 +73,9 @@ def to_template_messages(messages: list[ChatMessage], tools: list[dict[str, Any]
         out.append({"role": message.role, "content": content})
     if tools:
         if out and out[0]["role"] == "system":
-            out[0] = {"role": "system", "content": out[0]["content"] + tools_section(tools)}
+            out[0] = {"role": "system", "content": out[0]["content"] + tools_section(tools, brief_tools)}
         else:
-            out.insert(0, {"role": "system", "content": tools_section(tools).lstrip()})
+            out.insert(0, {"role": "system", "content": tools_section(tools, brief_tools).lstrip()})
     return out
 
 

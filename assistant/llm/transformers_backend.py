@@ -1,5 +1,6 @@
 """The default backend: a transformers causal LM on CPU or GPU, with optional LoRA adapter (peft)."""
 
+import json
 import threading
 import time
 import uuid
@@ -8,7 +9,7 @@ from typing import Any
 
 import torch
 
-from assistant.llm.base import GenerationSettings, OnText, ToolChoice
+from assistant.llm.base import GenerationSettings, OnText, PromptProfile, ToolChoice
 from assistant.llm.checkpoints import DEFAULT_MODEL, resolve_checkpoint
 from assistant.llm.decoding import TOOL_OPEN, Budget, Decoder
 from assistant.llm.prompting import CHATML_TEMPLATE, GEMMA_TEMPLATE, parse_tool_call, to_template_messages
@@ -37,6 +38,14 @@ def pick_dtype(dtype: str, device: str) -> torch.dtype:
     if dtype not in ("float32", "bfloat16"):
         raise ValueError(f"dtype must be auto, float32 or bfloat16, got {dtype!r}")
     return getattr(torch, dtype)
+
+
+def read_profile(folder: Path | str | None) -> PromptProfile | None:
+    """The prompt profile a fine-tuned model was trained with (`shopassist.json` beside its weights)."""
+    if folder is None or not (Path(folder) / "shopassist.json").is_file():
+        return None
+    data = json.loads((Path(folder) / "shopassist.json").read_text())
+    return PromptProfile(**data["profile"]) if "profile" in data else None
 
 
 def set_threads(threads: int | None) -> None:
@@ -75,6 +84,7 @@ class TransformersChatModel:
         self.tokenizer = load_tokenizer(checkpoint)
         device = device or ("cuda" if torch.cuda.is_available() else "cpu")
         network = AutoModelForCausalLM.from_pretrained(checkpoint, dtype=pick_dtype(dtype, device)).to(device)
+        self.profile = read_profile(adapter) or read_profile(checkpoint) or PromptProfile.base()
         if adapter is not None:
             from peft import PeftModel
 
@@ -94,7 +104,7 @@ class TransformersChatModel:
 
     def prompt_ids(self, messages: list[ChatMessage], tools: list[dict[str, Any]] | None) -> list[int]:
         text = self.tokenizer.apply_chat_template(
-            to_template_messages(messages, tools), tokenize=False, add_generation_prompt=True
+            to_template_messages(messages, tools, self.profile.brief_tools), tokenize=False, add_generation_prompt=True
         )
         return self.tokenizer.encode(text, add_special_tokens=False)
 
