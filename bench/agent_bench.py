@@ -186,9 +186,8 @@ def decode_speed(model: TransformersChatModel, rounds: int = 3, new_tokens: int 
             speeds[name].append(produced / (time.perf_counter() - started))  # includes the prompt prefill
     result = {name: round(statistics.median(v), 1) for name, v in speeds.items()}
     if "llama.cpp (same GGUF)" in result:
-        result["ours / llama.cpp"] = round(
-            result["transformers (shopassist decoder)"] / result["llama.cpp (same GGUF)"], 2
-        )
+        default = result[f"transformers, shopassist decoder ({dtype}, the default)"]
+        result["default / llama.cpp"] = round(default / result["llama.cpp (same GGUF)"], 2)
     result["prompt_tokens"], result["new_tokens"], result["rounds"] = len(ids), new_tokens, rounds
     return result
 

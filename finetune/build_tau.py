@@ -133,12 +133,18 @@ def build_tau_dialogues(
     seed: int = 0,
     store_name: str = "tau-retail",
     hold_out: int = 100,
+    only: list[int] | None = None,
 ) -> tuple[list[Dialogue], TauBuildReport]:
-    """Dialogues for every task except evaluation tasks and the fixed held-out sample of `hold_out` tasks."""
-    check_training_file(tasks_path)
+    """Dialogues for every task except evaluation tasks and the fixed held-out sample of `hold_out` tasks.
+
+    `only`: build exactly these task indices instead (evaluation dialogues for held-out tasks)."""
     tasks = load_tasks(tasks_path)
-    held_out = held_out_instructions(tasks_path)
-    held_out |= {tasks[i].instruction for i in held_out_sample(len(tasks), hold_out)} if hold_out else set()
+    if only is None:
+        check_training_file(tasks_path)
+        held_out = held_out_instructions(tasks_path)
+        held_out |= {tasks[i].instruction for i in held_out_sample(len(tasks), hold_out)} if hold_out else set()
+    else:
+        held_out = {t.instruction for i, t in enumerate(tasks) if i not in set(only)}
     requests = bitext_requests(bitext_path) if bitext_path else {}
     rng = random.Random(seed)
     pack = get_pack(store_name)

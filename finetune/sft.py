@@ -54,6 +54,7 @@ class SFTConfig:
     max_steps: int = -1  # > 0 overrides epochs
     warmup_ratio: float = 0.05
     gradient_checkpointing: bool = False
+    bf16: bool = True  # bf16 autocast where the hardware has it (GPUs, CPUs with avx512_bf16/AMX)
     logging_steps: int = 5
     save_steps: int = 50
     seed: int = 0
@@ -203,7 +204,7 @@ def train(config: SFTConfig) -> Path:
     from transformers import AutoModelForCausalLM, Trainer, TrainingArguments, set_seed
 
     from assistant.llm.checkpoints import resolve_checkpoint
-    from assistant.llm.transformers_backend import load_tokenizer, set_threads
+    from assistant.llm.transformers_backend import cpu_has_bf16, load_tokenizer, set_threads
 
     print(yaml.safe_dump({"resolved config": config.to_dict()}, sort_keys=False), file=sys.stderr)
     set_threads(config.threads)
@@ -251,7 +252,7 @@ def train(config: SFTConfig) -> Path:
         report_to=[],
         seed=config.seed,
         use_cpu=not torch.cuda.is_available(),
-        bf16=torch.cuda.is_available(),
+        bf16=config.bf16 and (torch.cuda.is_available() or cpu_has_bf16()),  # autocast; LoRA weights stay fp32
         dataloader_num_workers=0,
         remove_unused_columns=False,
     )
