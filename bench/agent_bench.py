@@ -218,7 +218,7 @@ def run_tasks(args: argparse.Namespace) -> dict:
         tasks = load_tasks(SHARED / "tasks_train.json")
         indices = held_out_sample(len(tasks))
     indices = indices[: args.limit or None]
-    model = load_chat_model(args.model, args.adapter, threads=2)
+    model = load_chat_model(args.model, args.adapter, threads=args.threads)
     search = open_search()
 
     def make_agent(session, task, store):
@@ -230,7 +230,9 @@ def run_tasks(args: argparse.Namespace) -> dict:
         evaluator = Evaluator(get_pack("tau-retail"), Path(work), make_agent, max_turns=args.max_turns)
         results = evaluator.run(tasks, indices, trials=1, out=out)
     summary = summarize(results, 1)
-    summary.update(split=args.split, model=model.name, max_turns=args.max_turns, max_steps=args.max_steps)
+    summary.update(
+        split=args.split, model=model.name, max_turns=args.max_turns, max_steps=args.max_steps, threads=args.threads
+    )
     return summary
 
 
@@ -239,6 +241,7 @@ def main() -> None:
     parser.add_argument("what", choices=["speed", "tasks"])
     parser.add_argument("--model", default="smollm2")
     parser.add_argument("--adapter", help="LoRA adapter folder (e.g. models/agent-smollm2)")
+    parser.add_argument("--threads", type=int, default=2, help="tasks: torch threads for the model")
     parser.add_argument("--tag", default="", help="suffix for the result files, e.g. -sft")
     parser.add_argument("--split", choices=["dev", "train100"], default="dev")
     parser.add_argument("--limit", type=int, default=0)

@@ -138,7 +138,7 @@ def build_examples(config: SFTConfig, tokenizer) -> tuple[list[dict[str, list[in
         dialogues += load_dialogues(Path(path))
     if config.limit:
         dialogues = dialogues[: config.limit]
-    tools = ToolRegistry().schemas()
+    tools = ToolRegistry().schemas() if config.profile.tools_in_prompt else []
     system = render(config.profile.system_prompt, store_name=config.store_name)
     examples, truncated = [], 0
     for d in dialogues:

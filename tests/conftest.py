@@ -30,7 +30,8 @@ def _isolated_state(tmp_path_factory, monkeypatch):
     """Nothing a test does touches the developer's ./.shopassist or a configured Chroma server."""
     monkeypatch.setenv("SHOPASSIST_STATE_DIR", str(tmp_path_factory.mktemp("state")))
     monkeypatch.delenv("SHOPASSIST_CHROMA_URL", raising=False)
-    monkeypatch.delenv("SHOPASSIST_LLM_URL", raising=False)
+    for name in ("SHOPASSIST_LLM_URL", "SHOPASSIST_MODEL", "SHOPASSIST_ADAPTER", "SHOPASSIST_BACKEND"):
+        monkeypatch.delenv(name, raising=False)
     # the converted base model is shared with the developer's cache: converting it takes ~25 s
     monkeypatch.setenv("SHOPASSIST_MODEL_CACHE", os.environ.get("SHOPASSIST_MODEL_CACHE", str(MODEL_CACHE)))
 

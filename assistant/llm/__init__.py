@@ -10,6 +10,7 @@
 import os
 from pathlib import Path
 
+from assistant.config import PROJECT_ROOT
 from assistant.llm.base import ChatModel, GenerationSettings, ModelError, ToolChoice
 from assistant.llm.checkpoints import BASE_MODELS, DEFAULT_MODEL, ModelNotFoundError
 
@@ -49,11 +50,14 @@ def load_chat_model(
 
     from assistant.llm.transformers_backend import TransformersChatModel
 
-    adapter = adapter or os.environ.get("SHOPASSIST_ADAPTER") or None
+    model = model or os.environ.get("SHOPASSIST_MODEL", DEFAULT_MODEL)
+    adapter = adapter or os.environ.get("SHOPASSIST_ADAPTER") or shipped_adapter(model)
+    if str(adapter).lower() == "none":
+        adapter = None
     if adapter is not None and not (Path(adapter) / "adapter_config.json").is_file():
         raise ModelNotFoundError(f"no LoRA adapter at {adapter} (expected adapter_config.json there)")
     return TransformersChatModel(
-        model or os.environ.get("SHOPASSIST_MODEL", DEFAULT_MODEL),
+        model,
         adapter,
         threads,
         dtype=os.environ.get("SHOPASSIST_DTYPE", "auto"),
@@ -68,3 +72,9 @@ def _env_threads() -> int | None:
     if not value.isdigit() or int(value) < 1:
         raise ModelError(f"SHOPASSIST_THREADS must be a whole number ≥ 1, got {value!r}")
     return int(value)
+
+
+def shipped_adapter(model: str) -> Path | None:
+    """The fine-tuned adapter that ships for a packaged base model (`models/agent-smollm2`), if any."""
+    path = PROJECT_ROOT / "models" / f"agent-{model}"
+    return path if model in BASE_MODELS and (path / "adapter_config.json").is_file() else None

@@ -33,6 +33,7 @@ class PromptProfile:
     system_prompt: str = "retail_policy.v1"  # a template in assistant/prompts/
     examples: bool = True  # in-context examples (assistant/prompts/examples.v1.json) before the conversation
     brief_tools: bool = False  # tool list without descriptions
+    tools_in_prompt: bool = True  # a fine-tuned model knows its tools from training: 500 fewer prompt tokens
 
     @classmethod
     def base(cls) -> "PromptProfile":
@@ -40,7 +41,7 @@ class PromptProfile:
 
     @classmethod
     def fine_tuned(cls) -> "PromptProfile":
-        return cls("agent_short.v1", examples=False, brief_tools=True)
+        return cls("agent_short.v1", examples=False, brief_tools=True, tools_in_prompt=False)
 
 
 class ChatModel(Protocol):

