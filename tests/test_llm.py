@@ -230,3 +230,18 @@ def test_a_langchain_agent_runs_the_tool_loop_through_the_policy_layer(store):
     assert [r.outcome for r in session.trace] == ["refused"]
     seen_messages, seen_tools = backend.seen[1]
     assert seen_messages[-1].role == "tool" and len(seen_tools) == len(SCHEMAS)
+
+
+def test_a_conversation_longer_than_the_context_loses_its_oldest_exchanges(garbage_checkpoint):
+    from assistant.llm.transformers_backend import TransformersChatModel
+
+    model = TransformersChatModel(str(garbage_checkpoint), max_context=900)
+    messages = [ChatMessage("system", "SYSTEM")]
+    for i in range(30):
+        messages += [ChatMessage("user", f"question {i} " + "word " * 20), ChatMessage("assistant", f"answer {i}")]
+    messages.append(ChatMessage("user", "LAST QUESTION"))
+    text = model.tokenizer.decode(model.prompt_ids(messages, None))
+    assert len(model.prompt_ids(messages, None)) <= 900 - 400
+    assert "SYSTEM" in text and "LAST QUESTION" in text and "question 29" in text and "question 0 " not in text
+    reply = model.generate(messages, None)
+    assert reply.meta["prompt_tokens"] <= 500

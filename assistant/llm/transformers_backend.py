@@ -40,6 +40,14 @@ def pick_dtype(dtype: str, device: str) -> torch.dtype:
     return getattr(torch, dtype)
 
 
+def drop_oldest_exchange(messages: list[ChatMessage]) -> list[ChatMessage] | None:
+    """Messages without the oldest customer turn and everything up to the next one; None if nothing can go."""
+    users = [i for i, m in enumerate(messages) if m.role == "user"]
+    if len(users) < 2:
+        return None
+    return messages[: users[0]] + messages[users[1] :]
+
+
 def read_profile(folder: Path | str | None) -> PromptProfile | None:
     """The prompt profile a fine-tuned model was trained with (`shopassist.json` beside its weights)."""
     if folder is None or not (Path(folder) / "shopassist.json").is_file():
@@ -73,6 +81,7 @@ class TransformersChatModel:
         threads: int | None = None,
         device: str | None = None,
         dtype: str = "auto",
+        max_context: int = 6144,
         settings: GenerationSettings | None = None,
         budget: Budget | None = None,
     ):
@@ -90,6 +99,8 @@ class TransformersChatModel:
 
             network = PeftModel.from_pretrained(network, str(adapter))
         self.model = network.eval()
+        # prompts beyond this are shortened: longer contexts are slow on a CPU and past what 135M models handle
+        self.max_context = min(getattr(network.config, "max_position_embeddings", 8192), max_context)
         self.settings = settings or GenerationSettings()
         self.budget = budget or Budget()
         self.decoder = Decoder(self.model, self.tokenizer)
@@ -103,12 +114,22 @@ class TransformersChatModel:
         self._lock = threading.Lock()
 
     def prompt_ids(self, messages: list[ChatMessage], tools: list[dict[str, Any]] | None) -> list[int]:
-        text = self.tokenizer.apply_chat_template(
-            to_template_messages(messages, tools if self.profile.tools_in_prompt else None, self.profile.brief_tools),
-            tokenize=False,
-            add_generation_prompt=True,
-        )
-        return self.tokenizer.encode(text, add_special_tokens=False)
+        """The prompt tokens; when a long conversation outgrows the context, its oldest exchanges are left
+        out (whole customer turns, the system message always stays)."""
+        budget = self.max_context - max(self.settings.max_new_tokens, 400)
+        while True:
+            text = self.tokenizer.apply_chat_template(
+                to_template_messages(
+                    messages, tools if self.profile.tools_in_prompt else None, self.profile.brief_tools
+                ),
+                tokenize=False,
+                add_generation_prompt=True,
+            )
+            ids = self.tokenizer.encode(text, add_special_tokens=False)
+            shorter = drop_oldest_exchange(messages)
+            if len(ids) <= budget or shorter is None:
+                return ids
+            messages = shorter
 
     def generate(
         self,
