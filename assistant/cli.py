@@ -93,6 +93,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--tasks", type=Path, help="build: a τ-retail style training task file")
     p.add_argument("--bitext", type=Path, help="build: bitext customer_support_requests.csv for varied openings")
     p.add_argument("--variants", type=int, default=2, help="build: dialogues per task (default %(default)s)")
+    p.add_argument("--shopping", type=int, default=0, help="build: N product-search dialogues over --store's catalog")
+    p.add_argument("--store", default=DEFAULT_STORE)
     p.add_argument("--out", type=Path, help="build: dialogue JSONL to write (appends)")
     p.add_argument("--adapter", type=Path, help="eval: the fine-tuned adapter to compare with its base model")
     p.add_argument("--model", default=None, help="eval: base model (default: the adapter's, else smollm2)")
@@ -260,11 +262,22 @@ def cmd_finetune(args: argparse.Namespace) -> int:
     from finetune.build_tau import build_tau_dialogues
     from finetune.dialogues import append_dialogues
 
-    if args.tasks is None or args.out is None:
-        raise SystemExit("shopassist finetune build: give --tasks FILE and --out FILE")
-    dialogues, report = build_tau_dialogues(args.tasks, args.bitext, variants=args.variants)
-    append_dialogues(args.out, dialogues)
-    print(json.dumps(report.__dict__))
+    if args.out is None or (args.tasks is None and not args.shopping):
+        raise SystemExit("shopassist finetune build: give --out FILE and --tasks FILE and/or --shopping N")
+    if args.tasks is not None:
+        dialogues, report = build_tau_dialogues(args.tasks, args.bitext, variants=args.variants)
+        append_dialogues(args.out, dialogues)
+        print(json.dumps({"tau": report.__dict__}))
+    if args.shopping:
+        from assistant.store import get_pack
+        from finetune.build_shopping import build_shopping_dialogues
+        from retrieval.catalog import items_from_products
+
+        items = items_from_products(get_pack(args.store).read_documents()["products"])
+        search = _open_search(args.store)
+        shopping = build_shopping_dialogues(search, items, args.store, args.shopping, args.bitext)
+        append_dialogues(args.out, shopping)
+        print(json.dumps({"shopping_and_no_tool": len(shopping)}))
     return 0
 
 

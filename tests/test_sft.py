@@ -4,6 +4,7 @@ import json
 
 import pytest
 
+from assistant.llm.prompting import to_template_messages
 from assistant.messages import ChatMessage, ToolCall
 from assistant.tools import ToolRegistry
 from finetune.dialogues import Dialogue, append_dialogues
@@ -39,10 +40,7 @@ def test_loss_covers_only_what_the_assistant_writes(tokenizer):
     for text in ("SYSTEM-TEXT", "USER-ONE", "TOOL-OUTPUT", "SETTLED-OUTPUT", "search_products(query: str"):
         assert text in ignored and text not in learned
     # the whole sequence is exactly what the backend renders at inference
-    full = tokenizer.apply_chat_template(
-        __import__("assistant.llm.prompting", fromlist=["x"]).to_template_messages(DIALOGUE, tools, True),
-        tokenize=False,
-    )
+    full = tokenizer.apply_chat_template(to_template_messages(DIALOGUE, tools, True), tokenize=False)
     assert tokenizer.decode(ids) == full
 
 
