@@ -9,7 +9,6 @@ decoder closes the value itself. (A JSON-schema regex index such as outlines' ta
 schema on this CPU; here the masks are built once per tokenizer in well under a second for SmolLM2.)
 """
 
-import json
 import threading
 from dataclasses import dataclass
 from typing import Any
@@ -34,30 +33,51 @@ class Budget:
 
 
 class TokenMasks:
-    """Boolean masks over the vocabulary: which tokens may appear inside a JSON string, end one, or form a number."""
+    """Boolean masks over the vocabulary for the pieces of JSON the model writes itself.
+
+    Tokenizers merge JSON punctuation with neighbours (SmolLM2 writes `": "#W1"` as `":`, ` "#`, `W`,
+    `1`, `",`), so besides plain string tokens the masks admit tokens that open a string with its quote
+    (` "#`) and tokens that close one together with the next structural character (`",`, `"}`, `"]`):
+    the decoder follows the model's own tokenization instead of forcing odd token boundaries on it."""
 
     _cache: dict[int, "TokenMasks"] = {}
     _lock = threading.Lock()
+    CLOSERS = ",}]:"
 
     def __init__(self, tokenizer, vocab_size: int):
-        texts = [tokenizer.decode([i]) for i in range(len(tokenizer))]
         self.size = vocab_size
-        body = torch.zeros(vocab_size, dtype=torch.bool)
-        end = torch.zeros(vocab_size, dtype=torch.bool)
-        digits = torch.zeros(vocab_size, dtype=torch.bool)
         special = set(tokenizer.all_special_ids)
-        for i, text in enumerate(texts):
+
+        def mask() -> torch.Tensor:
+            return torch.zeros(vocab_size, dtype=torch.bool)
+
+        self.body, self.end, self.open, self.open_end = mask(), mask(), mask(), mask()
+        self.end_then = {c: mask() for c in self.CLOSERS}  # `abc",` : ends a string, then `,`
+        self.open_end_then = {c: mask() for c in self.CLOSERS}  # ` "ab",`
+        self.digits, self.space = mask(), mask()
+        for i in range(len(tokenizer)):
+            text = tokenizer.decode([i])
             if i in special or not text or "\ufffd" in text:
                 continue
-            inner = text[:-1] if text.endswith('"') else text
-            safe = all(c >= " " and c not in '"\\' for c in inner)
-            if safe and text.endswith('"'):
-                end[i] = True
-            elif safe:
-                body[i] = True
-            if text.isdigit() and text.isascii():
-                digits[i] = True
-        self.string_body, self.string_end, self.digits = body, end, digits
+            if text == " ":
+                self.space[i] = True
+            if text.lstrip(" ").isdigit() and text.isascii() and len(text) - len(text.lstrip(" ")) <= 1:
+                self.digits[i] = True
+            opened = text[2:] if text.startswith(' "') else text[1:] if text.startswith('"') else None
+            for rest, plain, closed, closed_then in (
+                (text, self.body, self.end, self.end_then),
+                (opened, self.open, self.open_end, self.open_end_then),
+            ):
+                if rest is None:
+                    continue
+                if rest == "" and plain is self.body:
+                    continue
+                if _safe(rest):
+                    plain[i] = True
+                elif rest.endswith('"') and _safe(rest[:-1]):
+                    closed[i] = True
+                elif len(rest) >= 2 and rest[-2] == '"' and rest[-1] in self.CLOSERS and _safe(rest[:-2]):
+                    closed_then[rest[-1]][i] = True
 
     @classmethod
     def for_tokenizer(cls, tokenizer, vocab_size: int) -> "TokenMasks":
@@ -66,6 +86,11 @@ class TokenMasks:
             if key not in cls._cache:
                 cls._cache[key] = cls(tokenizer, vocab_size)
             return cls._cache[key]
+
+
+def _safe(text: str) -> bool:
+    """Characters that may stand unescaped inside a JSON string (we never let the model write escapes)."""
+    return all(c >= " " and c not in '"\\' for c in text)
 
 
 class Decoder:
@@ -82,6 +107,7 @@ class Decoder:
         self.cache = None
         self.logits: torch.Tensor | None = None
         self.masks: TokenMasks | None = None
+        self.carry = ""  # structure the model already wrote with its last string token (`",` → ",")
 
     # --- sequence and cache -------------------------------------------------------------------------
     def start(self, prompt_ids: list[int]) -> int:
@@ -116,6 +142,10 @@ class Decoder:
         self.ids.extend(ids)
 
     def feed_text(self, text: str) -> None:
+        if self.carry:
+            if not text.startswith(self.carry):
+                raise ConstraintError(f"structure {text!r} does not continue the model's {self.carry!r}")
+            text, self.carry = text[len(self.carry) :], ""
         self.feed(self.tokenizer.encode(text, add_special_tokens=False))
 
     def encode(self, text: str) -> list[int]:
@@ -145,10 +175,19 @@ class Decoder:
         """Greedy walk down the token trie of `options`; feeds and returns the chosen option.
 
         No option may be a prefix of another (callers end each option with a delimiter)."""
+        if self.carry:  # the model already wrote the start of the next piece of structure
+            options = [o for o in options if o.startswith(self.carry)]
+            if not options:
+                raise ConstraintError(f"no option continues the model's {self.carry!r}")
+            done = [o for o in options if o == self.carry]
+            if done:
+                self.carry = ""
+                return done[0]
         if len(options) == 1:
             self.feed_text(options[0])
             return options[0]
-        encoded = [(o, self.encode(o)) for o in options]
+        skip, self.carry = len(self.carry), ""
+        encoded = [(o, self.encode(o[skip:])) for o in options]
         depth = 0
         while True:
             allowed = torch.zeros(self.logits.shape[0], dtype=torch.bool)
@@ -162,115 +201,156 @@ class Decoder:
             if done:
                 return done[0]
 
-    def string(self, budget: int) -> str:
-        """The contents of a JSON string whose opening quote has been fed; feeds the closing quote."""
+    def string(self, budget: int, closers: str, opened: bool = False) -> str:
+        """A JSON string: the model writes its contents, with the opening quote unless `opened`, and may
+        close it together with one of `closers` (left in `carry` for the structure that follows)."""
         masks = self._mask()
-        allowed = masks.string_body | masks.string_end
         start = len(self.ids)
-        for _ in range(budget):
+        for step in range(budget):
+            fresh = step == 0 and not opened
+            plain, closed, then = (
+                (masks.open, masks.open_end, masks.open_end_then) if fresh else (masks.body, masks.end, masks.end_then)
+            )
+            allowed = plain | closed
+            for c in closers:
+                allowed = allowed | then[c]
             token = self._masked_argmax(allowed)
             self.feed([token])
-            if masks.string_end[token]:
-                return self.tokenizer.decode(self.ids[start:])[:-1]
+            if closed[token] or any(then[c][token] for c in closers):
+                self.carry = "" if closed[token] else self.tokenizer.decode([token])[-1]
+                return self._string_text(start, opened)
+        if not opened and len(self.ids) == start:
+            self.feed_text(' "')
         self.feed_text('"')  # budget spent: close the string ourselves
-        return self.tokenizer.decode(self.ids[start:-1]) if len(self.ids) > start else ""
+        return self._string_text(start, opened)
+
+    def _string_text(self, start: int, opened: bool) -> str:
+        text = self.tokenizer.decode(self.ids[start:])
+        if not opened:
+            text = text[text.index('"') + 1 :]
+        if self.carry:
+            text = text[: -len(self.carry)]
+        return text[:-1]  # the closing quote
 
     def number(self, integer: bool, budget: int) -> int | float:
         """Digits chosen by the model; it stops by preferring `,` or `}` (not fed: the caller writes those)."""
         masks = self._mask()
         stop = torch.zeros_like(masks.digits)
-        for text in (",", "}", " ,", ", "):
+        for text in (",", "}", "]"):
             for token in self.encode(text)[:1]:
                 stop[token] = True
         dot = self.encode(".")[0]
         text = ""
-        for _ in range(budget):
-            allowed = masks.digits | stop if text else masks.digits.clone()
-            if not integer and text and "." not in text:
-                allowed[dot] = True
+        for step in range(budget):
+            allowed = masks.digits.clone()
+            if step == 0:
+                allowed |= masks.space  # `": 60` is `":`, ` `, `6`, `0` for SmolLM2
+            if text.strip():
+                allowed |= stop
+                if not integer and "." not in text:
+                    allowed[dot] = True
             token = self._masked_argmax(allowed)
             if stop[token] and not masks.digits[token]:
                 break
             self.feed([token])
             text += self.tokenizer.decode([token])
+        if not text.strip():
+            self.feed_text("0")
+            text += "0"
         if text.endswith("."):
             self.feed_text("0")
             text += "0"
         return int(text) if integer else float(text)
 
     # --- JSON values from a schema ------------------------------------------------------------------
-    def value(self, schema: dict[str, Any], budget: Budget) -> Any:
+    def value(self, schema: dict[str, Any], budget: Budget, closers: str) -> Any:
+        """A value after `":` (no space yet: tokenizers merge it with what follows)."""
         kind = schema.get("type")
         if "enum" in schema:
             if not all(isinstance(v, str) for v in schema["enum"]):
                 raise ConstraintError(f"only string enums are supported, got {schema['enum']!r}")
-            self.feed_text('"')
-            return self.choose([f'{v}"' for v in schema["enum"]])[:-1]
+            return self.choose([f' "{v}"' for v in schema["enum"]])[2:-1]
         if kind == "string":
-            self.feed_text('"')
-            return self.string(min(budget.string_tokens, schema.get("maxLength", 10**6)))
+            return self.string(min(budget.string_tokens, schema.get("maxLength", 10**6)), closers)
         if kind in ("integer", "number"):
             return self.number(kind == "integer", budget.number_tokens)
         if kind == "boolean":
-            return self.choose(["true", "false"]) == "true"
+            return self.choose([" true", " false"]) == " true"
         if kind == "array":
             return self._array(schema.get("items", {"type": "string"}), budget)
         if kind == "object":
-            return self.object(schema, budget)
+            return self.object(schema, budget, lead=" ")
         raise ConstraintError(f"unsupported schema type {kind!r}")
 
-    def _array(self, items: dict[str, Any], budget: Budget) -> list[Any]:
-        values: list[Any] = []
-        self.feed_text("[")
-        first = self.choose(["]", '"']) if items.get("type") == "string" else None
-        if first == "]":
+    def _array(self, items: dict[str, Any], budget: Budget) -> list[str]:
+        if items.get("type") != "string":
+            raise ConstraintError("only arrays of strings are supported")
+        values: list[str] = []
+        if self.choose([" []", ' ["']) == " []":
             return values
         while True:
-            if items.get("type") == "string":
-                values.append(self.string(budget.string_tokens))
-            else:
-                values.append(self.value(items, budget))
-            if len(values) >= budget.array_items:
+            last = len(values) + 1 >= budget.array_items
+            values.append(self.string(budget.string_tokens, "]" if last else ",]", opened=True))
+            if last:
                 self.feed_text("]")
                 return values
-            sep = self.choose(["]", ', "']) if items.get("type") == "string" else self.choose(["]", ", "])
-            if sep == "]":
+            if self.choose(["]", ', "']) == "]":
                 return values
 
-    def object(self, schema: dict[str, Any], budget: Budget) -> dict[str, Any]:
+    def object(self, schema: dict[str, Any], budget: Budget, lead: str = "") -> dict[str, Any]:
+        """An object after `lead`: required keys in order (written by us), then optional keys the model
+        picks one by one, or for a free map (no properties) keys and values the model writes."""
         props: dict[str, Any] = schema.get("properties", {})
         required = [k for k in schema.get("required", []) if k in props]
-        result: dict[str, Any] = {}
-        self.feed_text("{")
-        for key in required:
-            self.feed_text(f'{", " if result else ""}"{key}": ')
-            result[key] = self.value(props[key], budget)
         optional = [k for k in props if k not in required]
-        while optional and len(result) < len(required) + budget.object_entries:
-            sep = ", " if result else ""
-            pick = self.choose(["}"] + [f'{sep}"{k}": ' for k in optional])
+        result: dict[str, Any] = {}
+        extra = schema.get("additionalProperties")
+        empty = f"{lead}{{}}"
+        if not props and isinstance(extra, dict):  # a free map such as {"color": "blue"}
+            if self.choose([empty, f'{lead}{{"']) == empty:
+                return result
+            while True:
+                key = self.string(budget.string_tokens, ":", opened=True)
+                self.feed_text(":")
+                full = len(result) + 1 >= budget.object_entries
+                result[key] = self.value(extra, budget, "}" if full else ",}")
+                if full:
+                    self.feed_text("}")
+                    return result
+                if self.choose(["}", ', "']) == "}":
+                    return result
+        limit = len(required) + budget.object_entries
+
+        def more_after(n_done: int) -> bool:  # can another key follow once `n_done` keys are written?
+            return n_done < len(required) or (bool(optional) and n_done < limit)
+
+        for n, key in enumerate(required):
+            self.feed_text(f'{lead}{{"{key}":' if n == 0 else f', "{key}":')
+            closers = "," if n + 1 < len(required) else (",}" if more_after(n + 1) else "}")
+            result[key] = self.value(props[key], budget, closers)
+        if not required:
+            pick = self.choose([empty] + [f'{lead}{{"{k}":' for k in optional])
+            if pick == empty:
+                return result
+            key = pick[len(lead) + 2 : -2]
+            optional.remove(key)
+            result[key] = self.value(props[key], budget, ",}" if more_after(1) else "}")
+        while optional and len(result) < limit:
+            pick = self.choose(["}"] + [f', "{k}":' for k in optional])
             if pick == "}":
                 return result
-            key = json.loads(pick[len(sep) : -2])
+            key = pick[3:-2]
             optional.remove(key)
-            result[key] = self.value(props[key], budget)
-        extra = schema.get("additionalProperties")
-        if not props and isinstance(extra, dict):  # a free map such as {"color": "blue"}
-            while len(result) < budget.object_entries:
-                sep = ', "' if result else '"'
-                if self.choose(["}", sep]) == "}":
-                    return result
-                key = self.string(budget.string_tokens)
-                self.feed_text(": ")
-                result[key] = self.value(extra, budget)
+            result[key] = self.value(props[key], budget, ",}" if more_after(len(result) + 1) else "}")
         self.feed_text("}")
         return result
 
     def tool_call(self, tools: list[dict[str, Any]], budget: Budget) -> tuple[str, dict[str, Any]]:
         """After `<tool_call>` has been fed: the tool name and its arguments, valid by construction."""
         by_name = {t["function"]["name"]: t["function"] for t in tools}
-        self.feed_text('{"name": "')
-        name = self.choose([f'{n}", "arguments": ' for n in by_name]).split('"', 1)[0]
-        arguments = self.object(by_name[name]["parameters"], budget)
+        self.carry = ""
+        self.feed_text('{"name":')
+        name = self.choose([f' "{n}", "arguments":' for n in by_name])[2:].split('"', 1)[0]
+        arguments = self.object(by_name[name]["parameters"], budget, lead=" ")
         self.feed_text("}" + TOOL_CLOSE)
         return name, arguments

@@ -184,6 +184,9 @@ class TransformersChatModel:
 
     def _reply(self, on_text: OnText | None) -> ChatMessage:
         start = len(self.decoder.ids)
+        # a reply never opens with the tool-call marker (the model may want a call when none is allowed)
+        self.decoder.logits = self.decoder.logits.clone()
+        self.decoder.logits[self.tool_open[0]] = float("-inf")
         text = self._free_text(self.settings.max_new_tokens, on_text)
         return ChatMessage("assistant", text.strip(), meta={"new_tokens": len(self.decoder.ids) - start})
 
