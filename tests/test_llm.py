@@ -245,3 +245,14 @@ def test_a_conversation_longer_than_the_context_loses_its_oldest_exchanges(garba
     assert "SYSTEM" in text and "LAST QUESTION" in text and "question 29" in text and "question 0 " not in text
     reply = model.generate(messages, None)
     assert reply.meta["prompt_tokens"] <= 500
+
+
+def test_a_shipped_adapter_is_found_only_for_packaged_model_names(tmp_path, monkeypatch):
+    import assistant.llm as llm
+
+    monkeypatch.setattr(llm, "PROJECT_ROOT", tmp_path)
+    assert llm.shipped_adapter("smollm2") is None
+    (tmp_path / "models" / "agent-smollm2").mkdir(parents=True)
+    (tmp_path / "models" / "agent-smollm2" / "adapter_config.json").write_text("{}")
+    assert llm.shipped_adapter("smollm2") == tmp_path / "models" / "agent-smollm2"
+    assert llm.shipped_adapter(str(tmp_path)) is None and llm.shipped_adapter("gemma3") is None
