@@ -112,6 +112,7 @@ class Decoder:
     # --- sequence and cache -------------------------------------------------------------------------
     def start(self, prompt_ids: list[int]) -> int:
         """Position the decoder after `prompt_ids`; returns how many prompt tokens were served from the cache."""
+        self.carry = ""  # nothing carries over from an earlier (possibly interrupted) generation
         reuse = 0
         for a, b in zip(self.ids, prompt_ids, strict=False):
             if a != b:
