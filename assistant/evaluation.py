@@ -13,7 +13,6 @@ import math
 import os
 import random
 import re
-import shutil
 import time
 import traceback
 from collections.abc import Callable, Sequence
@@ -23,7 +22,7 @@ from typing import Any
 
 from assistant.agent import Agent
 from assistant.policy import PolicySession
-from assistant.store import Store, StorePack
+from assistant.store import FreshStores, Store, StorePack
 from assistant.tools import ToolContext, ToolRegistry
 
 
@@ -112,25 +111,15 @@ AgentFactory = Callable[[PolicySession, Task, Store], Agent]
 class Evaluator:
     def __init__(self, pack: StorePack, workdir: Path, make_agent: AgentFactory, max_turns: int = 10):
         self.pack, self.workdir, self.make_agent, self.max_turns = pack, Path(workdir), make_agent, max_turns
-        self.workdir.mkdir(parents=True, exist_ok=True)
-        self._pristine = self.workdir / "pristine.sqlite3"
-        if not self._pristine.exists():
-            Store(self._pristine, pack).close()
+        self.stores = FreshStores(pack, self.workdir)
         self._gold: dict[str, str] = {}
-
-    def _fresh_store(self) -> Store:
-        path = self.workdir / "trial.sqlite3"
-        for suffix in ("", "-wal", "-shm"):
-            Path(f"{path}{suffix}").unlink(missing_ok=True)
-        shutil.copy(self._pristine, path)
-        return Store(path, self.pack)
 
     def gold_hash(self, task: Task) -> str:
         """State hash after replaying the gold actions (all but the hand-over) on a fresh store."""
         key = json.dumps(task.actions, sort_keys=True)
         if key not in self._gold:
             registry = ToolRegistry()
-            with self._fresh_store() as store:
+            with self.stores.open() as store:
                 ctx = ToolContext(store)
                 for action in task.actions:
                     if action["name"] != "transfer_to_human_agents":
@@ -141,7 +130,7 @@ class Evaluator:
     def run_trial(self, task: Task, index: int, trial: int) -> TrialResult:
         start = time.perf_counter()
         gold = self.gold_hash(task)
-        with self._fresh_store() as store:
+        with self.stores.open() as store:
             session = PolicySession(ToolRegistry(), ToolContext(store))
             agent = self.make_agent(session, task, store)
             message, replies, per_turn = first_person(task.instruction), [], []

@@ -35,6 +35,15 @@ def few_shot_examples(name: str = EXAMPLES) -> list[ChatMessage]:
     return out
 
 
+def prompt_prefix(store_name: str, profile: PromptProfile | None = None) -> list[ChatMessage]:
+    """What a model with this profile sees before the conversation: the system prompt, then any examples."""
+    profile = profile or PromptProfile.base()
+    return [
+        ChatMessage("system", system_prompt(store_name, profile)),
+        *(few_shot_examples() if profile.examples else []),
+    ]
+
+
 @dataclass
 class AgentSettings:
     few_shot: bool | None = None  # None: as the model's prompt profile says (base models need examples)

@@ -37,7 +37,7 @@ enforce_offline()
 from assistant.llm import GenerationSettings, load_chat_model  # noqa: E402
 from assistant.llm.transformers_backend import TransformersChatModel  # noqa: E402
 from assistant.messages import ChatMessage  # noqa: E402
-from assistant.runtime import AgentSettings, agent_for_session, few_shot_examples, system_prompt  # noqa: E402
+from assistant.runtime import AgentSettings, agent_for_session, prompt_prefix  # noqa: E402
 from assistant.store import Store, get_pack  # noqa: E402
 from assistant.tools import ToolContext, ToolInputError, ToolRegistry  # noqa: E402
 
@@ -64,8 +64,7 @@ def open_search():
 
 
 def conversation(message: str, profile=None) -> list[ChatMessage]:
-    examples = few_shot_examples() if profile is None or profile.examples else []
-    return [ChatMessage("system", system_prompt("tau-retail", profile)), *examples, ChatMessage("user", message)]
+    return [*prompt_prefix("tau-retail", profile), ChatMessage("user", message)]
 
 
 def tool_turns(model, prompts: list[str], workdir: Path) -> dict:
@@ -136,13 +135,16 @@ def decode_speed(model: TransformersChatModel, rounds: int = 3, new_tokens: int 
     text_prompt = model.tokenizer.decode(ids)
     runners = {}
 
-    def ours() -> int:
-        # the backend's own loop (KV cache, greedy), without stopping early
-        model.decoder.ids, model.decoder.cache = [], None
-        model.decoder.start(ids)
-        for _ in range(new_tokens):
-            model.decoder.feed([model.decoder.next_token()])
-        return new_tokens
+    def decoder_loop(backend: TransformersChatModel):
+        def run() -> int:
+            # the backend's own loop (KV cache, greedy), without stopping early
+            backend.decoder.ids, backend.decoder.cache = [], None
+            backend.decoder.start(ids)
+            for _ in range(new_tokens):
+                backend.decoder.feed([backend.decoder.next_token()])
+            return new_tokens
+
+        return run
 
     def hf_generate() -> int:
         with torch.inference_mode():
@@ -153,17 +155,10 @@ def decode_speed(model: TransformersChatModel, rounds: int = 3, new_tokens: int 
 
     fp32 = TransformersChatModel(model.name, threads=2, dtype="float32")
 
-    def ours_fp32() -> int:
-        fp32.decoder.ids, fp32.decoder.cache = [], None
-        fp32.decoder.start(ids)
-        for _ in range(new_tokens):
-            fp32.decoder.feed([fp32.decoder.next_token()])
-        return new_tokens
-
     dtype = str(model.model.dtype).removeprefix("torch.")
-    runners[f"transformers, shopassist decoder ({dtype}, the default)"] = ours
+    runners[f"transformers, shopassist decoder ({dtype}, the default)"] = decoder_loop(model)
     runners[f"transformers generate() ({dtype})"] = hf_generate
-    runners["transformers, shopassist decoder (float32)"] = ours_fp32
+    runners["transformers, shopassist decoder (float32)"] = decoder_loop(fp32)
     try:
         from llama_cpp import Llama
 

@@ -15,7 +15,6 @@ also appear in tasks_dev.json beside it or in the fixed held-out sample of the t
 import csv
 import random
 import re
-import shutil
 import tempfile
 from dataclasses import dataclass
 from pathlib import Path
@@ -26,7 +25,7 @@ from assistant.evaluation import Task, first_person, held_out_sample, load_tasks
 from assistant.messages import ChatMessage, ToolCall
 from assistant.policy import PolicySession
 from assistant.runtime import system_prompt
-from assistant.store import Store, get_pack
+from assistant.store import FreshStores, get_pack
 from assistant.tools import ToolContext, ToolRegistry
 from finetune.dialogues import Dialogue
 
@@ -152,18 +151,13 @@ def build_tau_dialogues(
     dialogues: list[Dialogue] = []
     skipped = failed = 0
     with tempfile.TemporaryDirectory(prefix="shopassist-build-") as tmp:
-        pristine = Path(tmp) / "pristine.sqlite3"
-        Store(pristine, pack).close()
+        stores = FreshStores(pack, Path(tmp))
         for index, task in enumerate(tasks):
             if task.instruction in held_out:
                 skipped += 1
                 continue
             for variant in range(variants):
-                trial = Path(tmp) / "trial.sqlite3"
-                for suffix in ("", "-wal", "-shm"):
-                    Path(f"{trial}{suffix}").unlink(missing_ok=True)
-                shutil.copy(pristine, trial)
-                with Store(trial, pack) as store:
+                with stores.open() as store:
                     user = store.user(task.user_id)
                     intents = [i for a in task.actions for i in INTENTS.get(a["name"], []) if i in requests]
                     opener = rng.choice(requests[rng.choice(intents)]) if variant % 2 == 1 and intents else None

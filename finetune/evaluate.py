@@ -11,8 +11,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from assistant.evaluation import held_out_sample, load_tasks
-from assistant.messages import ChatMessage
-from assistant.runtime import few_shot_examples, system_prompt
+from assistant.runtime import prompt_prefix
 from assistant.tools import ToolRegistry
 from finetune.build_tau import build_tau_dialogues
 from finetune.dialogues import Dialogue
@@ -37,9 +36,7 @@ def held_out_dialogues(tasks_path: Path, limit: int = 0) -> list[Dialogue]:
 
 
 def tool_call_accuracy(model, dialogues: list[Dialogue], store_name: str = "tau-retail") -> CallAccuracy:
-    profile = model.profile
-    system = system_prompt(store_name, profile)
-    examples = few_shot_examples() if profile.examples else []
+    prefix = prompt_prefix(store_name, model.profile)
     tools = ToolRegistry().schemas()
     steps = called = right = exact = 0
     for d in dialogues:
@@ -47,7 +44,7 @@ def tool_call_accuracy(model, dialogues: list[Dialogue], store_name: str = "tau-
         for i, gold in enumerate(messages):
             if gold.role != "assistant" or gold.tool_call is None:
                 continue
-            view = [ChatMessage("system", system), *examples, *messages[:i]]
+            view = [*prefix, *messages[:i]]
             out = model.generate(view, tools)
             steps += 1
             if out.tool_call is None:

@@ -55,6 +55,10 @@ class TokenMasks:
         self.end_then = {c: mask() for c in self.CLOSERS}  # `abc",` : ends a string, then `,`
         self.open_end_then = {c: mask() for c in self.CLOSERS}  # ` "ab",`
         self.digits, self.space = mask(), mask()
+        self.number_stop = mask()  # `,` `}` `]`: the model ends a number by preferring one (not fed)
+        for text in (",", "}", "]"):
+            self.number_stop[tokenizer.encode(text, add_special_tokens=False)[0]] = True
+        self.dot = tokenizer.encode(".", add_special_tokens=False)[0]
         for i in range(len(tokenizer)):
             text = tokenizer.decode([i])
             if i in special or not text or "\ufffd" in text:
@@ -236,11 +240,7 @@ class Decoder:
     def number(self, integer: bool, budget: int) -> int | float:
         """Digits chosen by the model; it stops by preferring `,` or `}` (not fed: the caller writes those)."""
         masks = self._mask()
-        stop = torch.zeros_like(masks.digits)
-        for text in (",", "}", "]"):
-            for token in self.encode(text)[:1]:
-                stop[token] = True
-        dot = self.encode(".")[0]
+        stop, dot = masks.number_stop, masks.dot
         text = ""
         for step in range(budget):
             allowed = masks.digits.clone()

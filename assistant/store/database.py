@@ -9,6 +9,7 @@ so a process killed mid-write leaves the previous state (WAL journal, synchronou
 """
 
 import json
+import shutil
 import sqlite3
 import threading
 from collections.abc import Iterator
@@ -267,3 +268,22 @@ class Store:
             path.write_text(json.dumps(doc, indent=2) + "\n", encoding="utf-8")
             paths.append(path)
         return paths
+
+
+class FreshStores:
+    """Fresh copies of a pack's shipped state for trials: the pack is loaded into SQLite once, and each
+    `open()` copies that file over the previous trial's (far faster than reloading the JSON)."""
+
+    def __init__(self, pack: StorePack, workdir: Path):
+        self.pack, self.workdir = pack, Path(workdir)
+        self.workdir.mkdir(parents=True, exist_ok=True)
+        self.pristine = self.workdir / "pristine.sqlite3"
+        if not self.pristine.exists():
+            Store(self.pristine, pack).close()
+
+    def open(self) -> "Store":
+        path = self.workdir / "trial.sqlite3"
+        for suffix in ("", "-wal", "-shm"):
+            Path(f"{path}{suffix}").unlink(missing_ok=True)
+        shutil.copy(self.pristine, path)
+        return Store(path, self.pack)
