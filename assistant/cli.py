@@ -30,6 +30,7 @@ def _user_errors() -> tuple[type[Exception], ...]:
         DialogueFormatError,
         EvaluationDataError,
         ConfigError,
+        FileExistsError,
     )
 
 
@@ -94,6 +95,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--bitext", type=Path, help="build: bitext customer_support_requests.csv for varied openings")
     p.add_argument("--variants", type=int, default=2, help="build: dialogues per task (default %(default)s)")
     p.add_argument("--shopping", type=int, default=0, help="build: N product-search dialogues over --store's catalog")
+    p.add_argument("--logs", type=Path, help="build: the UI's dialogue log (latest revisions, feedback-filtered)")
+    p.add_argument("--only-rated-up", action="store_true", help="build --logs: keep only thumbs-up conversations")
     p.add_argument("--store", default=DEFAULT_STORE)
     p.add_argument("--out", type=Path, help="build: dialogue JSONL to write (appends)")
     p.add_argument("--adapter", type=Path, help="eval: the fine-tuned adapter to compare with its base model")
@@ -105,6 +108,19 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--trace", action="store_true", help="show each tool call, its arguments and result")
     p.add_argument("--search-only", action="store_true", help="no model: answer from product search only")
     _model_arguments(p)
+
+    p = sub.add_parser("ui", help="the web app: shopper chat, agent console, recommendations (127.0.0.1)")
+    p.add_argument("--store", default=DEFAULT_STORE)
+    p.add_argument("--host", default="127.0.0.1", help="address to bind (default %(default)s: this machine only)")
+    p.add_argument("--port", type=int, default=7860)
+    p.add_argument("--share", action="store_true", help="also open a public gradio.live link (off by default)")
+    _model_arguments(p)
+
+    p = sub.add_parser("logs", help="export the app's conversation logs for fine-tuning")
+    p.add_argument("action", choices=["export"])
+    p.add_argument("--out", type=Path, required=True, help="new JSONL file to write")
+    p.add_argument("--source", type=Path, help="dialogue log (default: <state dir>/logs/dialogues.jsonl)")
+    p.add_argument("--no-mask", dest="mask", action="store_false", help="keep emails, names and addresses")
     return parser
 
 
@@ -217,6 +233,34 @@ def cmd_chat(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_ui(args: argparse.Namespace) -> int:
+    from assistant.runtime import AgentSettings
+    from assistant.store import Store
+    from ui.app import build_app, launch
+    from ui.serve import make_hub
+
+    search = _open_search(args.store)
+    model = _load_model(args)
+    with Store.open(args.store) as store:
+        settings = AgentSettings(few_shot=args.examples, max_steps=args.max_steps)
+        hub = make_hub(model, store, search, args.store, settings=settings)
+        print(f"shopassist ui: model {model.name}, store {args.store!r}, logs in {hub.log.path.parent}")
+        launch(build_app(hub), host=args.host, port=args.port, share=args.share)
+    return 0
+
+
+def cmd_logs(args: argparse.Namespace) -> int:
+    from ui.logs import export_dialogues
+    from ui.serve import log_dir
+
+    source = args.source or log_dir() / "dialogues.jsonl"
+    if not source.is_file():
+        raise SystemExit(f"shopassist logs: no log at {source} yet (the UI writes it)")
+    n = export_dialogues(source, args.out, mask=args.mask)
+    print(f"wrote {n} conversations to {args.out}" + (" (personal data masked)" if args.mask else ""))
+    return 0
+
+
 def cmd_eval(args: argparse.Namespace) -> int:
     import tempfile
 
@@ -262,8 +306,14 @@ def cmd_finetune(args: argparse.Namespace) -> int:
     from finetune.build_tau import build_tau_dialogues
     from finetune.dialogues import append_dialogues
 
-    if args.out is None or (args.tasks is None and not args.shopping):
-        raise SystemExit("shopassist finetune build: give --out FILE and --tasks FILE and/or --shopping N")
+    if args.out is None or (args.tasks is None and not args.shopping and args.logs is None):
+        raise SystemExit("shopassist finetune build: give --out FILE and --tasks FILE, --shopping N and/or --logs FILE")
+    if args.logs is not None:
+        from finetune.build_logs import build_log_dialogues
+
+        logged, log_report = build_log_dialogues(args.logs, require_up=args.only_rated_up)
+        append_dialogues(args.out, logged)
+        print(json.dumps({"logs": log_report.__dict__}))
     if args.tasks is not None:
         dialogues, report = build_tau_dialogues(args.tasks, args.bitext, variants=args.variants)
         append_dialogues(args.out, dialogues)
@@ -306,6 +356,8 @@ COMMANDS = {
     "store": cmd_store,
     "eval": cmd_eval,
     "chat": cmd_chat,
+    "ui": cmd_ui,
+    "logs": cmd_logs,
 }
 
 

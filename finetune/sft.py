@@ -59,7 +59,9 @@ class SFTConfig:
     save_steps: int = 50
     seed: int = 0
     threads: int | None = None
-    limit: int = 0  # use only the first N dialogues (0 = all)
+    skip: int = 0  # leave out the first N dialogues (of the data files in order), e.g. those an earlier stage saw
+    limit: int = 0  # then use only the first N dialogues (0 = all)
+    init_adapter: str | None = None  # continue training this saved LoRA adapter (a second stage) instead of a new one
     profile: PromptProfile = field(default_factory=PromptProfile.fine_tuned)
 
     @classmethod
@@ -84,6 +86,11 @@ class SFTConfig:
         config = cls(**raw)
         if config.batch_size < 1 or config.grad_accum < 1 or config.max_length < 64:
             raise ConfigError(f"{where}: batch_size and grad_accum must be ≥ 1 and max_length ≥ 64")
+        if config.init_adapter is not None:
+            if config.full_finetune:
+                raise ConfigError(f"{where}: init_adapter continues a LoRA adapter; it cannot go with full_finetune")
+            if not (Path(config.init_adapter) / "adapter_config.json").is_file():
+                raise ConfigError(f"{where}: init_adapter {config.init_adapter} holds no adapter_config.json")
         return config
 
     def to_dict(self) -> dict[str, Any]:
@@ -136,6 +143,7 @@ def build_examples(config: SFTConfig, tokenizer) -> tuple[list[dict[str, list[in
     dialogues: list[Dialogue] = []
     for path in config.data:
         dialogues += load_dialogues(Path(path))
+    dialogues = dialogues[config.skip :]
     if config.limit:
         dialogues = dialogues[: config.limit]
     tools = ToolRegistry().schemas() if config.profile.tools_in_prompt else []
@@ -222,7 +230,11 @@ def train(config: SFTConfig) -> Path:
     if config.gradient_checkpointing:
         model.gradient_checkpointing_enable()
         model.enable_input_require_grads()
-    if not config.full_finetune:
+    if config.init_adapter:
+        from peft import PeftModel
+
+        model = PeftModel.from_pretrained(model, config.init_adapter, is_trainable=True)
+    elif not config.full_finetune:
         from peft import LoraConfig, get_peft_model
 
         lora = LoraConfig(

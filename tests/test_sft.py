@@ -1,5 +1,6 @@
 """SFT: the loss mask, the config, and a real two-step LoRA run on a tiny model that loads and generates."""
 
+import dataclasses
 import json
 
 import pytest
@@ -78,6 +79,7 @@ def test_two_step_lora_run_saves_an_adapter_that_loads_and_generates(garbage_che
 
     model = load_chat_model(str(garbage_checkpoint), adapter=final, threads=2)
     assert model.profile.brief_tools and not model.profile.examples
+    assert model.profile.tool_threshold is None  # a fine-tuned model calls a tool only when it ranks it first
     schemas = ToolRegistry().schemas()
     message = model.generate([ChatMessage("user", "tent")], schemas, tool_choice="required")
     ToolRegistry().get(message.tool_call.name).validate(message.tool_call.arguments)
@@ -85,3 +87,14 @@ def test_two_step_lora_run_saves_an_adapter_that_loads_and_generates(garbage_che
     config.max_steps = 3  # a re-run resumes from the newest checkpoint instead of starting over
     summary = json.loads((train(config) / "shopassist.json").read_text())
     assert summary["steps"] == 3
+
+    # a second stage continues the saved adapter on the dialogues the first did not use
+    stage2 = dataclasses.replace(
+        config, output_dir=str(tmp_path / "stage2"), init_adapter=str(final), skip=2, max_steps=1
+    )
+    summary = json.loads((train(stage2) / "shopassist.json").read_text())
+    assert summary["steps"] == 1 and summary["data"]["dialogues"] == 2
+    with pytest.raises(ConfigError, match="adapter_config.json"):
+        SFTConfig.from_dict({"data": ["a.jsonl"], "init_adapter": str(tmp_path)})
+    with pytest.raises(ConfigError, match="full_finetune"):
+        SFTConfig.from_dict({"data": ["a.jsonl"], "init_adapter": str(final), "full_finetune": True})

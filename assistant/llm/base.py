@@ -20,10 +20,6 @@ class GenerationSettings:
     temperature: float = 0.0  # greedy by default: the agent should be reproducible
     top_p: float = 1.0
     constrained: bool = True  # False only to measure how often free decoding breaks a tool call
-    # Call a tool when the model gives the tool-call opening at least this probability (or ranks it first).
-    # A base model rarely ranks it first even when a tool is plainly needed: on "find me a t-shirt under
-    # $60" SmolLM2-135M gives it 0.11 against 0.01-0.02 for greetings. None: only when ranked first.
-    tool_threshold: float | None = 0.05
 
 
 @dataclass(frozen=True)
@@ -34,6 +30,11 @@ class PromptProfile:
     examples: bool = True  # in-context examples (assistant/prompts/examples.v1.json) before the conversation
     brief_tools: bool = False  # tool list without descriptions
     tools_in_prompt: bool = True  # a fine-tuned model knows its tools from training: 500 fewer prompt tokens
+    # Call a tool when the model gives the tool-call opening at least this probability (or ranks it first).
+    # A base model rarely ranks it first even when a tool is plainly needed: on "find me a t-shirt under
+    # $60" SmolLM2-135M gives it 0.11 against 0.01-0.02 for greetings. A fine-tuned model has learnt when
+    # to call (None: only when ranked first); a low threshold makes it call tools instead of replying.
+    tool_threshold: float | None = 0.05
 
     @classmethod
     def base(cls) -> "PromptProfile":
@@ -41,7 +42,7 @@ class PromptProfile:
 
     @classmethod
     def fine_tuned(cls) -> "PromptProfile":
-        return cls("agent_short.v1", examples=False, brief_tools=True, tools_in_prompt=False)
+        return cls("agent_short.v1", examples=False, brief_tools=True, tools_in_prompt=False, tool_threshold=None)
 
 
 class ChatModel(Protocol):

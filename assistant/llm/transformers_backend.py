@@ -163,7 +163,7 @@ class TransformersChatModel:
         opening = self.tool_open[0]
         if int(torch.argmax(logits)) == opening:
             return True
-        threshold = self.settings.tool_threshold
+        threshold = self.profile.tool_threshold
         return threshold is not None and float(torch.softmax(logits, -1)[opening]) >= threshold
 
     def _tool_call(self, tools: list[dict[str, Any]]) -> ChatMessage:

@@ -1,0 +1,99 @@
+"""UI load: concurrent shopper sessions against the running Gradio app, through gradio_client.
+
+    .venv/bin/python bench/ui_load.py --sessions 4 --turns 2           # the default (shipped) model
+    .venv/bin/python bench/ui_load.py --scripted --sessions 20 --turns 3
+
+Starts the real app in this process on 127.0.0.1 over a temporary copy of the tau-retail store, opens
+`--sessions` clients at once, each sending `--turns` messages from bench/agent_prompts.jsonl (session n
+starts at prompt n), and reports errors, per-turn latency (p50/p95, queueing included) and throughput in
+turns per minute. One model serves all sessions: generation is serialised by the model's lock, so
+throughput, not latency, is what more sessions buy. `--scripted` uses the rule-following test model
+(tests/fakes.py) to measure the app itself. Results: bench/results/ui_load[_scripted].json.
+"""
+
+import argparse
+import json
+import platform
+import statistics
+import sys
+import tempfile
+import threading
+import time
+from pathlib import Path
+
+from assistant.offline import enforce_offline
+
+enforce_offline()
+
+BENCH = Path(__file__).parent
+sys.path.insert(0, str(BENCH.parent / "tests"))
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--sessions", type=int, default=4)
+    parser.add_argument("--turns", type=int, default=2)
+    parser.add_argument("--scripted", action="store_true", help="the test model instead of the real one")
+    parser.add_argument("--threads", type=int, default=2)
+    args = parser.parse_args()
+
+    from agent_bench import load_prompts, open_search, percentile
+    from gradio_client import Client
+
+    from assistant.llm import load_chat_model
+    from assistant.store import Store
+    from ui.app import build_app, launch
+    from ui.serve import make_hub
+
+    prompts = load_prompts()
+    if args.scripted:
+        from fakes import ScriptedModel
+
+        model = ScriptedModel()
+    else:
+        model = load_chat_model(threads=args.threads)
+    with tempfile.TemporaryDirectory() as work, Store.open("tau-retail", path=Path(work) / "store.sqlite3") as store:
+        hub = make_hub(model, store, open_search(), "tau-retail", logs=Path(work) / "logs")
+        app = build_app(hub)
+        _, url, _ = launch(app, port=None, prevent_thread_lock=True, quiet=True)
+        latencies: list[float] = []
+        errors: list[str] = []
+
+        def session(n: int) -> None:
+            try:
+                client = Client(url, verbose=False)
+                for t in range(args.turns):
+                    start = time.perf_counter()
+                    client.predict(prompts[(n + t) % len(prompts)], api_name="/send")
+                    latencies.append(time.perf_counter() - start)
+            except Exception as exc:  # counted, reported
+                errors.append(repr(exc)[:300])
+
+        started = time.perf_counter()
+        threads = [threading.Thread(target=session, args=(n,)) for n in range(args.sessions)]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join()
+        wall = time.perf_counter() - started
+        app.close()
+    result = {
+        "model": getattr(model, "name", "scripted"),
+        "sessions": args.sessions,
+        "turns_per_session": args.turns,
+        "turns": len(latencies),
+        "errors": errors,
+        "wall_s": round(wall, 1),
+        "turns_per_minute": round(60 * len(latencies) / wall, 2),
+        "latency_p50_s": round(statistics.median(latencies), 2) if latencies else None,
+        "latency_p95_s": round(percentile(latencies, 0.95), 2) if latencies else None,
+        "machine": f"{platform.machine()}, {len(__import__('os').sched_getaffinity(0))} CPUs",
+        "threads": args.threads,
+    }
+    out = BENCH / "results" / f"ui_load{'_scripted' if args.scripted else ''}.json"
+    out.write_text(json.dumps(result, indent=2) + "\n")
+    print(json.dumps(result, indent=2))
+
+
+if __name__ == "__main__":
+    main()

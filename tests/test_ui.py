@@ -1,0 +1,230 @@
+"""The UI's conversation hub, logs and cards, in process with the scripted model (no server, no browser)."""
+
+import json
+import threading
+
+import pytest
+from fakes import ScriptedModel
+
+from assistant.messages import ChatMessage, ToolCall
+from assistant.policy import ToolCallRecord
+from finetune.dialogues import load_dialogues
+from ui.cards import cards_from_trace, render_cards
+from ui.conversations import ConversationError, clean_message, parse_step
+from ui.logs import export_dialogues, latest_revisions, mask_dialogue
+from ui.serve import make_hub
+
+IVAN = "ivan.santos3158@example.com"  # owns pending order #W8770097
+OTHERS_ORDER = "#W6436609"  # a pending order of anya_garcia_3271
+
+
+@pytest.fixture
+def hub(store, search, tmp_path):
+    return make_hub(ScriptedModel(), store, search, "tau-retail", logs=tmp_path / "logs")
+
+
+def test_clean_message_rejects_empty_huge_and_strips_control_characters():
+    assert clean_message("")[0] is None and clean_message("   \n")[0] is None
+    assert clean_message(None)[0] is None
+    text, problem = clean_message("x" * 10_000)
+    assert text is None and "10,000" in problem
+    assert clean_message("hi\x00\x1b[31m there\x7f") == ("hi[31m there", None)
+    assert clean_message("line one\nline two")[0] == "line one\nline two"
+
+
+def test_sign_in_cancel_through_confirmation_changes_the_store(hub, store):
+    conversation = hub.new()
+    hub.customer_turn(conversation, f"my email is {IVAN}")
+    assert conversation.customer == "ivan_santos_6635"
+    turn = hub.customer_turn(conversation, "please cancel #W8770097")
+    assert turn.pending is not None and "#W8770097" in turn.pending
+    assert store.orders()["#W8770097"]["status"] == "pending"  # nothing happens before the yes
+    hub.customer_turn(conversation, "yes")
+    assert store.orders()["#W8770097"]["status"] == "cancelled"
+    assert conversation.pending is None
+    assert [r.outcome for r in conversation.agent.session.trace][-1] == "confirmed"
+
+
+def test_declining_a_pending_write_changes_nothing(hub, store):
+    conversation = hub.new()
+    hub.customer_turn(conversation, f"my email is {IVAN}")
+    hub.customer_turn(conversation, "please cancel #W8770097")
+    before = store.state_hash()
+    hub.customer_turn(conversation, "no")
+    assert store.state_hash() == before and conversation.pending is None
+
+
+def test_another_customers_order_is_refused_and_nothing_changes(hub, store):
+    conversation = hub.new()
+    hub.customer_turn(conversation, f"my email is {IVAN}")
+    before = store.state_hash()
+    turn = hub.customer_turn(conversation, f"cancel {OTHERS_ORDER}")
+    assert turn.pending is None
+    assert conversation.agent.session.trace[-1].outcome == "refused"
+    hub.customer_turn(conversation, "yes")
+    assert store.state_hash() == before
+
+
+def test_sessions_never_share_a_customer_or_a_pending_write(hub):
+    a, b = hub.new(), hub.new()
+    hub.customer_turn(a, f"my email is {IVAN}")
+    hub.customer_turn(a, "please cancel #W8770097")
+    assert b.customer is None and b.pending is None
+    turn = hub.customer_turn(b, "please cancel #W8770097")  # not signed in in this session
+    assert turn.pending is None and b.agent.session.trace[-1].outcome == "refused"
+
+
+def test_search_gives_cards_logged_as_impressions_and_clicks(hub):
+    conversation = hub.new()
+    turn = hub.customer_turn(conversation, "find me a t-shirt")
+    assert len(turn.cards) == 3 and [c.position for c in turn.cards] == [1, 2, 3]
+    assert all(c.name == "T-Shirt" and c.price > 0 for c in turn.cards)
+    hub.clicked(conversation, turn.cards[1].item_id)
+    rows = [json.loads(line) for line in hub.interactions.path.read_text().splitlines()]
+    assert [r["label"] for r in rows] == [0, 0, 0, 1]
+    assert rows[3]["impression_id"] == rows[1]["impression_id"] and rows[3]["item_id"] == turn.cards[1].item_id
+    assert {r["user_id"] for r in rows} == {f"anonymous:{conversation.id}"}
+    with pytest.raises(ConversationError):
+        hub.clicked(conversation, "0000000000")
+
+
+def test_every_change_is_a_valid_log_revision_and_feedback_is_kept(hub):
+    conversation = hub.new()
+    hub.customer_turn(conversation, "hello")
+    hub.customer_turn(conversation, f"my email is {IVAN}")
+    answer = max(i for i, m in enumerate(conversation.transcript()) if m.role == "assistant")
+    hub.feedback(conversation, answer, "down")
+    with pytest.raises(ConversationError):
+        hub.feedback(conversation, 0, "up")  # the system prompt is not an answer
+    logged = load_dialogues(hub.log.path)  # validates every line
+    assert [d.meta["revision"] for d in logged] == [1, 2, 3]
+    latest = latest_revisions(logged)
+    assert len(latest) == 1 and latest[0].feedback["rating"] == "down"
+    assert latest[0].feedback["per_message"] == {str(answer): "down"}
+    assert latest[0].customer == "ivan_santos_6635" and latest[0].source == "ui"
+
+
+def test_concurrent_conversations_write_whole_lines(hub):
+    conversations = [hub.new() for _ in range(8)]
+
+    def talk(c):
+        for i in range(5):
+            hub.customer_turn(c, f"{c.id} message {i}")
+
+    threads = [threading.Thread(target=talk, args=(c,)) for c in conversations]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    latest = {d.id: d for d in latest_revisions(load_dialogues(hub.log.path))}
+    assert len(latest) == 8
+    for c in conversations:  # every message of a conversation is its own
+        users = [m.content for m in latest[c.id].messages if m.role == "user"]
+        assert users == [f"{c.id} message {i}" for i in range(5)]
+
+
+def test_handover_lands_in_the_queue_and_customer_messages_wait(hub):
+    conversation = hub.new()
+    turn = hub.customer_turn(conversation, "I want to talk to a human")
+    assert turn.transferred and conversation.status == "transferred"
+    assert hub.queue() == [conversation]
+    waiting = hub.customer_turn(conversation, "hello? anyone?")
+    assert waiting.waiting_for_human
+    assert conversation.transcript()[-1] == ChatMessage("user", "hello? anyone?")
+    with pytest.raises(ConversationError):
+        hub.take_over(conversation, on=False)
+
+
+def test_copilot_approve_edit_and_reject_are_recorded(hub, store):
+    conversation = hub.new()
+    hub.take_over(conversation)
+    hub.customer_turn(conversation, f"my email is {IVAN}")  # waits for the human
+    proposal = hub.propose(conversation)
+    assert proposal.tool_call == ToolCall("find_user_id_by_email", {"email": IVAN})
+    assert hub.run_step(conversation, proposal, proposal) == "ivan_santos_6635"
+    hub.reject(conversation, ChatMessage("assistant", "a reply the human did not like"))
+    edited = parse_step("reply", "Welcome back, Ivan. How can I help?")
+    hub.run_step(conversation, edited, ChatMessage("assistant", "You are signed in as ivan_santos_6635."))
+    # a human-approved write still goes through the policy layer's confirmation
+    hub.run_step(
+        conversation,
+        parse_step(
+            "tool call",
+            '{"name": "cancel_pending_order", "arguments": {"order_id": "#W8770097", "reason": "no longer needed"}}',
+        ),
+    )
+    assert conversation.pending is not None and store.orders()["#W8770097"]["status"] == "pending"
+    actions = [e["action"] for e in conversation.human_edits]
+    assert actions == ["approved", "rejected", "edited", "approved"]
+    latest = latest_revisions(load_dialogues(hub.log.path))[0]
+    assert [e["action"] for e in latest.human_edits] == actions
+    edit = latest.human_edits[2]
+    assert latest.messages[edit["message_index"]].content == "Welcome back, Ivan. How can I help?"
+
+
+def test_parse_step_reports_bad_tool_calls():
+    with pytest.raises(ConversationError, match="not valid JSON"):
+        parse_step("tool call", "{name: x}")
+    with pytest.raises(ConversationError, match="name"):
+        parse_step("tool call", '["x"]')
+    with pytest.raises(ConversationError, match="arguments"):
+        parse_step("tool call", '{"name": "x", "arguments": [1]}')
+    with pytest.raises(ConversationError):
+        parse_step("reply", "   ")
+
+
+def test_masked_export_removes_personal_data(hub, tmp_path):
+    conversation = hub.new()
+    hub.customer_turn(conversation, f"my email is {IVAN}")
+    hub.customer_turn(conversation, "show me order #W8770097")
+    out = tmp_path / "export.jsonl"
+    assert export_dialogues(hub.log.path, out) == 1
+    text = out.read_text()
+    for personal in (IVAN, "ivan_santos_6635", "Ivan", "Santos"):
+        assert personal not in text
+    assert "[email]" in text and "[personal]" in text
+    exported = load_dialogues(out)[0]  # still the valid format
+    assert json.loads(exported.messages[-2].content)["order_id"] == "#W8770097"  # tool JSON stays JSON
+    with pytest.raises(FileExistsError):
+        export_dialogues(hub.log.path, out)
+    assert IVAN in hub.log.path.read_text()  # the log itself is untouched
+    assert mask_dialogue(load_dialogues(hub.log.path)[-1]).customer == "[personal]"
+
+
+def test_cards_escape_markup_and_follow_a_ranking():
+    hits = [
+        {"item_id": "1", "name": "<script>alert(1)</script>", "options": {"color": "<b>red</b>"}, "price": 5.0},
+        {"item_id": "2", "name": "Mug", "options": {}, "price": 7.5, "available": False},
+    ]
+    search = ToolCallRecord(
+        "search_products", {"query": "<img src=x onerror=alert(1)>", "max_price": 10}, json.dumps(hits), "ok"
+    )
+    ranking = ToolCallRecord(
+        "rank_products",
+        {"user_id": "u", "item_ids": ["1", "2"]},
+        json.dumps([{"item_id": "2", "method": "popularity-fallback"}, {"item_id": "1"}]),
+        "ok",
+    )
+    cards = cards_from_trace([search, ranking])
+    assert [c.item_id for c in cards] == ["2", "1"] and [c.position for c in cards] == [1, 2]
+    assert "popularity-fallback" in cards[0].reason and "under $10.00" in cards[0].reason
+    html = render_cards(cards)
+    assert "<script>" not in html and "<img" not in html and "<b>" not in html
+    assert "&lt;script&gt;" in html and "Out of stock" in html
+    failed = ToolCallRecord("search_products", {"query": "x"}, "Error: bad", "error")
+    assert cards_from_trace([failed]) == []
+
+
+def test_logged_conversations_become_training_dialogues_filtered_by_feedback(hub, tmp_path):
+    from finetune.build_logs import build_log_dialogues
+
+    liked, disliked, unrated = hub.new(), hub.new(), hub.new()
+    for c in (liked, disliked, unrated):
+        hub.customer_turn(c, f"my email is {IVAN}")
+    hub.feedback(liked, len(liked.transcript()) - 1, "up")
+    hub.feedback(disliked, len(disliked.transcript()) - 1, "down")
+    kept, report = build_log_dialogues(hub.log.path)
+    assert {d.id for d in kept} == {liked.id, unrated.id} and report.rated_down == 1
+    assert all(IVAN not in str(d.to_dict()) for d in kept)  # masked by default
+    only_up, report = build_log_dialogues(hub.log.path, require_up=True)
+    assert [d.id for d in only_up] == [liked.id] and report.not_rated_up == 1
