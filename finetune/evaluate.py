@@ -23,6 +23,9 @@ class CallAccuracy:
     called: float  # the model made a tool call where the gold dialogue does
     right_tool: float
     exact_arguments: float
+    valid: float  # calls whose arguments validate against the tool's schema (of the calls made)
+    reply_steps: int  # gold steps that answer the customer instead of calling a tool
+    replied: float  # ... where the model also answered rather than calling a tool
 
     def to_dict(self) -> dict:
         return {k: round(v, 3) if isinstance(v, float) else v for k, v in self.__dict__.items()}
@@ -37,21 +40,32 @@ def held_out_dialogues(tasks_path: Path, limit: int = 0) -> list[Dialogue]:
 
 def tool_call_accuracy(model, dialogues: list[Dialogue], store_name: str = "tau-retail") -> CallAccuracy:
     prefix = prompt_prefix(store_name, model.profile)
-    tools = ToolRegistry().schemas()
-    steps = called = right = exact = 0
+    registry = ToolRegistry()
+    tools = registry.schemas()
+    steps = called = right = exact = valid = reply_steps = replied = 0
     for d in dialogues:
         messages = [m for m in d.messages if m.role != "system"]
         for i, gold in enumerate(messages):
-            if gold.role != "assistant" or gold.tool_call is None:
+            if gold.role != "assistant":
                 continue
-            view = [*prefix, *messages[:i]]
-            out = model.generate(view, tools)
+            out = model.generate([*prefix, *messages[:i]], tools)
+            if gold.tool_call is None:
+                reply_steps += 1
+                replied += out.tool_call is None
+                continue
             steps += 1
             if out.tool_call is None:
                 continue
             called += 1
+            try:
+                registry.get(out.tool_call.name).validate(out.tool_call.arguments)
+                valid += 1
+            except (KeyError, ValueError):
+                pass
             if out.tool_call.name == gold.tool_call.name:
                 right += 1
                 exact += out.tool_call.arguments == gold.tool_call.arguments
     n = max(steps, 1)
-    return CallAccuracy(steps, called / n, right / n, exact / n)
+    return CallAccuracy(
+        steps, called / n, right / n, exact / n, valid / max(called, 1), reply_steps, replied / max(reply_steps, 1)
+    )

@@ -59,3 +59,49 @@ def test_dialogues_follow_the_policy_and_round_trip(tasks_dir, tmp_path):
     path = tmp_path / "tau.jsonl"
     append_dialogues(path, dialogues)
     assert [d.to_dict() for d in load_dialogues(path)] == [d.to_dict() for d in dialogues]
+
+
+def test_tool_call_accuracy_scores_calls_arguments_and_replies(tasks_dir):
+    from assistant.llm.base import PromptProfile
+    from assistant.messages import ChatMessage, ToolCall
+    from finetune.evaluate import tool_call_accuracy
+
+    dialogues, _ = build_tau_dialogues(tasks_dir / "tasks_train.json", variants=1, hold_out=0)
+    dialogues = dialogues[:2]
+    gold = {}  # conversation length seen by the model → the gold next step
+    for d in dialogues:
+        messages = [m for m in d.messages if m.role != "system"]
+        for i, m in enumerate(messages):
+            if m.role == "assistant":
+                gold[(d.id, i)] = m
+
+    class Replay:  # answers exactly as the gold dialogue, or with a wrong argument when told to
+        profile = PromptProfile.fine_tuned()
+
+        def __init__(self, corrupt: bool):
+            self.corrupt = corrupt
+
+        def generate(self, view, tools=None, **kwargs):
+            conversation = [m for m in view if m.role != "system"]
+            step = next(g for (d, i), g in gold.items() if i == len(conversation) and _same(d, conversation))
+            if step.tool_call is None or not self.corrupt:
+                return step
+            return ChatMessage("assistant", tool_call=ToolCall(step.tool_call.name, {"bogus": 1}))
+
+    def _same(dialogue_id, conversation):
+        d = next(x for x in dialogues if x.id == dialogue_id)
+        return [m.content for m in d.messages if m.role != "system"][: len(conversation)] == [
+            m.content for m in conversation
+        ]
+
+    perfect = tool_call_accuracy(Replay(corrupt=False), dialogues)
+    assert perfect.steps > 0 and perfect.reply_steps > 0
+    assert (perfect.called, perfect.right_tool, perfect.exact_arguments, perfect.valid, perfect.replied) == (
+        1.0,
+        1.0,
+        1.0,
+        1.0,
+        1.0,
+    )
+    broken = tool_call_accuracy(Replay(corrupt=True), dialogues)
+    assert broken.right_tool == 1.0 and broken.exact_arguments == 0.0 and broken.valid == 0.0

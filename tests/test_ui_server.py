@@ -4,6 +4,7 @@ The server is started as a user would (a separate process on 127.0.0.1) with its
 store changes a test makes are checked in that process's SQLite file.
 """
 
+import json
 import os
 import shutil
 import subprocess
@@ -39,6 +40,8 @@ def server(tau_collection, tau_state, tmp_path_factory):
             str(tau_state),
             "--delay",
             "0.01",
+            "--network-log",
+            str(state / "network.log"),
         ],
         env=env,
         stdout=log,
@@ -59,6 +62,12 @@ def server(tau_collection, tau_state, tmp_path_factory):
     process.terminate()
     process.wait(10)
     log.close()
+
+
+def test_no_outbound_connection_at_start_or_while_serving(server):
+    url, state = server
+    _client(url).predict("find me a t-shirt", api_name="/send")
+    assert (state / "network.log").read_text() == ""
 
 
 def _client(url):
@@ -218,6 +227,17 @@ def test_browser_shopper_flow_and_console(server, browser):
     assert all("T-Shirt" in c.text and "$" in c.text for c in browser.find_elements(By.CSS_SELECTOR, ".sa-card"))
     browser.find_elements(By.CSS_SELECTOR, ".sa-card-open")[0].click()
     _wait_text(browser, "#card-details", "T-Shirt")
+    browser.find_elements(By.CSS_SELECTOR, "#shopper-chat button[aria-label=Dislike]")[-1].click()
+
+    def rated_down() -> bool:
+        lines = (state / "logs" / "dialogues.jsonl").read_text().splitlines()
+        return json.loads(lines[-1])["feedback"]["rating"] == "down"
+
+    wait_for(rated_down, 10, "the thumbs-down in the dialogue log")
+    rows = [json.loads(x) for x in (state / "logs" / "interactions.jsonl").read_text().splitlines()]
+    shown = [r for r in rows if r["conversation"] == rows[-1]["conversation"]]
+    assert [r["label"] for r in shown] == [0, 0, 0, 1]  # three cards shown, one opened
+    assert shown[3]["impression_id"] == shown[0]["impression_id"]
 
     _say(browser, f"my email is {IVAN}", "signed in as ivan_santos_6635")
     _say(browser, "please cancel #W8770097", "Shall I go ahead?")

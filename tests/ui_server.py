@@ -1,11 +1,47 @@
 """Start the real Gradio app with the scripted model (tests/fakes.py) for browser and load tests.
 
-python tests/ui_server.py --port P --index-state DIR   (store and logs under $SHOPASSIST_STATE_DIR)
+python tests/ui_server.py --port P --index-state DIR [--network-log FILE]   (store, logs: $SHOPASSIST_STATE_DIR)
+
+With --network-log, every non-loopback connection or name lookup is refused and recorded in FILE (a
+line each), installed before anything else is imported: the app must start and serve without one.
 """
 
 import argparse
+import ipaddress
+import socket
 import sys
 from pathlib import Path
+
+if "--network-log" in sys.argv:
+    _log = Path(sys.argv[sys.argv.index("--network-log") + 1])
+    _log.write_text("")
+    _connect, _getaddrinfo = socket.socket.connect, socket.getaddrinfo
+
+    def _loopback(host) -> bool:
+        if host in ("localhost", "", None):
+            return True
+        try:
+            return ipaddress.ip_address(str(host).split("%")[0]).is_loopback
+        except ValueError:
+            return False
+
+    def _record(what: str) -> None:
+        with _log.open("a") as fh:
+            fh.write(what + "\n")
+
+    def _guarded_connect(self, address):
+        if self.family in (socket.AF_INET, socket.AF_INET6) and not _loopback(address[0]):
+            _record(f"connect {address}")
+            raise OSError(101, "network disabled by the test")
+        return _connect(self, address)
+
+    def _guarded_getaddrinfo(host, *args, **kwargs):
+        if not _loopback(host):
+            _record(f"resolve {host}")
+            raise socket.gaierror(-2, "network disabled by the test")
+        return _getaddrinfo(host, *args, **kwargs)
+
+    socket.socket.connect, socket.getaddrinfo = _guarded_connect, _guarded_getaddrinfo
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 sys.path.insert(0, str(Path(__file__).resolve().parent))
@@ -28,6 +64,7 @@ def main() -> None:
     parser.add_argument("--port", type=int, required=True)
     parser.add_argument("--index-state", type=Path, required=True, help="state dir holding the Chroma index")
     parser.add_argument("--delay", type=float, default=0.0)
+    parser.add_argument("--network-log", type=Path, help="refuse and record non-loopback connections here")
     args = parser.parse_args()
     search = ProductSearch(open_collection(chroma_client(args.index_state / "chroma"), "tau-retail", create=False))
     with Store.open("tau-retail") as store:
