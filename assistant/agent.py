@@ -51,8 +51,9 @@ class Agent:
         self.add_customer_message(customer_message)
         made: list[tuple[str, dict]] = []  # this turn's calls
         for step in range(1, self.max_steps + 1):
-            # The same call twice in a row gets the same observation again: make the model answer instead.
-            repeating = len(made) >= 2 and made[-1] == made[-2]
+            # Within a turn the store does not change (writes wait for the customer's yes), so a call made
+            # again gets the same observation again: make the model answer instead of looping.
+            repeating = len(made) >= 2 and made[-1] in made[:-1]
             message = self.propose(on_text, tools=not repeating)
             self.apply(message)
             if message.tool_call is None:

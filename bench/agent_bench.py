@@ -14,7 +14,10 @@ speed, on bench/agent_prompts.jsonl (20 customer messages written for this bench
 - decode tokens/s of each backend on one prompt, greedy, 128 new tokens, alternating backends, 3 rounds:
   our transformers decoder, transformers' own `generate`, and llama.cpp on the same GGUF when installed.
 
-tasks: `shopassist eval tasks` machinery with the default base model and in-context examples; results
+Both use the default model (`--model smollm2` with its shipped adapter, as `shopassist chat`; `--adapter none`
+for the base model with its in-context examples).
+
+tasks: `shopassist eval tasks` machinery; results
 are appended per task to bench/results/agent_tasks_<split>.jsonl, so an interrupted run resumes.
 train100 = the fixed sample of 100 tasks_train.json tasks that training never sees
 (`assistant.evaluation.held_out_sample`, random.Random(0)).
@@ -34,7 +37,7 @@ from assistant.offline import enforce_offline
 
 enforce_offline()
 
-from assistant.llm import GenerationSettings, load_chat_model  # noqa: E402
+from assistant.llm import GenerationSettings, load_chat_model, shipped_adapter  # noqa: E402
 from assistant.llm.transformers_backend import TransformersChatModel  # noqa: E402
 from assistant.messages import ChatMessage  # noqa: E402
 from assistant.runtime import AgentSettings, agent_for_session, prompt_prefix  # noqa: E402
@@ -127,7 +130,9 @@ def free_decoding(checkpoint: str, adapter: str | None, prompts: list[str]) -> d
     }
 
 
-def decode_speed(model: TransformersChatModel, rounds: int = 3, new_tokens: int = 128) -> dict:
+def decode_speed(
+    model: TransformersChatModel, base: str, adapter: str | None, rounds: int = 3, new_tokens: int = 128
+) -> dict:
     import torch
 
     messages = [ChatMessage("system", "You are a helpful assistant."), ChatMessage("user", "Describe a good tent.")]
@@ -153,12 +158,16 @@ def decode_speed(model: TransformersChatModel, rounds: int = 3, new_tokens: int 
             )
         return out.shape[1] - len(ids)
 
-    fp32 = TransformersChatModel(model.name, threads=2, dtype="float32")
+    fp32 = TransformersChatModel(base, adapter, threads=2, dtype="float32")
 
     dtype = str(model.model.dtype).removeprefix("torch.")
     runners[f"transformers, shopassist decoder ({dtype}, the default)"] = decoder_loop(model)
     runners[f"transformers generate() ({dtype})"] = hf_generate
     runners["transformers, shopassist decoder (float32)"] = decoder_loop(fp32)
+    if adapter is not None:  # what the unmerged LoRA costs per token
+        runners[f"transformers, shopassist decoder ({dtype}), base model without the adapter"] = decoder_loop(
+            TransformersChatModel(base, None, threads=2)
+        )
     try:
         from llama_cpp import Llama
 
@@ -189,7 +198,7 @@ def decode_speed(model: TransformersChatModel, rounds: int = 3, new_tokens: int 
 
 def run_speed(args: argparse.Namespace) -> dict:
     prompts = load_prompts()
-    model = load_chat_model(args.model, args.adapter, threads=2)
+    model = load_chat_model(args.model, args.adapter or "none", threads=2)
     with tempfile.TemporaryDirectory() as tmp:
         turns = tool_turns(model, prompts, Path(tmp))
     result = {
@@ -198,7 +207,7 @@ def run_speed(args: argparse.Namespace) -> dict:
         "prompts": len(prompts),
         "tool_turn": turns,
         "free_decoding": free_decoding(args.model, args.adapter, prompts),
-        "decode_tokens_per_s": decode_speed(model),
+        "decode_tokens_per_s": decode_speed(model, args.model, args.adapter),
     }
     return result
 
@@ -213,7 +222,7 @@ def run_tasks(args: argparse.Namespace) -> dict:
         tasks = load_tasks(SHARED / "tasks_train.json")
         indices = held_out_sample(len(tasks))
     indices = indices[: args.limit or None]
-    model = load_chat_model(args.model, args.adapter, threads=args.threads)
+    model = load_chat_model(args.model, args.adapter or "none", threads=args.threads)
     search = open_search()
 
     def make_agent(session, task, store):
@@ -235,7 +244,9 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("what", choices=["speed", "tasks"])
     parser.add_argument("--model", default="smollm2")
-    parser.add_argument("--adapter", help="LoRA adapter folder (e.g. models/agent-smollm2)")
+    parser.add_argument(
+        "--adapter", help="LoRA adapter folder; default: the shipped one for the model (models/agent-<model>); 'none'"
+    )
     parser.add_argument("--threads", type=int, default=2, help="tasks: torch threads for the model")
     parser.add_argument("--tag", default="", help="suffix for the result files, e.g. -sft")
     parser.add_argument("--split", choices=["dev", "train100"], default="dev")
@@ -243,6 +254,10 @@ def main() -> None:
     parser.add_argument("--max-turns", type=int, default=10)
     parser.add_argument("--max-steps", type=int, default=8)
     args = parser.parse_args()
+    # resolved here so every part of a run measures the same model (the shipped adapter, as `shopassist chat`)
+    args.adapter = args.adapter or shipped_adapter(args.model)
+    if str(args.adapter).lower() == "none":
+        args.adapter = None
     RESULTS.mkdir(exist_ok=True)
     result = run_speed(args) if args.what == "speed" else run_tasks(args)
     name = f"agent_speed{args.tag}.json" if args.what == "speed" else f"agent_tasks_{args.split}{args.tag}.json"

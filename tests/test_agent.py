@@ -66,6 +66,13 @@ def test_a_call_repeated_twice_makes_the_next_step_a_reply(store):
     assert model.offered == [True, True, False] and turn.reply == "ok" and turn.tool_calls == 2
 
 
+def test_a_call_alternating_with_another_still_counts_as_a_repeat(store):
+    a, b = call("get_order_details", order_id="#W1"), call("think", thought="cancel it")
+    model = ScriptedModel(a, b, a, say("ok"))
+    turn = make_agent(store, model).respond("hello")
+    assert model.offered == [True, True, True, False] and turn.reply == "ok" and turn.tool_calls == 3
+
+
 def test_in_context_examples_are_shown_to_the_model_but_not_kept(store):
     model = ScriptedModel(say("hi"))
     agent = Agent(model, PolicySession(ToolRegistry(), ToolContext(store)), "policy", examples=[say("example")])
