@@ -168,9 +168,10 @@ def build_app(hub: ConversationHub, title: str = "shopassist") -> gr.Blocks:
         yield from send("no", conversation_id)
 
     def like(conversation_id: str | None, data: gr.LikeData) -> None:
-        if not conversation_id:
-            return
-        conversation = hub.get(conversation_id)
+        try:
+            conversation = hub.get(conversation_id or "")
+        except ConversationError:
+            return  # a conversation the server no longer knows: nothing to rate
         _, index = shopper_view(conversation)
         position = data.index[0] if isinstance(data.index, list | tuple) else data.index
         if 0 <= position < len(index) and conversation.transcript()[index[position]].role == "assistant":

@@ -187,11 +187,12 @@ class ConversationHub:
         conversation and confirmation before writes still hold for a human-approved step.
         """
         with conversation.lock:
+            index = len(conversation.agent.messages)  # where the step lands in the transcript
             observation = conversation.agent.apply(step)
             edited = proposed is not None and _step_dict(proposed) != _step_dict(step)
             conversation.human_edits.append(
                 {
-                    "message_index": conversation.agent.messages.index(step),
+                    "message_index": index,
                     "action": "edited" if edited else "approved",
                     "proposed": _step_dict(proposed) if proposed is not None else None,
                     "final": _step_dict(step),
