@@ -245,7 +245,10 @@ def cmd_ui(args: argparse.Namespace) -> int:
         settings = AgentSettings(few_shot=args.examples, max_steps=args.max_steps)
         hub = make_hub(model, store, search, args.store, settings=settings)
         print(f"shopassist ui: model {model.name}, store {args.store!r}, logs in {hub.log.path.parent}")
-        launch(build_app(hub), host=args.host, port=args.port, share=args.share)
+        try:
+            launch(build_app(hub), host=args.host, port=args.port, share=args.share)
+        except OSError as exc:  # e.g. the port is taken by another server
+            raise SystemExit(f"shopassist ui: cannot serve on {args.host}:{args.port}: {exc}; try --port N") from None
     return 0
 
 
