@@ -38,9 +38,8 @@ def build_log_dialogues(
         if require_up and rating != "up" and not corrected:
             report.not_rated_up += 1
             continue
-        if dialogue.messages[-1].role != "assistant":  # ends waiting for an answer: nothing to learn at the end
-            while dialogue.messages and dialogue.messages[-1].role != "assistant":
-                dialogue.messages.pop()
+        while dialogue.messages and dialogue.messages[-1].role != "assistant":  # ends waiting for an answer
+            dialogue.messages.pop()
         if not any(m.role == "assistant" for m in dialogue.messages):
             report.no_answer += 1
             continue

@@ -132,12 +132,17 @@ def load_dialogues(path: Path) -> list[Dialogue]:
     return dialogues
 
 
-def append_dialogues(path: Path, dialogues: Iterable[Dialogue]) -> int:
-    """Append whole lines and fsync, so a crash never leaves half a conversation; returns lines written."""
-    lines = [json.dumps(d.to_dict(), ensure_ascii=False) + "\n" for d in dialogues]
+def append_jsonl(path: Path, rows: Iterable[dict[str, Any]]) -> int:
+    """Append one JSON line per row in a single write, then fsync; returns lines written."""
+    lines = [json.dumps(row, ensure_ascii=False) + "\n" for row in rows]
     Path(path).parent.mkdir(parents=True, exist_ok=True)
     with Path(path).open("a", encoding="utf-8") as fh:
         fh.write("".join(lines))
         fh.flush()
         os.fsync(fh.fileno())
     return len(lines)
+
+
+def append_dialogues(path: Path, dialogues: Iterable[Dialogue]) -> int:
+    """Append whole lines and fsync, so a crash never leaves half a conversation; returns lines written."""
+    return append_jsonl(path, (d.to_dict() for d in dialogues))

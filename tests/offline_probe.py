@@ -4,42 +4,13 @@ Run by tests/test_offline.py in a fresh interpreter, so model loading is covered
 installed before anything else is imported.
 """
 
-import ipaddress
 import json
-import socket
 import sys
 
+from network_guard import install
+
 attempts: list[str] = []
-_connect = socket.socket.connect
-_getaddrinfo = socket.getaddrinfo
-
-
-def _is_loopback(host: object) -> bool:
-    if host in ("localhost", "", None):
-        return True
-    try:
-        return ipaddress.ip_address(str(host).split("%")[0]).is_loopback
-    except ValueError:
-        return False
-
-
-def guarded_connect(self, address):
-    host = address[0] if isinstance(address, tuple) else None
-    if self.family in (socket.AF_INET, socket.AF_INET6) and not _is_loopback(host):
-        attempts.append(f"connect {address}")
-        raise OSError(101, "network is disabled by offline_probe")
-    return _connect(self, address)
-
-
-def guarded_getaddrinfo(host, *args, **kwargs):
-    if not _is_loopback(host):
-        attempts.append(f"resolve {host}")
-        raise socket.gaierror(-2, "network is disabled by offline_probe")
-    return _getaddrinfo(host, *args, **kwargs)
-
-
-socket.socket.connect = guarded_connect
-socket.getaddrinfo = guarded_getaddrinfo
+install(attempts.append, "offline_probe")
 
 from assistant.offline import enforce_offline  # noqa: E402
 

@@ -7,41 +7,20 @@ line each), installed before anything else is imported: the app must start and s
 """
 
 import argparse
-import ipaddress
-import socket
 import sys
 from pathlib import Path
+
+from network_guard import install
 
 if "--network-log" in sys.argv:
     _log = Path(sys.argv[sys.argv.index("--network-log") + 1])
     _log.write_text("")
-    _connect, _getaddrinfo = socket.socket.connect, socket.getaddrinfo
-
-    def _loopback(host) -> bool:
-        if host in ("localhost", "", None):
-            return True
-        try:
-            return ipaddress.ip_address(str(host).split("%")[0]).is_loopback
-        except ValueError:
-            return False
 
     def _record(what: str) -> None:
         with _log.open("a") as fh:
             fh.write(what + "\n")
 
-    def _guarded_connect(self, address):
-        if self.family in (socket.AF_INET, socket.AF_INET6) and not _loopback(address[0]):
-            _record(f"connect {address}")
-            raise OSError(101, "network disabled by the test")
-        return _connect(self, address)
-
-    def _guarded_getaddrinfo(host, *args, **kwargs):
-        if not _loopback(host):
-            _record(f"resolve {host}")
-            raise socket.gaierror(-2, "network disabled by the test")
-        return _getaddrinfo(host, *args, **kwargs)
-
-    socket.socket.connect, socket.getaddrinfo = _guarded_connect, _guarded_getaddrinfo
+    install(_record, "the test")
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 sys.path.insert(0, str(Path(__file__).resolve().parent))

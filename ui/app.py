@@ -94,24 +94,18 @@ def build_app(hub: ConversationHub, title: str = "shopassist") -> gr.Blocks:
 
     # --- shopper -------------------------------------------------------------------------------------
 
+    def chat_only(chat: list[dict[str, str]], conversation_id: str) -> tuple:
+        """An update of `send`'s outputs that changes the chat only (cards and pending panel stay)."""
+        return chat, conversation_id, gr.skip(), gr.skip(), gr.skip(), ""
+
     def send(text: str, conversation_id: str | None):
         """Stream one answer: yields (chat, conversation id, cards, pending summary, pending visible, box)."""
         conversation = conversation_for(conversation_id)
         shown, _ = shopper_view(conversation)
         message, problem = clean_message(text)
         if problem is not None:
-            yield (
-                [
-                    *shown,
-                    {"role": "user", "content": _escape(str(text or "")[:200])},
-                    {"role": "assistant", "content": problem},
-                ],
-                conversation.id,
-                gr.skip(),
-                gr.skip(),
-                gr.skip(),
-                "",
-            )
+            user = {"role": "user", "content": _escape(str(text or "")[:200])}
+            yield chat_only([*shown, user, {"role": "assistant", "content": problem}], conversation.id)
             return
         chunks: queue.Queue[str | None] = queue.Queue()
         outcome: dict[str, Any] = {}
@@ -129,23 +123,9 @@ def build_app(hub: ConversationHub, title: str = "shopassist") -> gr.Blocks:
         streamed = ""
         while (chunk := chunks.get()) is not None:
             streamed += chunk
-            yield (
-                [*asked, {"role": "assistant", "content": _escape(streamed)}],
-                conversation.id,
-                gr.skip(),
-                gr.skip(),
-                gr.skip(),
-                "",
-            )
+            yield chat_only([*asked, {"role": "assistant", "content": _escape(streamed)}], conversation.id)
         if "error" in outcome:
-            yield (
-                [*asked, {"role": "assistant", "content": SORRY}],
-                conversation.id,
-                gr.skip(),
-                gr.skip(),
-                gr.skip(),
-                "",
-            )
+            yield chat_only([*asked, {"role": "assistant", "content": SORRY}], conversation.id)
             return
         turn: TurnResult = outcome["turn"]
         final, _ = shopper_view(conversation)

@@ -11,7 +11,6 @@
 """
 
 import json
-import os
 import re
 import threading
 import time
@@ -19,7 +18,7 @@ import uuid
 from pathlib import Path
 from typing import Any
 
-from finetune.dialogues import Dialogue, append_dialogues, dialogue_from_dict, load_dialogues
+from finetune.dialogues import Dialogue, append_dialogues, append_jsonl, dialogue_from_dict, load_dialogues
 from ui.cards import ProductCard
 
 EMAIL = re.compile(r"[A-Za-z0-9._%+-]+@[A-Za-z0-9.-]+\.[A-Za-z]{2,}")
@@ -43,13 +42,8 @@ class InteractionLog:
         self._shown: dict[tuple[str, str], str] = {}  # (conversation, item) → impression id of the latest card
 
     def _write(self, rows: list[dict[str, Any]]) -> None:
-        lines = "".join(json.dumps(r, ensure_ascii=False) + "\n" for r in rows)
         with self._lock:
-            self.path.parent.mkdir(parents=True, exist_ok=True)
-            with self.path.open("a", encoding="utf-8") as fh:
-                fh.write(lines)
-                fh.flush()
-                os.fsync(fh.fileno())
+            append_jsonl(self.path, rows)
 
     def impressions(self, user_id: str, cards: list[ProductCard], conversation: str) -> None:
         now, rows = time.time(), []
