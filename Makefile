@@ -40,6 +40,8 @@ lint: install
 	$(BIN)/ruff format --check .
 
 bench: install
+	$(BIN)/pip install -q -e '.[bench]'
+	$(BIN)/python bench/ctr_bench.py
 	$(BIN)/python bench/search_bench.py
 	$(BIN)/shopassist index --store tau-retail
 	$(BIN)/python bench/agent_bench.py speed

@@ -13,6 +13,8 @@ def _user_errors() -> tuple[type[Exception], ...]:
     from assistant.llm import ModelError, ModelNotFoundError
     from assistant.store import StorePackError
     from finetune.build_tau import EvaluationDataError
+    from finetune.ctr.data import LogFormatError
+    from finetune.ctr.train import CTRConfigError
     from finetune.dialogues import DialogueFormatError
     from finetune.sft import ConfigError
     from retrieval.catalog import CatalogError
@@ -30,6 +32,8 @@ def _user_errors() -> tuple[type[Exception], ...]:
         DialogueFormatError,
         EvaluationDataError,
         ConfigError,
+        CTRConfigError,
+        LogFormatError,
         FileExistsError,
     )
 
@@ -66,10 +70,11 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--mode", choices=["fused", "dense", "lexical"], default="fused")
     p.add_argument("--json", action="store_true", help="print results as JSON lines")
 
-    p = sub.add_parser("store", help="inspect, export or reset the embedded store database")
-    p.add_argument("action", choices=["info", "reset", "export", "hash"])
-    p.add_argument("out_dir", nargs="?", type=Path, help="for export: folder for the three JSON documents")
+    p = sub.add_parser("store", help="inspect, export, reset or import a store (import: a pack from public data)")
+    p.add_argument("action", choices=["info", "reset", "export", "hash", "import"])
+    p.add_argument("target", nargs="?", help="export: folder for the three JSON documents; import: complete-journey")
     p.add_argument("--store", default=DEFAULT_STORE)
+    p.add_argument("--households", type=int, help="import: only the first N households (a quick, small store)")
 
     p = sub.add_parser("eval", help="evaluate an agent on customer-service tasks (docs/EVALUATION.md)")
     p.add_argument("what", choices=["tasks"])
@@ -115,6 +120,14 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--port", type=int, default=7860)
     p.add_argument("--share", action="store_true", help="also open a public gradio.live link (off by default)")
     _model_arguments(p)
+
+    p = sub.add_parser("train", help="train the CTR ranker that rank_products uses (docs/RANKING.md)")
+    p.add_argument("what", choices=["ctr"])
+    p.add_argument(
+        "--config", type=Path, required=True, help="YAML config, e.g. finetune/configs/ctr_complete_journey.yaml"
+    )
+    p.add_argument("--output-dir", help="where to save the model (overrides the config's output_dir)")
+    p.add_argument("--quiet", action="store_true", help="no progress bars")
 
     p = sub.add_parser("logs", help="export the app's conversation logs for fine-tuning")
     p.add_argument("action", choices=["export"])
@@ -191,20 +204,42 @@ def cmd_search(args: argparse.Namespace) -> int:
 def cmd_store(args: argparse.Namespace) -> int:
     from assistant.store import Store
 
+    if args.action == "import":
+        return _import_store(args)
     with Store.open(args.store) as store:
         if args.action == "reset":
             store.reset()
             print(f"store {args.store!r} reset to its shipped state ({store.path})")
         elif args.action == "export":
-            if args.out_dir is None:
+            if args.target is None:
                 raise SystemExit("shopassist store export: give a folder, e.g. `shopassist store export out/`")
-            for path in store.export_to_dir(args.out_dir):
+            for path in store.export_to_dir(Path(args.target)):
                 print(path)
         elif args.action == "hash":
             print(store.state_hash())
         else:
             counts = ", ".join(f"{n} {t}" for t, n in store.counts().items())
             print(f"store {args.store!r} at {store.path}: {counts}; state hash {store.state_hash()}")
+    return 0
+
+
+def _import_store(args: argparse.Namespace) -> int:
+    from assistant.config import store_db_path
+    from assistant.store import Store
+    from assistant.store.importers import SOURCES, import_pack
+
+    if args.target not in SOURCES:
+        raise SystemExit(f"shopassist store import: give a source, one of: {', '.join(SOURCES)}")
+    if args.households is not None and args.households < 1:
+        raise SystemExit("shopassist store import: --households must be ≥ 1")
+    folder = import_pack(args.target, args.households)
+    db = store_db_path(args.target)
+    for stale in (db, db.with_name(db.name + "-wal"), db.with_name(db.name + "-shm")):
+        stale.unlink(missing_ok=True)  # the database is rebuilt from the new pack on first open
+    with Store.open(args.target) as store:
+        counts = ", ".join(f"{n} {t}" for t, n in store.counts().items())
+    print(f"imported {args.target!r} into {folder}: {counts}")
+    print(f"next: shopassist index --store {args.target}   (search over its catalog)")
     return 0
 
 
@@ -229,7 +264,10 @@ def cmd_chat(args: argparse.Namespace) -> int:
     model = _load_model(args)
     with Store.open(args.store) as store:
         settings = AgentSettings(few_shot=args.examples, max_steps=args.max_steps)
-        run_repl(AgentChat(model, ToolContext(store, search), args.store, settings, trace=args.trace), args.store)
+        from assistant.ranker import ranker_for_store
+
+        ctx = ToolContext(store, search, ranker_for_store(args.store, store))
+        run_repl(AgentChat(model, ctx, args.store, settings, trace=args.trace), args.store)
     return 0
 
 
@@ -354,7 +392,19 @@ def _finetune_eval(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_train(args: argparse.Namespace) -> int:
+    from finetune.ctr.train import CTRConfig, run
+
+    config = CTRConfig.from_yaml(args.config)
+    if args.output_dir:
+        config.output_dir = args.output_dir
+    metrics = run(config, progress=not args.quiet)
+    print(json.dumps({k: v for k, v in metrics.items() if k != "calibration_test"}, indent=2))
+    return 0
+
+
 COMMANDS = {
+    "train": cmd_train,
     "finetune": cmd_finetune,
     "index": cmd_index,
     "search": cmd_search,

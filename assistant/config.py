@@ -14,6 +14,11 @@ def state_dir() -> Path:
     return Path(os.environ.get("SHOPASSIST_STATE_DIR", PROJECT_ROOT / ".shopassist")).resolve()
 
 
+def imported_packs_dir() -> Path:
+    """Store packs built from public data (`shopassist store import`): local, never committed."""
+    return state_dir() / "packs"
+
+
 def store_db_path(store: str) -> Path:
     return state_dir() / "stores" / f"{store}.sqlite3"
 

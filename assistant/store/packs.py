@@ -10,7 +10,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from assistant.config import STORES_DIR
+from assistant.config import STORES_DIR, imported_packs_dir
 
 DOCUMENTS = ("products", "users", "orders")
 
@@ -63,11 +63,18 @@ def _check_references(docs: dict[str, dict[str, Any]]) -> None:
 
 
 def list_packs() -> list[str]:
-    return sorted(p.name for p in STORES_DIR.iterdir() if (p / "products.json").is_file())
+    """Shipped packs (`data/stores/`) and imported ones (`<state dir>/packs/`)."""
+    roots = [STORES_DIR, imported_packs_dir()]
+    return sorted({p.name for r in roots if r.is_dir() for p in r.iterdir() if (p / "products.json").is_file()})
 
 
 def get_pack(name: str) -> StorePack:
-    root = STORES_DIR / name
-    if not root.is_dir():
-        raise StorePackError(f"unknown store {name!r}; shipped stores: {', '.join(list_packs())}")
-    return StorePack.from_dir(root, name)
+    for base in (STORES_DIR, imported_packs_dir()):
+        root = base / name
+        if root.is_dir():
+            return StorePack.from_dir(root, name)
+    if name == "complete-journey":
+        raise StorePackError(
+            "store 'complete-journey' is not imported yet: run `shopassist store import complete-journey`"
+        )
+    raise StorePackError(f"unknown store {name!r}; stores here: {', '.join(list_packs())}")

@@ -1,0 +1,217 @@
+"""Serving the CTR model: `CTRRanker.predict(user_id, item_ids, context=None)` and the store wiring.
+
+A trained model folder (`shopassist train ctr`, e.g. `models/ctr-complete-journey/`) is loaded with
+its encoders and item/user tables. The user's purchase history comes from a `History` source — for a
+store, its delivered orders — and goes through the same `UserState` the training features came from.
+Unknown users and items are scored from content and popularity (their id embeddings are the trained
+"unknown" ones) and every result says which path it took.
+"""
+
+import json
+import threading
+from collections import OrderedDict
+from collections.abc import Callable, Iterable
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from assistant.config import PROJECT_ROOT
+from assistant.tools.base import ToolError
+from finetune.ctr.features import UNKNOWN, FeatureEncoder, ItemTable, UserState, UserTable, assemble
+
+MAX_ITEMS = 1000
+MODELS_DIR = PROJECT_ROOT / "models"
+
+# user_id -> that user's purchases as (item_id, time); time in the model's units, None = most recent
+History = Callable[[str], Iterable[tuple[str, float | None]]]
+
+
+class RankingError(ToolError):
+    """Input the ranker cannot score; the message says what to pass instead (the tool shows it to the model)."""
+
+
+@dataclass(frozen=True)
+class ScoredItem:
+    item_id: str
+    score: float  # predicted probability that the user buys the item
+    path: str  # "personal", "cold-user", "cold-item" or "cold-user+item": content + popularity
+
+
+@dataclass(frozen=True)
+class Prediction:
+    user_id: str
+    method: str
+    items: list[ScoredItem]  # in the order asked
+
+    def ranked(self) -> list[ScoredItem]:
+        return sorted(self.items, key=lambda s: s.score, reverse=True)
+
+
+def check_request(user_id: str, item_ids: list[str]) -> list[str]:
+    if not isinstance(user_id, str) or not user_id.strip():
+        raise RankingError("user_id is empty: pass the customer's user id")
+    if not isinstance(item_ids, list | tuple) or not item_ids:
+        raise RankingError("item_ids is empty: pass the candidate item ids to rank")
+    if len(item_ids) > MAX_ITEMS:
+        raise RankingError(f"too many items ({len(item_ids)}): rank at most {MAX_ITEMS} at a time")
+    ids = [str(i) for i in item_ids]
+    seen, twice = set(), []
+    for i in ids:
+        if i in seen and i not in twice:
+            twice.append(i)
+        seen.add(i)
+    if twice:
+        raise RankingError(f"item id(s) listed more than once: {', '.join(twice[:5])}; pass each item once")
+    return ids
+
+
+class CTRRanker:
+    def __init__(
+        self,
+        folder: Path,
+        model,
+        encoder: FeatureEncoder,
+        items: ItemTable,
+        users: UserTable,
+        serve_time: float,
+        history: History | None = None,
+    ):
+        self.folder = Path(folder)
+        self.model = model
+        self.encoder = encoder
+        self.items = items
+        self.users = users
+        self.serve_time = serve_time
+        self.history = history
+        self.method = f"ctr-dcnv2 ({self.folder.name})"
+        self._states: OrderedDict[str, tuple[UserState, list[str]]] = OrderedDict()
+        self._lock = threading.Lock()
+
+    @classmethod
+    def load(cls, folder: Path, history: History | None = None) -> "CTRRanker":
+        import torch
+
+        from finetune.ctr.model import DCNv2
+
+        folder = Path(folder)
+        if not (folder / "model.pt").is_file():
+            raise RankingError(f"{folder} holds no model.pt: train one with `shopassist train ctr --config ...`")
+        saved = torch.load(folder / "model.pt", map_location="cpu", weights_only=True)
+        model = DCNv2(**saved["arch"])
+        model.load_state_dict({k: v.float() if v.is_floating_point() else v for k, v in saved["state_dict"].items()})
+        model.eval()
+        encoder = FeatureEncoder.from_dict(json.loads((folder / "encoder.json").read_text(encoding="utf-8")))
+        t = np.load(folder / "tables.npz")
+        names = t["category_names"].tolist()
+        categories = [names[c] for c in t["item_category"]] if encoder.spec.category_field else None
+        items = ItemTable(
+            t["item_ids"].tolist(),
+            t["item_attrs"].astype(np.int64),
+            categories,
+            t["item_stats"].astype(np.float64),
+        )
+        users = UserTable(t["user_ids"].tolist(), t["user_attrs"].astype(np.int64))
+        return cls(folder, model, encoder, items, users, float(t["serve_time"][0]), history)
+
+    def _user_state(self, user_id: str) -> tuple[UserState, list[str]]:
+        # purchases without a time (orders placed through the assistant) count as the latest week
+        latest = self.serve_time - 1
+        raw = self.history(user_id) if self.history else []
+        events = sorted(((i, latest if t is None else t) for i, t in raw), key=lambda e: e[1])
+        key = f"{user_id}\x00{len(events)}"  # a new purchase changes the count and the state
+        with self._lock:
+            if key in self._states:
+                self._states.move_to_end(key)
+                return self._states[key]
+        state = UserState()
+        for item, t in events:
+            if t < self.serve_time:
+                state.add(item, t, self.items.category_of(item))
+        value = (state, state.history(self.encoder.spec.history_length))
+        with self._lock:
+            self._states[key] = value
+            while len(self._states) > 4096:
+                self._states.popitem(last=False)
+        return value
+
+    def predict(self, user_id: str, item_ids: list[str], context: dict[str, Any] | None = None) -> Prediction:
+        """Scores in the order given; unknown item ids are refused by name."""
+        import torch
+
+        ids = check_request(user_id, item_ids)
+        unknown = [i for i in ids if i not in self.items.row]
+        if unknown:
+            raise RankingError(f"unknown item id(s): {', '.join(unknown[:5])}; item ids come from search_products")
+        spec = self.encoder.spec
+        state, history = self._user_state(user_id)
+        now = self.serve_time
+        behaviour = np.array([state.dense(i, self.items.category_of(i), now, spec.since_cap) for i in ids])
+        stats = self.items.stats[[self.items.row[i] for i in ids]]
+        ctx = None
+        if context:
+            bad = sorted(set(context) - set(spec.context_fields))
+            if bad:
+                raise RankingError(
+                    f"unknown context field(s) {', '.join(bad)}; known: {', '.join(spec.context_fields)}"
+                )
+            ctx = pd.DataFrame({f: [str(context.get(f, ""))] * len(ids) for f in spec.context_fields})
+        batch = assemble(
+            self.encoder,
+            self.items,
+            self.users,
+            np.array([user_id] * len(ids)),
+            np.array(ids),
+            ctx,
+            behaviour,
+            stats,
+            [history] * len(ids),
+        )
+        with torch.inference_mode():
+            logits = self.model(*batch.tensors())
+        probs = torch.sigmoid(logits).numpy()
+        cold_user = batch.sparse[0, 0] == UNKNOWN
+        out = []
+        for i, item_code, p in zip(ids, batch.sparse[:, 1], probs, strict=True):
+            cold = [n for n, c in (("user", cold_user), ("item", item_code == UNKNOWN)) if c]
+            out.append(ScoredItem(i, round(float(p), 6), "cold-" + "+".join(cold) if cold else "personal"))
+        return Prediction(user_id, self.method, out)
+
+    def rank(self, user_id: str, item_ids: list[str]) -> list[dict[str, Any]]:
+        """The `rank_products` tool's result: best first, each with its score, method and path."""
+        pred = self.predict(user_id, item_ids)
+        return [{**asdict(s), "method": pred.method} for s in pred.ranked()]
+
+
+def store_history(store) -> History:
+    """A store's orders (not cancelled) as purchase history, timed by their `week` when they have one."""
+
+    def events(user_id: str) -> list[tuple[str, float | None]]:
+        user = store.user(user_id)
+        if user is None:
+            return []
+        out = []
+        for order_id in user.get("orders", []):
+            order = store.order(order_id)
+            if order is None or order.get("status") == "cancelled":
+                continue
+            week = order.get("week")
+            for item in order.get("items", []):
+                out.append((str(item["item_id"]), float(week) if week is not None else None))
+        return out
+
+    return events
+
+
+def model_dir_for_store(store_name: str) -> Path:
+    return MODELS_DIR / f"ctr-{store_name}"
+
+
+def ranker_for_store(store_name: str, store) -> CTRRanker | None:
+    """The store's trained ranker if one is shipped (`models/ctr-<store>/`), else None (popularity fallback)."""
+    folder = model_dir_for_store(store_name)
+    if not (folder / "model.pt").is_file():
+        return None
+    return CTRRanker.load(folder, store_history(store))
