@@ -265,12 +265,13 @@ def build_app(hub: ConversationHub, title: str = "shopassist") -> gr.Blocks:
         method = "product search (dense + lexical, fused)"
         customer = (customer or "").strip()
         if customer and cards:
+            from assistant.tools.base import ToolError
             from assistant.tools.shopping import PopularityRanker
 
             ranker = hub.ctx.ranker or PopularityRanker.from_store(hub.ctx.store)
             try:
                 ranked = ranker.rank(customer, [c.item_id for c in cards])
-            except ValueError as exc:
+            except (ValueError, ToolError) as exc:
                 return render_cards(cards), f"{method}; ranking skipped: {exc}"
             order = {r["item_id"]: (i, r.get("method", "ranking")) for i, r in enumerate(ranked, 1)}
             cards = sorted(cards, key=lambda c: order[c.item_id][0])

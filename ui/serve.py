@@ -3,6 +3,7 @@
 from pathlib import Path
 
 from assistant.config import state_dir
+from assistant.ranker import ranker_for_store
 from assistant.runtime import AgentSettings, new_agent
 from assistant.tools import ToolContext
 from ui.conversations import ConversationHub
@@ -18,7 +19,7 @@ def make_hub(model, store, search, store_name: str, logs: Path | None = None, se
     logs = Path(logs) if logs is not None else log_dir()
     return ConversationHub(
         model,
-        ToolContext(store, search),
+        ToolContext(store, search, ranker_for_store(store_name, store)),
         store_name,
         lambda m, ctx, name: new_agent(m, ctx, name, settings),
         DialogueLog(logs / "dialogues.jsonl"),
