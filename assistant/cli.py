@@ -11,6 +11,8 @@ from assistant.offline import enforce_offline
 def _user_errors() -> tuple[type[Exception], ...]:
     from assistant.evaluation import TaskFileError
     from assistant.llm import ModelError, ModelNotFoundError
+    from assistant.recommend.protocol import ProtocolFileError
+    from assistant.recommend.recommender import RecommendError
     from assistant.store import StorePackError
     from finetune.build_tau import EvaluationDataError
     from finetune.ctr.data import LogFormatError
@@ -34,6 +36,8 @@ def _user_errors() -> tuple[type[Exception], ...]:
         ConfigError,
         CTRConfigError,
         LogFormatError,
+        ProtocolFileError,
+        RecommendError,
         FileExistsError,
     )
 
@@ -77,8 +81,20 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--households", type=int, help="import: only the first N households (a quick, small store)")
 
     p = sub.add_parser("eval", help="evaluate an agent on customer-service tasks (docs/EVALUATION.md)")
-    p.add_argument("what", choices=["tasks"])
-    p.add_argument("--file", type=Path, required=True, help="tasks JSON in the tau-retail task format")
+    p.add_argument(
+        "what",
+        choices=["tasks", "zeroshot", "zeroshot-data"],
+        help="tasks: the agent on τ-retail tasks; zeroshot: the LLMRank protocol on --data; "
+        "zeroshot-data: write LLMRank files from Complete Journey to --data",
+    )
+    p.add_argument("--file", type=Path, help="tasks: tasks JSON in the tau-retail task format")
+    p.add_argument("--data", type=Path, help="zeroshot: folder with <name>.item, .test.inter and .random")
+    p.add_argument("--users", type=int, default=200, help="zeroshot: users evaluated (default 200)")
+    p.add_argument("--llm-users", type=int, help="zeroshot: users for the LLM methods (default --users)")
+    p.add_argument("--shuffles", type=int, default=3, help="zeroshot: orderings per listwise ranking")
+    p.add_argument(
+        "--llms", default="base,fine-tuned", help="zeroshot: LLMs to compare: base, fine-tuned, none (comma-separated)"
+    )
     p.add_argument(
         "--agent",
         choices=["model", "oracle", "talk-only"],
@@ -88,7 +104,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     p.add_argument("--trials", type=int, default=1, help="trials per task; pass^k is reported for k = 1..trials")
     p.add_argument("--limit", type=int, default=0, help="first N tasks only (0 = all)")
-    p.add_argument("--out", type=Path, help="results JSONL, appended per trial; re-running resumes")
+    p.add_argument("--out", type=Path, help="tasks: results JSONL, appended per trial (resumes); zeroshot: report JSON")
     p.add_argument("--max-turns", type=int, default=10)
     p.add_argument("--store", default=DEFAULT_STORE)
     _model_arguments(p)
@@ -119,6 +135,21 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--host", default="127.0.0.1", help="address to bind (default %(default)s: this machine only)")
     p.add_argument("--port", type=int, default=7860)
     p.add_argument("--share", action="store_true", help="also open a public gradio.live link (off by default)")
+    _model_arguments(p)
+
+    p = sub.add_parser("recommend", help="zero-shot recommendations for a free-form request (docs/RECOMMEND.md)")
+    p.add_argument("request", help='what the shopper wants, e.g. "a birthday gift for a 10-year-old, under $30"')
+    p.add_argument("--user", help="a customer's user id: their purchases and the CTR model shape the list")
+    p.add_argument("--store", default=DEFAULT_STORE)
+    p.add_argument("--k", type=int, default=10, help="how many to recommend (1-50)")
+    p.add_argument(
+        "--method",
+        choices=["pointwise", "listwise", "none"],
+        default="pointwise",
+        help="LLM ranking by P(Yes) per item, by lettered lists, or none (candidate order, no model)",
+    )
+    p.add_argument("--diversity", type=float, default=0.0, help="MMR weight of novelty, 0 (off) to 1")
+    p.add_argument("--json", action="store_true", help="one JSON object per line")
     _model_arguments(p)
 
     p = sub.add_parser("train", help="train the CTR ranker that rank_products uses (docs/RANKING.md)")
@@ -302,8 +333,71 @@ def cmd_logs(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_zeroshot(args: argparse.Namespace) -> int:
+    from assistant.recommend import protocol, zeroshot_eval
+
+    if args.data is None:
+        raise SystemExit(f"shopassist eval {args.what}: give --data DIR")
+    if args.what == "zeroshot-data":
+        from assistant.recommend.convert import complete_journey
+
+        counts = complete_journey(args.data, users=args.users)
+        print(json.dumps({"written": str(args.data), **counts}))
+        return 0
+    if args.users < 1 or (args.llm_users is not None and args.llm_users < 1) or args.shuffles < 1:
+        raise SystemExit("shopassist eval zeroshot: --users, --llm-users and --shuffles must be ≥ 1")
+    data = protocol.load(args.data)
+    models = []
+    for label in [x.strip() for x in args.llms.split(",") if x.strip()]:
+        if label == "none":
+            continue
+        if label not in ("base", "fine-tuned"):
+            raise SystemExit(f"shopassist eval zeroshot: --llms takes base, fine-tuned or none, not {label!r}")
+        from assistant.llm import load_chat_model
+        from assistant.recommend.llm_rank import LLMRanker
+
+        adapter = "none" if label == "base" else args.adapter  # None: the shipped adapter
+        models.append((label, LLMRanker(load_chat_model(args.model, adapter, args.threads))))
+    report = zeroshot_eval.run(data, models, args.users, args.llm_users, args.shuffles)
+    print(zeroshot_eval.markdown(report))
+    print(json.dumps({"position_bias_listwise_ndcg@10": report["position_bias_listwise_ndcg@10"]}))
+    if args.out:
+        zeroshot_eval.write_report(report, args.out)
+    return 0
+
+
+def cmd_recommend(args: argparse.Namespace) -> int:
+    from assistant.recommend.recommender import Recommender
+    from assistant.store import Store
+
+    model = None
+    if args.method != "none":
+        from assistant.recommend.llm_rank import LLMRanker
+
+        model = LLMRanker(_load_model(args))
+    search = _open_search(args.store)
+    with Store.open(args.store) as store:
+        from assistant.ranker import ranker_for_store
+
+        rec = Recommender(store, search, ranker_for_store(args.store, store), model)
+        results = rec.recommend(args.request, args.user, args.k, args.method, args.diversity)
+    if not results:
+        print("no items match", file=sys.stderr)
+    for n, r in enumerate(results, 1):
+        if args.json:
+            print(json.dumps({"rank": n, **r.__dict__}))
+        else:
+            print(f"{n:2}. {r.name} — ${r.price:.2f} [item {r.item_id}] score {r.score:.3f}\n    {r.reason}")
+    return 0
+
+
 def cmd_eval(args: argparse.Namespace) -> int:
     import tempfile
+
+    if args.what != "tasks":
+        return cmd_zeroshot(args)
+    if args.file is None:
+        raise SystemExit("shopassist eval tasks: give --file tasks.json")
 
     from assistant.agent import Agent
     from assistant.evaluation import Evaluator, load_tasks, summarize
@@ -404,6 +498,7 @@ def cmd_train(args: argparse.Namespace) -> int:
 
 
 COMMANDS = {
+    "recommend": cmd_recommend,
     "train": cmd_train,
     "finetune": cmd_finetune,
     "index": cmd_index,

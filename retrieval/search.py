@@ -188,6 +188,15 @@ class ProductSearch:
     def refresh(self) -> None:
         self._snapshot = None
 
+    def embed_items(self, item_ids: list[str]) -> np.ndarray:
+        """The indexed embeddings of these items, in order (for diversity re-ranking)."""
+        got = self.collection.get(ids=list(item_ids), include=["embeddings"])
+        by_id = dict(zip(got["ids"], got["embeddings"], strict=True))
+        missing = [i for i in item_ids if i not in by_id]
+        if missing:
+            raise SearchInputError(f"item(s) not in the search index: {', '.join(missing[:5])}")
+        return np.asarray([by_id[i] for i in item_ids], dtype=np.float32)
+
     def validate(
         self,
         max_price: Any = None,

@@ -1,0 +1,57 @@
+"""Build LLMRank-format files from The Complete Journey (`shopassist eval zeroshot-data complete-journey`).
+
+Per household, the products it bought in the order of their first purchase; the last of them is the
+target ("the next new product this household bought"), the `history` before it the history. The
+target is new by construction, so it is never in the history. Titles: product type, category, brand
+and package size. Candidates: 100 random products per user from all products sold (LLMRank samples
+from all items). Users with at least `history` earlier products are drawn (seeded) into a test file
+and a disjoint validation file. The files are derived from the PyPI package and stay local (runs/).
+"""
+
+import random
+from pathlib import Path
+
+from assistant.recommend.protocol import Interaction, write
+
+
+def title(row) -> str:
+    kind = row.product_type if row.product_type != "unknown" else row.category
+    parts = [kind.title(), f"({row.category.title()})"]
+    if row.brand != "unknown":
+        parts.append(f"{row.brand} brand")
+    if row.package_size != "unknown":
+        parts.append(row.package_size)
+    return " ".join(parts)
+
+
+def complete_journey(
+    out_dir: Path, users: int = 200, valid_users: int = 100, history: int = 20, candidates: int = 100, seed: int = 0
+) -> dict[str, int]:
+    from finetune.ctr.complete_journey import item_table, load_tables, user_key
+
+    d = load_tables(["transactions", "products"])
+    tx = d["transactions"].sort_values(["transaction_timestamp", "basket_id", "product_id"], kind="stable")
+    firsts = tx.drop_duplicates(["household_id", "product_id"])
+    sequences = {user_key(hh): [str(p) for p in g["product_id"]] for hh, g in firsts.groupby("household_id", sort=True)}
+    eligible = sorted(u for u, seq in sequences.items() if len(seq) > history)
+    rng = random.Random(seed)
+    rng.shuffle(eligible)
+    chosen = {"test": eligible[:users], "valid": eligible[users : users + valid_users]}
+    items = item_table(d["products"], {}).set_index("item_id")
+    sold = sorted(set(tx["product_id"].astype(str)))
+    inters, cands = {}, {}
+    for split, who in chosen.items():
+        inters[split] = []
+        for u in who:
+            seq = sequences[u]
+            inters[split].append(Interaction(u, tuple(seq[-history - 1 : -1]), seq[-1]))
+            cands[u] = rng.sample(sold, candidates)
+    used = {i for x in (*inters["test"], *inters["valid"]) for i in (*x.history, x.target)}
+    used |= {i for ids in cands.values() for i in ids}
+    titles = {i: title(items.loc[i]) for i in sorted(used, key=int)}
+    out_dir = Path(out_dir)
+    name = out_dir.name
+    write(out_dir, name, titles, inters["test"], {u: cands[u] for u in chosen["test"]})
+    valid = out_dir / "valid"
+    write(valid, name, titles, inters["valid"], {u: cands[u] for u in chosen["valid"]})
+    return {"items": len(titles), "test_users": len(inters["test"]), "valid_users": len(inters["valid"])}

@@ -1,0 +1,263 @@
+"""`Recommender.recommend(request, user_id=None, k=10)`: the product's zero-shot recommendations.
+
+1. Candidates, merged and de-duplicated, each remembering where it came from: product search on the
+   request (dense + lexical), the customer's own purchases (bought before, often bought together with
+   what they bought) and the store's best sellers; the CTR model (where the store has one) scores the
+   pool for the customer; the best `max_candidates` go on, within any price bound in the request.
+2. Ranking by prompting the LLM (pointwise P(Yes), or listwise over shuffled lists) about the request
+   and the customer's recent purchases; `method="none"` keeps the candidate order (no model).
+3. Optional MMR diversity over the items' embeddings (`diversity` = weight of novelty, 0 = off).
+4. A one-line reason per item built only from facts the item has (its category, price, options) and
+   the evidence that brought it in (the search, a past purchase, a co-purchase, its sales).
+"""
+
+import re
+from collections import Counter, defaultdict
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+
+from assistant.chat import parse_request
+
+_HOUSEHOLD = re.compile(r"\bhousehold[\s_#]*(\d+)\b", re.IGNORECASE)
+MAX_REQUEST = 1000
+
+
+class RecommendError(ValueError):
+    """A request that cannot be answered; the message says why and what to do."""
+
+
+@dataclass
+class Candidate:
+    item_id: str
+    name: str
+    category: str
+    price: float
+    options: dict[str, str]
+    evidence: dict[str, Any] = field(default_factory=dict)  # source -> what supports it
+    prescore: float = 0.0
+
+
+@dataclass
+class Recommendation:
+    item_id: str
+    name: str
+    price: float
+    score: float
+    reason: str
+    facts: dict[str, str]  # every value the reason states, by name
+    sources: list[str]
+
+
+def reason_for(c: Candidate) -> tuple[str, dict[str, str]]:
+    """A reason that states only the item's own attributes and the evidence that selected it."""
+    facts = {"category": c.category, "price": f"${c.price:.2f}"}
+    facts.update({k: v for k, v in c.options.items() if k in ("brand", "size", "color", "material")})
+    why = []
+    ev = c.evidence
+    if "search" in ev:
+        facts["matched"] = ev["search"]
+        why.append(f"matches “{ev['search']}”")
+    if "bought_before" in ev:
+        facts["times bought"] = str(ev["bought_before"])
+        why.append(f"you bought it {ev['bought_before']} time{'s' if ev['bought_before'] != 1 else ''} before")
+    if "co_purchase" in ev:
+        facts["bought with"] = ev["co_purchase"]
+        why.append(f"often bought with {ev['co_purchase']}, which you buy")
+    if "popular" in ev:
+        facts["orders"] = str(ev["popular"])
+        why.append(f"a best seller ({ev['popular']} orders)")
+    if "ctr" in ev:
+        facts["predicted"] = f"{ev['ctr']:.0%}"
+        why.append(f"{ev['ctr']:.0%} predicted chance you buy it")
+    details = ", ".join(v for k, v in facts.items() if k in ("category", "brand", "size", "color", "material"))
+    return f"{details}, {facts['price']}: {'; '.join(why) or 'in the catalog'}", facts
+
+
+def mmr(relevance: np.ndarray, vectors: np.ndarray, k: int, diversity: float) -> list[int]:
+    """Maximal marginal relevance: pick by (1-λ)·relevance − λ·max similarity to the picked (λ = diversity)."""
+    rel = (relevance - relevance.min()) / ((relevance.max() - relevance.min()) or 1.0)
+    unit = vectors / np.maximum(np.linalg.norm(vectors, axis=1, keepdims=True), 1e-9)
+    sim = unit @ unit.T
+    picked: list[int] = []
+    rest = list(range(len(rel)))
+    while rest and len(picked) < k:
+
+        def gain(i: int) -> float:
+            redundancy = max((sim[i, j] for j in picked), default=0.0)
+            return (1 - diversity) * rel[i] - diversity * redundancy
+
+        best = max(rest, key=gain)
+        picked.append(best)
+        rest.remove(best)
+    return picked
+
+
+def intra_list_diversity(vectors: np.ndarray) -> float:
+    """Mean pairwise cosine distance of a list (0 = all the same)."""
+    if len(vectors) < 2:
+        return 0.0
+    unit = vectors / np.maximum(np.linalg.norm(vectors, axis=1, keepdims=True), 1e-9)
+    sim = unit @ unit.T
+    n = len(vectors)
+    return float((1 - sim[np.triu_indices(n, 1)]).mean())
+
+
+class Recommender:
+    def __init__(self, store, search, ranker=None, llm=None, max_candidates: int = 20):
+        self.store = store
+        self.search = search
+        self.ranker = ranker
+        self.llm = llm  # an `LLMRanker`, or None for method "none"
+        self.max_candidates = max_candidates
+        self._items: dict[str, Candidate] | None = None
+        self._orders_of_item: dict[str, list[str]] | None = None
+        self._sales: Counter[str] | None = None
+
+    # -- store views, built once ----------------------------------------------------------------------
+
+    def _catalog(self) -> dict[str, Candidate]:
+        if self._items is None:
+            self._items = {}
+            for p in self.store.products().values():
+                for iid, v in p["variants"].items():
+                    if v.get("available", True):
+                        self._items[iid] = Candidate(
+                            iid,
+                            p["name"],
+                            p.get("category", p["name"]),
+                            float(v["price"]),
+                            {str(a): str(b) for a, b in v.get("options", {}).items()},
+                        )
+        return self._items
+
+    def _order_index(self) -> None:
+        if self._orders_of_item is None:
+            index, sales = defaultdict(list), Counter()
+            for oid, order in self.store.orders().items():
+                if order.get("status") == "cancelled":
+                    continue
+                for it in order["items"]:
+                    index[it["item_id"]].append(oid)
+                    sales[it["item_id"]] += 1
+            self._orders_of_item, self._sales = dict(index), sales
+
+    def user_history(self, user_id: str) -> list[str]:
+        """The customer's purchased item ids, oldest first."""
+        user = self.store.user(user_id)
+        if user is None:
+            raise RecommendError(f"unknown customer {user_id!r}; give a user id from this store")
+        out = []
+        for oid in user.get("orders", []):
+            order = self.store.order(oid)
+            if order and order.get("status") != "cancelled":
+                out.extend(it["item_id"] for it in order["items"])
+        return out
+
+    # -- candidates -----------------------------------------------------------------------------------
+
+    def candidates(self, request: str, user_id: str | None) -> tuple[list[Candidate], list[str]]:
+        catalog = self._catalog()
+        self._order_index()
+        parsed = parse_request(request)
+        pool: dict[str, Candidate] = {}
+
+        def add(item_id: str, source: str, evidence: Any, prescore: float) -> None:
+            if item_id not in catalog:
+                return
+            c = pool.get(item_id)
+            if c is None:
+                base = catalog[item_id]
+                c = pool[item_id] = Candidate(base.item_id, base.name, base.category, base.price, dict(base.options))
+            c.evidence.setdefault(source, evidence)
+            c.prescore = max(c.prescore, prescore)
+
+        if self.search is not None:
+            hits = self.search.search(parsed.query, max_price=parsed.max_price, min_price=parsed.min_price, k=15)
+            for r, h in enumerate(hits):
+                add(h.item_id, "search", parsed.query, 1.0 - r / 30)
+        history = self.user_history(user_id) if user_id else []
+        if history:
+            counts = Counter(history)
+            for iid, n in counts.most_common(5):
+                add(iid, "bought_before", n, 0.6)
+            co = Counter()
+            for seed in list(dict.fromkeys(reversed(history)))[:5]:
+                for oid in self._orders_of_item.get(seed, [])[:200]:
+                    for it in self.store.order(oid)["items"]:
+                        if it["item_id"] != seed and it["item_id"] not in counts:
+                            co[(it["item_id"], seed)] += 1
+            for (iid, seed), _n in co.most_common(8):
+                add(iid, "co_purchase", catalog[seed].name if seed in catalog else seed, 0.5)
+        for iid, n in self._sales.most_common(5):
+            add(iid, "popular", n, 0.3)
+        cands = [c for c in pool.values() if _in_price(c.price, parsed.max_price, parsed.min_price)]
+        if self.ranker is not None and user_id and cands:
+            try:
+                pred = self.ranker.predict(user_id, [c.item_id for c in cands])
+                for c, s in zip(cands, pred.items, strict=True):
+                    c.evidence["ctr"] = s.score
+                    c.prescore += s.score
+            except ValueError:
+                pass  # items the model does not know: keep the other evidence
+        cands.sort(key=lambda c: c.prescore, reverse=True)
+        return cands[: self.max_candidates], history
+
+    # -- ranking --------------------------------------------------------------------------------------
+
+    def recommend(
+        self, request: str, user_id: str | None = None, k: int = 10, method: str = "pointwise", diversity: float = 0.0
+    ) -> list[Recommendation]:
+        request = " ".join((request or "").split())
+        if not request:
+            raise RecommendError("the request is empty: say what you are looking for")
+        if len(request) > MAX_REQUEST:
+            raise RecommendError(f"the request is {len(request)} characters; keep it under {MAX_REQUEST}")
+        if not 1 <= k <= 50:
+            raise RecommendError("k must be between 1 and 50")
+        if not 0.0 <= diversity <= 1.0:
+            raise RecommendError("diversity must be between 0 and 1")
+        if method not in ("pointwise", "listwise", "none"):
+            raise RecommendError(f"unknown method {method!r}: pointwise, listwise or none")
+        if user_id is None and (m := _HOUSEHOLD.search(request)) and self.store.user(f"household_{m.group(1)}"):
+            user_id = f"household_{m.group(1)}"
+        cands, history = self.candidates(request, user_id)
+        if not cands:
+            return []
+        catalog = self._catalog()
+        if method == "none" or self.llm is None:
+            scores = np.array([c.prescore for c in cands])
+        else:
+            seen = [catalog[i].name for i in dict.fromkeys(reversed(history)) if i in catalog][:10]
+            context = f"Request: {request}"
+            if seen:
+                context += "\nThis customer recently bought: " + "; ".join(reversed(seen))
+            texts = [_item_text(c) for c in cands]
+            if method == "pointwise":
+                scores = np.array(self.llm.pointwise(context, texts))
+            else:
+                scores = np.array(self.llm.listwise(context, texts))
+        order = list(np.argsort(-scores, kind="stable"))
+        if diversity > 0 and self.search is not None:
+            vectors = self.search.embed_items([c.item_id for c in cands])
+            order = mmr(scores, vectors, k, diversity)
+        out = []
+        for i in order[:k]:
+            c = cands[i]
+            reason, facts = reason_for(c)
+            out.append(
+                Recommendation(
+                    c.item_id, c.name, c.price, round(float(scores[i]), 4), reason, facts, sorted(c.evidence)
+                )
+            )
+        return out
+
+
+def _item_text(c: Candidate) -> str:
+    opts = ", ".join(f"{k} {v}" for k, v in c.options.items())
+    return f"{c.name} ({c.category}{', ' + opts if opts else ''}), ${c.price:.2f}"
+
+
+def _in_price(price: float, most: float | None, least: float | None) -> bool:
+    return (most is None or price <= most) and (least is None or price >= least)

@@ -1,0 +1,169 @@
+"""`shopassist eval zeroshot`: every method on the same LLMRank candidates, with the position-bias check.
+
+Methods (all score the same 20 candidates per user, docs/EVALUATION.md "Zero-shot recommendation"):
+random; popularity (how often an item appears in the file's histories — targets are never counted);
+embedding (cosine of MiniLM title embeddings: candidate vs the mean of the last history items); and,
+per LLM, pointwise P(Yes), listwise (3 shuffles) and hybrid = z(LLM pointwise) + z(embedding).
+"""
+
+import json
+import random
+import zlib
+from collections import Counter
+from pathlib import Path
+
+import numpy as np
+
+from assistant.recommend.protocol import (
+    Interaction,
+    ProtocolData,
+    Report,
+    evaluate,
+    random_expectation,
+)
+
+HISTORY_SHOWN = 10  # the most recent history items shown to the LLM (LLMRank uses up to 50; CPU budget)
+
+
+def context_text(titles: dict[str, str], history: tuple[str, ...], limit: int = HISTORY_SHOWN) -> str:
+    recent = history[-limit:]
+    lines = "\n".join(f"- {titles[i]}" for i in recent)
+    return f"This customer recently bought (oldest first):\n{lines}"
+
+
+def random_scorer(seed: int = 0):
+    def score(inter: Interaction, items: list[str]) -> list[float]:
+        rng = random.Random(zlib.crc32(f"random:{seed}:{inter.user_id}".encode()))
+        return [rng.random() for _ in items]
+
+    return score
+
+
+def popularity_scorer(data: ProtocolData):
+    counts = Counter(i for x in data.interactions for i in x.history)
+
+    def score(_inter: Interaction, items: list[str]) -> list[float]:
+        return [float(counts[i]) for i in items]
+
+    return score
+
+
+def embedding_scorer(data: ProtocolData, embedder=None, limit: int = HISTORY_SHOWN):
+    if embedder is None:
+        from retrieval.embeddings import PackagedMiniLM
+
+        embedder = PackagedMiniLM()
+    ids = sorted(data.titles)
+    vectors = dict(zip(ids, np.asarray(embedder.encode([data.titles[i] for i in ids])), strict=True))
+
+    def score(inter: Interaction, items: list[str]) -> list[float]:
+        user = np.mean([vectors[i] for i in inter.history[-limit:]], axis=0)
+        user = user / (np.linalg.norm(user) or 1.0)
+        return [float(vectors[i] @ user) for i in items]
+
+    return score
+
+
+def pointwise_scorer(ranker, data: ProtocolData):
+    def score(inter: Interaction, items: list[str]) -> list[float]:
+        return ranker.pointwise(context_text(data.titles, inter.history), [data.titles[i] for i in items])
+
+    return score
+
+
+def listwise_scorer(ranker, data: ProtocolData, shuffles: int = 3, shuffle: bool = True):
+    def score(inter: Interaction, items: list[str]) -> list[float]:
+        ctx = context_text(data.titles, inter.history)
+        seed = zlib.crc32(inter.user_id.encode())
+        return ranker.listwise(ctx, [data.titles[i] for i in items], shuffles=shuffles, seed=seed, shuffle=shuffle)
+
+    return score
+
+
+def zscore(values: list[float]) -> np.ndarray:
+    v = np.asarray(values, dtype=np.float64)
+    return (v - v.mean()) / (v.std() or 1.0)
+
+
+def hybrid_scorer(a, b, weight: float = 1.0):
+    """z(a) + weight · z(b) within each candidate list."""
+
+    def score(inter: Interaction, items: list[str]) -> list[float]:
+        return (zscore(a(inter, items)) + weight * zscore(b(inter, items))).tolist()
+
+    return score
+
+
+def run(
+    data: ProtocolData,
+    models: list[tuple[str, object]],
+    users: int = 200,
+    llm_users: int | None = None,
+    shuffles: int = 3,
+    seed: int = 0,
+    progress: bool = True,
+) -> dict:
+    """The full table; `models` = [(label, LLMRanker)], e.g. base and fine-tuned."""
+    llm_users = llm_users or users
+    emb = embedding_scorer(data)
+    reports: list[Report] = [
+        evaluate(data, "random", random_scorer(seed), users, seed),
+        evaluate(data, "popularity", popularity_scorer(data), users, seed),
+        evaluate(data, "embedding", emb, users, seed),
+    ]
+    bias = {}
+    for label, ranker in models:
+        point = pointwise_scorer(ranker, data)
+        cached: dict[tuple[str, tuple[str, ...]], list[float]] = {}
+
+        def point_cached(inter, items, point=point, cached=cached):
+            key = (inter.user_id, tuple(items))
+            if key not in cached:
+                cached[key] = point(inter, items)
+            return cached[key]
+
+        reports.append(evaluate(data, f"{label} pointwise", point_cached, llm_users, seed, progress=progress))
+        reports.append(
+            evaluate(
+                data, f"{label} listwise", listwise_scorer(ranker, data, shuffles), llm_users, seed, progress=progress
+            )
+        )
+        reports.append(
+            evaluate(data, f"{label} hybrid (pointwise + embedding)", hybrid_scorer(point_cached, emb), llm_users, seed)
+        )
+        # position bias: no shuffling, the true item shown first vs last
+        unshuffled = listwise_scorer(ranker, data, 1, shuffle=False)
+        first = evaluate(data, f"{label} listwise, target first", unshuffled, llm_users, seed, place="first")
+        last = evaluate(data, f"{label} listwise, target last", unshuffled, llm_users, seed, place="last")
+        bias[label] = {"first": first.metrics()["ndcg@10"], "last": last.metrics()["ndcg@10"]}
+    n = {r.method: len(r.ranks) for r in reports}
+    return {
+        "data": data.name,
+        "users": n,
+        "candidates": 20,
+        "random_expectation_ndcg@10": round(random_expectation(), 4),
+        "methods": {
+            r.method: {**r.metrics(), "seconds_per_user": round(r.seconds / max(1, len(r.ranks)), 3)} for r in reports
+        },
+        "position_bias_listwise_ndcg@10": bias,
+    }
+
+
+def write_report(report: dict, path: Path) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps(report, indent=2) + "\n", encoding="utf-8")
+
+
+def markdown(report: dict) -> str:
+    rows = [
+        "| method | users | NDCG@1 | NDCG@5 | NDCG@10 (95 % CI) | Hit@1 | Hit@5 | Hit@10 | s/user |",
+        "|---|---|---|---|---|---|---|---|---|",
+    ]
+    for name, m in report["methods"].items():
+        ci = m["ndcg@10"]["ci95"]
+        rows.append(
+            f"| {name} | {report['users'][name]} | {m['ndcg@1']['mean']:.3f} | {m['ndcg@5']['mean']:.3f} | "
+            f"{m['ndcg@10']['mean']:.3f} ({ci[0]:.3f}–{ci[1]:.3f}) | {m['hit@1']['mean']:.3f} | "
+            f"{m['hit@5']['mean']:.3f} | {m['hit@10']['mean']:.3f} | {m['seconds_per_user']} |"
+        )
+    return "\n".join(rows)
