@@ -128,7 +128,7 @@ def test_pointwise_is_batched_and_deterministic(llm):
     items = [f"item number {i}" for i in range(10)]
     before = llm.forward_calls
     first = llm.pointwise("This customer recently bought: milk", items)
-    assert llm.forward_calls - before == 3  # 10 prompts in batches of 4
+    assert llm.forward_calls - before == 1 + 3  # the shared prefix once, then 10 items in batches of 4
     assert len(first) == 10 and all(0.0 < p < 1.0 for p in first)
     assert llm.pointwise("This customer recently bought: milk", items) == first
     llm.batch_size = 1
@@ -222,3 +222,16 @@ def test_recommend_cli_without_a_model(tau_state, tau_collection, monkeypatch, c
     assert all(r["price"] <= 300 and r["reason"] for r in rows)
     assert main(["recommend", "   ", "--method", "none"]) == 2
     assert "request is empty" in capsys.readouterr().err
+
+
+def test_prefix_cache_matches_a_full_forward(llm):
+    import torch
+
+    prefix, suffix = llm._split_prompt("rank_pointwise.v1", "item", context="Request: tea")
+    cached = llm.next_token_logits(prefix, ["green tea, 20 bags", "milk"], suffix)
+    for row, middle in zip(cached, ["green tea, 20 bags", "milk"], strict=True):
+        encode = llm.tok.encode
+        ids = encode(prefix, add_special_tokens=False) + encode(middle + suffix, add_special_tokens=False)
+        with torch.inference_mode():
+            full = llm.net(input_ids=torch.tensor([ids])).logits[0, -1].float()
+        assert torch.allclose(row, full, atol=1e-4)

@@ -8,14 +8,15 @@ analytics off unless the caller asks otherwise (`shopassist ui --host/--share`).
 import html
 import json
 import queue
+import sys
 import threading
 from dataclasses import asdict
 from typing import Any
 
 import gradio as gr
 
-from assistant.chat import parse_request
 from assistant.offline import enforce_offline
+from assistant.recommend.recommender import Recommender, RecommendError, llm_ranker_for
 from ui.cards import CARD_CSS, ProductCard, render_cards
 from ui.conversations import (
     Conversation,
@@ -248,35 +249,33 @@ def build_app(hub: ConversationHub, title: str = "shopassist") -> gr.Blocks:
 
     # --- recommendations -----------------------------------------------------------------------------
 
+    recommender = Recommender(hub.ctx.store, hub.ctx.search, hub.ctx.ranker, llm_ranker_for(hub.model))
+
     def recommend(request: str, customer: str, k: float):
         message, problem = clean_message(request)
         if problem:
             return "", problem
-        parsed = parse_request(message)
+        method = "pointwise" if recommender.llm is not None else "none"
         try:
-            hits = hub.ctx.search.search(parsed.query, max_price=parsed.max_price, min_price=parsed.min_price, k=int(k))
-        except ValueError as exc:
-            return "", f"Cannot search for that: {exc}"
-        reason = f"matches “{parsed.query}”" + (f", under ${parsed.max_price:,.2f}" if parsed.max_price else "")
+            recs = recommender.recommend(message, (customer or "").strip() or None, int(k), method)
+        except RecommendError as exc:
+            return "", f"Cannot recommend that: {exc}"
+        except Exception as exc:  # the model or the index failed: say so, keep the server up
+            print(f"shopassist ui: recommend failed: {type(exc).__name__}: {exc}", file=sys.stderr)
+            return "", "Recommendations are not available right now; nothing was changed."
         cards = [
-            ProductCard(h.item_id, h.name, h.options, h.price, h.available, reason, i, parsed.query)
-            for i, h in enumerate(hits, 1)
+            ProductCard(r.item_id, r.name, r.options, r.price, True, r.reason, i, message)
+            for i, r in enumerate(recs, 1)
         ]
-        method = "product search (dense + lexical, fused)"
-        customer = (customer or "").strip()
-        if customer and cards:
-            from assistant.tools.base import ToolError
-            from assistant.tools.shopping import PopularityRanker
-
-            ranker = hub.ctx.ranker or PopularityRanker.from_store(hub.ctx.store)
-            try:
-                ranked = ranker.rank(customer, [c.item_id for c in cards])
-            except (ValueError, ToolError) as exc:
-                return render_cards(cards), f"{method}; ranking skipped: {exc}"
-            order = {r["item_id"]: (i, r.get("method", "ranking")) for i, r in enumerate(ranked, 1)}
-            cards = sorted(cards, key=lambda c: order[c.item_id][0])
-            method += f", then ranked for {customer} by {ranked[0].get('method', 'the ranker')}"
-        return render_cards(cards), f"{len(cards)} candidates · method: {method}"
+        how = (
+            f"zero-shot LLM ranking, P(Yes) from {recommender.llm.name}"
+            if method == "pointwise"
+            else "candidate order (no LLM)"
+        )
+        sources = "product search, the customer's purchases, best sellers"
+        if recommender.ranker is not None:
+            sources += f", scored by {recommender.ranker.method}"
+        return render_cards(cards), f"{len(cards)} of {recommender.last_pool} candidates ({sources}) · method: {how}"
 
     with gr.Blocks(title=title, analytics_enabled=False) as app:
         gr.Markdown(f"## {title}")

@@ -30,14 +30,16 @@ def complete_journey(
     from finetune.ctr.complete_journey import item_table, load_tables, user_key
 
     d = load_tables(["transactions", "products"])
-    tx = d["transactions"].sort_values(["transaction_timestamp", "basket_id", "product_id"], kind="stable")
+    items = item_table(d["products"], {}).set_index("item_id")
+    tx = d["transactions"]
+    tx = tx[tx["product_id"].astype(str).isin(items.index)]  # a few sold ids have no product record
+    tx = tx.sort_values(["transaction_timestamp", "basket_id", "product_id"], kind="stable")
     firsts = tx.drop_duplicates(["household_id", "product_id"])
     sequences = {user_key(hh): [str(p) for p in g["product_id"]] for hh, g in firsts.groupby("household_id", sort=True)}
     eligible = sorted(u for u, seq in sequences.items() if len(seq) > history)
     rng = random.Random(seed)
     rng.shuffle(eligible)
     chosen = {"test": eligible[:users], "valid": eligible[users : users + valid_users]}
-    items = item_table(d["products"], {}).set_index("item_id")
     sold = sorted(set(tx["product_id"].astype(str)))
     inters, cands = {}, {}
     for split, who in chosen.items():

@@ -1,8 +1,9 @@
 """Zero-shot LLM ranking by prompting, read from next-token logits (no generation).
 
 - pointwise: for each candidate, P("Yes") against P("No") as the first answer token to "Would this
-  customer want <item>?" (`prompts/rank_pointwise.v1.md`); all candidates of a request go through the
-  model in batches, padded on the left with explicit positions, so a batch scores as its rows would alone.
+  customer want <item>?" (`prompts/rank_pointwise.v1.md`); the prompt part shared by all candidates
+  (instructions, the customer's history) runs once, then the candidates go through in batches on its
+  KV cache, so a batch scores as its rows would alone.
 - listwise: the candidates as a lettered list (`prompts/rank_listwise.v1.md`); the distribution over the
   letter tokens A, B, ... at the answer is the model's ranking (one forward pass per ordering, as in
   single-token listwise reranking). Against position bias the list is shown in several seeded
@@ -38,30 +39,53 @@ class LLMRanker:
         ids = self.tok.encode(text, add_special_tokens=False)
         return ids[0]
 
-    def _prompt(self, user_text: str) -> str:
-        return self.tok.apply_chat_template(
-            [{"role": "user", "content": user_text}], tokenize=False, add_generation_prompt=True
+    def _split_prompt(self, template: str, slot: str, **variables: str) -> tuple[str, str]:
+        """The chat-formatted prompt cut where `slot` goes: (shared prefix, suffix after the slot)."""
+        marker = "\x00SLOT\x00"
+        text = self.tok.apply_chat_template(
+            [{"role": "user", "content": render(template, **{slot: marker}, **variables)}],
+            tokenize=False,
+            add_generation_prompt=True,
         )
+        prefix, suffix = text.split(marker)
+        return prefix, suffix
 
-    def last_logits(self, texts: list[str]) -> torch.Tensor:
-        """Next-token logits after each text, [len(texts), vocab], in batches of `batch_size`."""
+    def next_token_logits(self, prefix: str, middles: list[str], suffix: str) -> torch.Tensor:
+        """Next-token logits after `prefix + middle + suffix` for each middle, [len(middles), vocab].
+
+        The shared prefix is run once and its KV cache copied into each batch of `batch_size` rows; rows are
+        padded on the right and read at their own last token, so a row scores the same in any batch.
+        """
+        import copy
+
+        from transformers import DynamicCache
+
+        pre = self.tok.encode(prefix, add_special_tokens=False)
+        pad = self.tok.pad_token_id if self.tok.pad_token_id is not None else 0
         out = []
-        for s in range(0, len(texts), self.batch_size):
-            rows = [self.tok.encode(t, add_special_tokens=False) for t in texts[s : s + self.batch_size]]
-            width = max(len(r) for r in rows)
-            pad = self.tok.pad_token_id if self.tok.pad_token_id is not None else 0
-            ids = torch.tensor([[pad] * (width - len(r)) + r for r in rows])
-            mask = torch.tensor([[0] * (width - len(r)) + [1] * len(r) for r in rows])
-            positions = (mask.cumsum(-1) - 1).clamp(min=0)
-            with self.chat._lock, torch.inference_mode():
-                logits = self.net(input_ids=ids, attention_mask=mask, position_ids=positions).logits[:, -1]
+        with self.chat._lock, torch.inference_mode():
+            cache = DynamicCache(config=self.net.config)
+            self.net(input_ids=torch.tensor([pre]), past_key_values=cache, use_cache=True, logits_to_keep=1)
             self.forward_calls += 1
-            out.append(logits.float())
+            for s in range(0, len(middles), self.batch_size):
+                rows = [self.tok.encode(m + suffix, add_special_tokens=False) for m in middles[s : s + self.batch_size]]
+                width = max(len(r) for r in rows)
+                ids = torch.tensor([r + [pad] * (width - len(r)) for r in rows])
+                mask = torch.tensor([[1] * (len(pre) + len(r)) + [0] * (width - len(r)) for r in rows])
+                positions = torch.arange(len(pre), len(pre) + width).repeat(len(rows), 1)
+                batch_cache = copy.deepcopy(cache)
+                batch_cache.batch_repeat_interleave(len(rows))
+                logits = self.net(
+                    input_ids=ids, attention_mask=mask, position_ids=positions, past_key_values=batch_cache
+                ).logits
+                self.forward_calls += 1
+                last = torch.tensor([len(r) - 1 for r in rows])
+                out.append(logits[torch.arange(len(rows)), last].float())
         return torch.cat(out)
 
     def pointwise(self, context: str, items: list[str]) -> list[float]:
-        texts = [self._prompt(render(POINTWISE, context=context, item=item)) for item in items]
-        logits = self.last_logits(texts)
+        prefix, suffix = self._split_prompt(POINTWISE, "item", context=context)
+        logits = self.next_token_logits(prefix, items, suffix)
         pair = torch.stack([logits[:, self.yes], logits[:, self.no]], dim=1)
         return torch.softmax(pair, dim=1)[:, 0].tolist()
 
@@ -76,11 +100,9 @@ class LLMRanker:
             if shuffle and s > 0:
                 rng.shuffle(order)
             orders.append(order)
-        texts = []
-        for order in orders:
-            listing = "\n".join(f"{LETTERS[j]}. {items[i]}" for j, i in enumerate(order))
-            texts.append(self._prompt(render(LISTWISE, context=context, items=listing)))
-        logits = self.last_logits(texts)
+        listings = ["\n".join(f"{LETTERS[j]}. {items[i]}" for j, i in enumerate(order)) for order in orders]
+        prefix, suffix = self._split_prompt(LISTWISE, "items", context=context)
+        logits = self.next_token_logits(prefix, listings, suffix)
         total = np.zeros(len(items))
         for row, order in zip(logits, orders, strict=True):
             logp = torch.log_softmax(row[self.letters[: len(items)]], dim=0).numpy()

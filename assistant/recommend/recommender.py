@@ -44,6 +44,7 @@ class Recommendation:
     item_id: str
     name: str
     price: float
+    options: dict[str, str]
     score: float
     reason: str
     facts: dict[str, str]  # every value the reason states, by name
@@ -114,6 +115,7 @@ class Recommender:
         self._items: dict[str, Candidate] | None = None
         self._orders_of_item: dict[str, list[str]] | None = None
         self._sales: Counter[str] | None = None
+        self.last_pool = 0  # candidates the last request ranked
 
     # -- store views, built once ----------------------------------------------------------------------
 
@@ -174,7 +176,12 @@ class Recommender:
             c.prescore = max(c.prescore, prescore)
 
         if self.search is not None:
-            hits = self.search.search(parsed.query, max_price=parsed.max_price, min_price=parsed.min_price, k=15)
+            from retrieval.search import SearchInputError
+
+            try:
+                hits = self.search.search(parsed.query, max_price=parsed.max_price, min_price=parsed.min_price, k=15)
+            except SearchInputError as exc:
+                raise RecommendError(str(exc)) from None
             for r, h in enumerate(hits):
                 add(h.item_id, "search", parsed.query, 1.0 - r / 30)
         history = self.user_history(user_id) if user_id else []
@@ -194,13 +201,15 @@ class Recommender:
             add(iid, "popular", n, 0.3)
         cands = [c for c in pool.values() if _in_price(c.price, parsed.max_price, parsed.min_price)]
         if self.ranker is not None and user_id and cands:
+            from assistant.tools.base import ToolError
+
             try:
                 pred = self.ranker.predict(user_id, [c.item_id for c in cands])
                 for c, s in zip(cands, pred.items, strict=True):
                     c.evidence["ctr"] = s.score
                     c.prescore += s.score
-            except ValueError:
-                pass  # items the model does not know: keep the other evidence
+            except ToolError:
+                pass  # items the model has no features for: keep the other evidence
         cands.sort(key=lambda c: c.prescore, reverse=True)
         return cands[: self.max_candidates], history
 
@@ -223,6 +232,7 @@ class Recommender:
         if user_id is None and (m := _HOUSEHOLD.search(request)) and self.store.user(f"household_{m.group(1)}"):
             user_id = f"household_{m.group(1)}"
         cands, history = self.candidates(request, user_id)
+        self.last_pool = len(cands)
         if not cands:
             return []
         catalog = self._catalog()
@@ -252,6 +262,15 @@ class Recommender:
                 )
             )
         return out
+
+
+def llm_ranker_for(chat_model):
+    """An `LLMRanker` over a local transformers chat model (shares its weights and lock); None otherwise."""
+    if not (hasattr(chat_model, "tokenizer") and hasattr(chat_model, "model") and hasattr(chat_model, "_lock")):
+        return None
+    from assistant.recommend.llm_rank import LLMRanker
+
+    return LLMRanker(chat_model)
 
 
 def _item_text(c: Candidate) -> str:

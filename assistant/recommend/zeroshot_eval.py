@@ -53,10 +53,15 @@ def embedding_scorer(data: ProtocolData, embedder=None, limit: int = HISTORY_SHO
         from retrieval.embeddings import PackagedMiniLM
 
         embedder = PackagedMiniLM()
-    ids = sorted(data.titles)
-    vectors = dict(zip(ids, np.asarray(embedder.encode([data.titles[i] for i in ids])), strict=True))
+    vectors: dict[str, np.ndarray] = {}  # encoded on first use: the item file can hold far more than is ranked
+
+    def encode(ids: list[str]) -> None:
+        new = [i for i in dict.fromkeys(ids) if i not in vectors]
+        if new:
+            vectors.update(zip(new, np.asarray(embedder.encode([data.titles[i] for i in new])), strict=True))
 
     def score(inter: Interaction, items: list[str]) -> list[float]:
+        encode([*inter.history[-limit:], *items])
         user = np.mean([vectors[i] for i in inter.history[-limit:]], axis=0)
         user = user / (np.linalg.norm(user) or 1.0)
         return [float(vectors[i] @ user) for i in items]

@@ -401,7 +401,6 @@ def save_tables(path: Path, prepared: Prepared) -> None:
         category_names=cat_names.astype("U"),
         item_stats=stats.astype(np.float32),
         user_ids=np.array(list(prepared.users.row), dtype="U"),
-        has_category=np.array([spec.category_field is not None]),
         user_attrs=prepared.users.attrs.astype(np.int32),
         serve_time=np.array([end]),
     )
