@@ -178,7 +178,7 @@ class Report:
     method: str
     ranks: list[int]
     seconds: float = 0.0
-    extra: dict = field(default_factory=dict)
+    diversity: list[float] = field(default_factory=list)  # intra-list diversity of each user's top 10
 
     def metrics(self, boot: int = 1000, seed: int = 0) -> dict[str, dict[str, float]]:
         ranks = np.asarray(self.ranks)
@@ -193,6 +193,8 @@ class Report:
                     "mean": round(float(values.mean()), 4),
                     "ci95": [round(float(np.percentile(means, 2.5)), 4), round(float(np.percentile(means, 97.5)), 4)],
                 }
+        if self.diversity:
+            out["diversity@10"] = {"mean": round(float(np.mean(self.diversity)), 4)}
         return out
 
 
@@ -208,6 +210,7 @@ def evaluate(
     seed: int = 0,
     place: str | None = None,
     progress: bool = False,
+    diversity_of: Callable[[list[str]], float] | None = None,
 ) -> Report:
     """Rank each user's 20 candidates with `scorer`; `place` = "first"/"last" puts the target there instead of
     shuffling (the position-bias check)."""
@@ -216,7 +219,7 @@ def evaluate(
     from tqdm import tqdm
 
     start = time.perf_counter()
-    ranks = []
+    ranks, diversity = [], []
     for inter in tqdm(data.interactions[:users], desc=method, disable=not progress):
         items = data.candidate_set(inter, seed=seed)
         if place is not None:
@@ -225,9 +228,9 @@ def evaluate(
         scores = scorer(inter, items)
         if len(scores) != len(items):
             raise ValueError(f"{method} returned {len(scores)} scores for {len(items)} candidates")
-        ranks.append(
-            target_rank(
-                list(scores), items.index(inter.target), tie_seed=zlib.crc32(f"{seed}:{inter.user_id}".encode())
-            )
-        )
-    return Report(method, ranks, time.perf_counter() - start)
+        tie_seed = zlib.crc32(f"{seed}:{inter.user_id}".encode())
+        ranks.append(target_rank(list(scores), items.index(inter.target), tie_seed=tie_seed))
+        if diversity_of is not None:
+            top = [items[i] for i in np.argsort(-np.asarray(scores, dtype=np.float64), kind="stable")[:10]]
+            diversity.append(diversity_of(top))
+    return Report(method, ranks, time.perf_counter() - start, diversity)

@@ -258,7 +258,7 @@ class Recommender:
             reason, facts = reason_for(c)
             out.append(
                 Recommendation(
-                    c.item_id, c.name, c.price, round(float(scores[i]), 4), reason, facts, sorted(c.evidence)
+                    c.item_id, c.name, c.price, c.options, round(float(scores[i]), 4), reason, facts, sorted(c.evidence)
                 )
             )
         return out

@@ -48,23 +48,52 @@ def popularity_scorer(data: ProtocolData):
     return score
 
 
-def embedding_scorer(data: ProtocolData, embedder=None, limit: int = HISTORY_SHOWN):
-    if embedder is None:
-        from retrieval.embeddings import PackagedMiniLM
+class TitleVectors:
+    """MiniLM embeddings of item titles, encoded on first use (the item file holds far more than is ranked)."""
 
-        embedder = PackagedMiniLM()
-    vectors: dict[str, np.ndarray] = {}  # encoded on first use: the item file can hold far more than is ranked
+    def __init__(self, data: ProtocolData, embedder=None):
+        if embedder is None:
+            from retrieval.embeddings import PackagedMiniLM
 
-    def encode(ids: list[str]) -> None:
-        new = [i for i in dict.fromkeys(ids) if i not in vectors]
+            embedder = PackagedMiniLM()
+        self.data, self.embedder, self.vectors = data, embedder, {}
+
+    def __call__(self, ids: list[str]) -> np.ndarray:
+        new = [i for i in dict.fromkeys(ids) if i not in self.vectors]
         if new:
-            vectors.update(zip(new, np.asarray(embedder.encode([data.titles[i] for i in new])), strict=True))
+            encoded = np.asarray(self.embedder.encode([self.data.titles[i] for i in new]))
+            self.vectors.update(zip(new, encoded, strict=True))
+        return np.stack([self.vectors[i] for i in ids])
+
+    def diversity(self, ids: list[str]) -> float:
+        from assistant.recommend.recommender import intra_list_diversity
+
+        return intra_list_diversity(self(ids))
+
+
+def embedding_scorer(
+    data: ProtocolData, embedder=None, limit: int = HISTORY_SHOWN, vectors: TitleVectors | None = None
+):
+    vectors = vectors or TitleVectors(data, embedder)
 
     def score(inter: Interaction, items: list[str]) -> list[float]:
-        encode([*inter.history[-limit:], *items])
-        user = np.mean([vectors[i] for i in inter.history[-limit:]], axis=0)
+        user = vectors(list(inter.history[-limit:])).mean(axis=0)
         user = user / (np.linalg.norm(user) or 1.0)
-        return [float(vectors[i] @ user) for i in items]
+        return (vectors(items) @ user).astype(float).tolist()
+
+    return score
+
+
+def mmr_scorer(scorer, vectors: TitleVectors, diversity: float):
+    """Re-rank another scorer's list with MMR; scores are the reversed MMR positions."""
+    from assistant.recommend.recommender import mmr
+
+    def score(inter: Interaction, items: list[str]) -> list[float]:
+        order = mmr(np.asarray(scorer(inter, items), dtype=np.float64), vectors(items), len(items), diversity)
+        out = [0.0] * len(items)
+        for pos, i in enumerate(order):
+            out[i] = float(len(items) - pos)
+        return out
 
     return score
 
@@ -107,14 +136,25 @@ def run(
     shuffles: int = 3,
     seed: int = 0,
     progress: bool = True,
+    diversity: float = 0.3,
 ) -> dict:
-    """The full table; `models` = [(label, LLMRanker)], e.g. base and fine-tuned."""
+    """The full table; `models` = [(label, LLMRanker)], e.g. base and fine-tuned; MMR with weight `diversity`."""
     llm_users = llm_users or users
-    emb = embedding_scorer(data)
+    vectors = TitleVectors(data)
+    emb = embedding_scorer(data, vectors=vectors)
+    ild = vectors.diversity
+    # encode every title the run will touch first, so no method's time includes the embedding model's
+    for inter in data.interactions[: max(users, llm_users)]:
+        vectors([*inter.history[-HISTORY_SHOWN:], *data.candidate_set(inter, seed=seed)])
+
+    def run_one(name, scorer, n, **kw):
+        return evaluate(data, name, scorer, n, seed, diversity_of=ild, **kw)
+
     reports: list[Report] = [
-        evaluate(data, "random", random_scorer(seed), users, seed),
-        evaluate(data, "popularity", popularity_scorer(data), users, seed),
-        evaluate(data, "embedding", emb, users, seed),
+        run_one("random", random_scorer(seed), users),
+        run_one("popularity", popularity_scorer(data), users),
+        run_one("embedding", emb, users),
+        run_one(f"embedding + MMR {diversity}", mmr_scorer(emb, vectors, diversity), users),
     ]
     bias = {}
     for label, ranker in models:
@@ -161,14 +201,15 @@ def write_report(report: dict, path: Path) -> None:
 
 def markdown(report: dict) -> str:
     rows = [
-        "| method | users | NDCG@1 | NDCG@5 | NDCG@10 (95 % CI) | Hit@1 | Hit@5 | Hit@10 | s/user |",
-        "|---|---|---|---|---|---|---|---|---|",
+        "| method | users | NDCG@1 | NDCG@5 | NDCG@10 (95 % CI) | Hit@1 | Hit@5 | Hit@10 | ILD@10 | s/user |",
+        "|---|---|---|---|---|---|---|---|---|---|",
     ]
     for name, m in report["methods"].items():
         ci = m["ndcg@10"]["ci95"]
         rows.append(
             f"| {name} | {report['users'][name]} | {m['ndcg@1']['mean']:.3f} | {m['ndcg@5']['mean']:.3f} | "
             f"{m['ndcg@10']['mean']:.3f} ({ci[0]:.3f}–{ci[1]:.3f}) | {m['hit@1']['mean']:.3f} | "
-            f"{m['hit@5']['mean']:.3f} | {m['hit@10']['mean']:.3f} | {m['seconds_per_user']} |"
+            f"{m['hit@5']['mean']:.3f} | {m['hit@10']['mean']:.3f} | "
+            f"{m.get('diversity@10', {}).get('mean', float('nan')):.3f} | {m['seconds_per_user']} |"
         )
     return "\n".join(rows)
