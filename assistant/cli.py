@@ -375,7 +375,14 @@ def cmd_recommend(args: argparse.Namespace) -> int:
         from assistant.recommend.llm_rank import LLMRanker
 
         model = LLMRanker(_load_model(args))
-    search = _open_search(args.store)
+    from retrieval.chroma_index import IndexMissingError
+
+    try:
+        search = _open_search(args.store)
+        search.snapshot  # noqa: B018 - fails now, not mid-request, when the index is empty
+    except IndexMissingError as exc:
+        search = None
+        print(f"shopassist recommend: no product search ({exc}); using purchases and best sellers", file=sys.stderr)
     with Store.open(args.store) as store:
         from assistant.ranker import ranker_for_store
 

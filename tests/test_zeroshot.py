@@ -235,3 +235,20 @@ def test_prefix_cache_matches_a_full_forward(llm):
         with torch.inference_mode():
             full = llm.net(input_ids=torch.tensor([ids])).logits[0, -1].float()
         assert torch.allclose(row, full, atol=1e-4)
+
+
+def test_the_full_table_on_the_tiny_fixture(tiny, llm):
+    """Every method of `eval zeroshot` runs on the same candidates and reports metrics with diversity."""
+    from assistant.recommend import zeroshot_eval as z
+
+    report = z.run(tiny, [("garbage", llm)], users=6, shuffles=2, progress=False)
+    methods = report["methods"]
+    assert set(methods) == {
+        "random", "popularity", "embedding", "embedding + MMR 0.3", "garbage pointwise", "garbage listwise",
+        "garbage hybrid (pointwise + embedding)", "garbage hybrid + MMR 0.3",
+    }  # fmt: skip
+    for m in methods.values():
+        assert 0 <= m["ndcg@10"]["mean"] <= 1 and 0 <= m["diversity@10"]["mean"] <= 2
+        assert m["ndcg@10"]["ci95"][0] <= m["ndcg@10"]["mean"] <= m["ndcg@10"]["ci95"][1]
+    assert set(report["position_bias_listwise_ndcg@10"]["garbage"]) == {"first", "last"}
+    assert report["users"]["garbage pointwise"] == 6

@@ -3,7 +3,8 @@
 Methods (all score the same 20 candidates per user, docs/EVALUATION.md "Zero-shot recommendation"):
 random; popularity (how often an item appears in the file's histories — targets are never counted);
 embedding (cosine of MiniLM title embeddings: candidate vs the mean of the last history items); and,
-per LLM, pointwise P(Yes), listwise (3 shuffles) and hybrid = z(LLM pointwise) + z(embedding).
+per LLM, pointwise P(Yes), listwise (3 shuffles) and hybrid = z(LLM pointwise) + z(embedding); MMR
+re-ranking of the embedding and hybrid lists; intra-list diversity of every top 10.
 """
 
 import json
@@ -167,15 +168,12 @@ def run(
                 cached[key] = point(inter, items)
             return cached[key]
 
-        reports.append(evaluate(data, f"{label} pointwise", point_cached, llm_users, seed, progress=progress))
-        reports.append(
-            evaluate(
-                data, f"{label} listwise", listwise_scorer(ranker, data, shuffles), llm_users, seed, progress=progress
-            )
-        )
-        reports.append(
-            evaluate(data, f"{label} hybrid (pointwise + embedding)", hybrid_scorer(point_cached, emb), llm_users, seed)
-        )
+        hybrid = hybrid_scorer(point_cached, emb)
+        listwise = listwise_scorer(ranker, data, shuffles)
+        reports.append(run_one(f"{label} pointwise", point_cached, llm_users, progress=progress))
+        reports.append(run_one(f"{label} listwise", listwise, llm_users, progress=progress))
+        reports.append(run_one(f"{label} hybrid (pointwise + embedding)", hybrid, llm_users))
+        reports.append(run_one(f"{label} hybrid + MMR {diversity}", mmr_scorer(hybrid, vectors, diversity), llm_users))
         # position bias: no shuffling, the true item shown first vs last
         unshuffled = listwise_scorer(ranker, data, 1, shuffle=False)
         first = evaluate(data, f"{label} listwise, target first", unshuffled, llm_users, seed, place="first")
