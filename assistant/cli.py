@@ -145,8 +145,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument(
         "--method",
         choices=["pointwise", "listwise", "none"],
-        default="pointwise",
-        help="LLM ranking by P(Yes) per item, by lettered lists, or none (candidate order, no model)",
+        default="none",
+        help="none (default): candidate order — search, purchases, CTR model; pointwise / listwise: re-ranked by "
+        "the LLM (at chance in our evaluation, docs/BENCHMARKS.md)",
     )
     p.add_argument("--diversity", type=float, default=0.0, help="MMR weight of novelty, 0 (off) to 1")
     p.add_argument("--json", action="store_true", help="one JSON object per line")

@@ -251,11 +251,14 @@ def build_app(hub: ConversationHub, title: str = "shopassist") -> gr.Blocks:
 
     recommender = Recommender(hub.ctx.store, hub.ctx.search, hub.ctx.ranker, llm_ranker_for(hub.model))
 
-    def recommend(request: str, customer: str, k: float):
+    def recommend(request: str, customer: str, k: float, method: str = "none"):
         message, problem = clean_message(request)
         if problem:
             return "", problem
-        method = "pointwise" if recommender.llm is not None else "none"
+        if method not in ("none", "pointwise", "listwise"):
+            return "", f"Unknown ranking {method!r}."
+        if recommender.llm is None:
+            method = "none"  # a remote or scripted model gives no logits to rank with
         try:
             recs = recommender.recommend(message, (customer or "").strip() or None, int(k), method)
         except RecommendError as exc:
@@ -267,11 +270,12 @@ def build_app(hub: ConversationHub, title: str = "shopassist") -> gr.Blocks:
             ProductCard(r.item_id, r.name, r.options, r.price, True, r.reason, i, message)
             for i, r in enumerate(recs, 1)
         ]
-        how = (
-            f"zero-shot LLM ranking, P(Yes) from {recommender.llm.name}"
-            if method == "pointwise"
-            else "candidate order (no LLM)"
-        )
+        model = recommender.llm.name if recommender.llm is not None else ""
+        how = {
+            "none": "candidate order (no LLM)",
+            "pointwise": f"zero-shot LLM ranking, P(Yes) per item from {model}",
+            "listwise": f"zero-shot LLM ranking, lettered lists, {model}",
+        }[method]
         sources = "product search, the customer's purchases, best sellers"
         if recommender.ranker is not None:
             sources += f", scored by {recommender.ranker.method}"
@@ -370,10 +374,20 @@ def build_app(hub: ConversationHub, title: str = "shopassist") -> gr.Blocks:
                 request = gr.Textbox(label="What are you looking for?", scale=4, elem_id="rec-request")
                 customer = gr.Textbox(label="Customer id (optional)", scale=2, elem_id="rec-customer")
                 k = gr.Slider(1, 20, value=5, step=1, label="How many")
+                rec_rank = gr.Radio(
+                    [
+                        ("Candidate order", "none"),
+                        ("LLM: yes/no per item", "pointwise"),
+                        ("LLM: lettered lists", "listwise"),
+                    ],
+                    value="none",
+                    label="Ranking (the LLM is at chance in our evaluation)",
+                    elem_id="rec-ranking",
+                )
             rec_btn = gr.Button("Recommend", variant="primary", elem_id="rec-go")
             rec_method = gr.Markdown(elem_id="rec-method")
             rec_cards = gr.HTML(elem_id="rec-cards")
-            rec_btn.click(recommend, [request, customer, k], [rec_cards, rec_method], api_name="recommend")
+            rec_btn.click(recommend, [request, customer, k, rec_rank], [rec_cards, rec_method], api_name="recommend")
     return app
 
 

@@ -72,7 +72,8 @@ def reason_for(c: Candidate) -> tuple[str, dict[str, str]]:
     if "ctr" in ev:
         facts["predicted"] = f"{ev['ctr']:.0%}"
         why.append(f"{ev['ctr']:.0%} predicted chance you buy it")
-    details = ", ".join(v for k, v in facts.items() if k in ("category", "brand", "size", "color", "material"))
+    labels = {"category": "", "brand": "", "size": "size ", "color": "", "material": ""}
+    details = ", ".join(labels[k] + v for k, v in facts.items() if k in labels)
     return f"{details}, {facts['price']}: {'; '.join(why) or 'in the catalog'}", facts
 
 
@@ -216,7 +217,7 @@ class Recommender:
     # -- ranking --------------------------------------------------------------------------------------
 
     def recommend(
-        self, request: str, user_id: str | None = None, k: int = 10, method: str = "pointwise", diversity: float = 0.0
+        self, request: str, user_id: str | None = None, k: int = 10, method: str = "none", diversity: float = 0.0
     ) -> list[Recommendation]:
         request = " ".join((request or "").split())
         if not request:
