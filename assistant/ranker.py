@@ -176,7 +176,8 @@ class CTRRanker:
         out = []
         for i, item_code, p in zip(ids, batch.sparse[:, 1], probs, strict=True):
             cold = [n for n, c in (("user", cold_user), ("item", item_code == UNKNOWN)) if c]
-            out.append(ScoredItem(i, round(float(p), 6), "cold-" + "+".join(cold) if cold else "personal"))
+            # 6 significant digits: rare items' probabilities are tiny but must not round to 0
+            out.append(ScoredItem(i, float(f"{p:.6g}"), "cold-" + "+".join(cold) if cold else "personal"))
         return Prediction(user_id, self.method, out)
 
     def rank(self, user_id: str, item_ids: list[str]) -> list[dict[str, Any]]:

@@ -97,7 +97,8 @@ def test_shipped_ranker_loads_and_ranks(tmp_path):
     ranker = CTRRanker.load(folder)
     items = ranker.items.ids[:100]
     pred = ranker.predict("household_1", items)
-    assert len(pred.items) == 100 and all(0 < s.score < 1 for s in pred.items)
+    assert len(pred.items) == 100 and all(0 <= s.score <= 1 for s in pred.items)
+    assert len({s.score for s in pred.items}) > 50  # a real ranking, not a constant
     assert {s.path for s in pred.items} <= {"personal", "cold-item"}
     assert np.array_equal([s.score for s in pred.items], [s.score for s in ranker.predict("household_1", items).items])
     assert {s.path for s in ranker.predict("household_999999", items[:3]).items} <= {"cold-user", "cold-user+item"}

@@ -70,8 +70,9 @@ def reason_for(c: Candidate) -> tuple[str, dict[str, str]]:
         facts["orders"] = str(ev["popular"])
         why.append(f"a best seller ({ev['popular']} orders)")
     if "ctr" in ev:
-        facts["predicted"] = f"{ev['ctr']:.0%}"
-        why.append(f"{ev['ctr']:.0%} predicted chance you buy it")
+        # a score from a model trained with sampled negatives: a ranking signal, not a real purchase probability
+        facts["model score"] = f"{ev['ctr']:.2f}"
+        why.append(f"purchase-model score {ev['ctr']:.2f}")
     labels = {"category": "", "brand": "", "size": "size ", "color": "", "material": ""}
     details = ", ".join(labels[k] + v for k, v in facts.items() if k in labels)
     return f"{details}, {facts['price']}: {'; '.join(why) or 'in the catalog'}", facts
