@@ -258,7 +258,30 @@ def test_bad_configs_are_refused(tmp_path, fixture_log):
             CTRConfig.from_dict(raw)
 
 
+def test_features_the_data_lacks_are_named(fixture_log, tmp_path):
+    config = CTRConfig.from_yaml(write_config(tmp_path / "c.yaml", fixture_log, tmp_path / "m"))
+    config.features.item_fields = ["item_category", "item_colour"]
+    config.features.category_field = "item_size"
+    with pytest.raises(CTRConfigError, match="lacks: item item_colour, item item_size \\(category_field\\)"):
+        prepare(config)
+
+
 def test_metrics_are_computed_from_predictions():
     y = np.array([0, 0, 1, 1], dtype=np.float32)
     assert scores(y, np.array([0.1, 0.2, 0.8, 0.9]))["auc"] == 1.0
     assert scores(y, np.array([0.9, 0.8, 0.2, 0.1]))["auc"] == 0.0
+
+
+def test_train_ctr_cli(fixture_log, tmp_path, capsys):
+    from assistant.cli import main
+
+    config = write_config(tmp_path / "c.yaml", fixture_log, tmp_path / "out", epochs=2)
+    assert main(["train", "ctr", "--config", str(config), "--quiet"]) == 0
+    captured = capsys.readouterr()
+    assert "resolved config" in captured.err.splitlines()[0]  # the resolved config comes first
+    report = json.loads(captured.out)
+    assert report["output_dir"] == str(tmp_path / "out") and report["test"]["auc"] > 0.5
+    bad = tmp_path / "bad.yaml"
+    bad.write_text("epochs: 0\n")
+    assert main(["train", "ctr", "--config", str(bad)]) == 2
+    assert "epochs must be" in capsys.readouterr().err

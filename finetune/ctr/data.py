@@ -32,20 +32,18 @@ class ImpressionData:
     context_columns: tuple[str, ...] = ()
     description: str = ""
 
-    def split(self, val_start: float, test_start: float) -> "dict[str, pd.DataFrame]":
-        return time_split(self.log, val_start, test_start)
 
-
-def time_split(log: pd.DataFrame, val_start: float, test_start: float) -> dict[str, pd.DataFrame]:
+def split_masks(times: np.ndarray, val_start: float, test_start: float) -> dict[str, np.ndarray]:
     """Train on times before `val_start`, validate on [val_start, test_start), test from `test_start` on."""
     if not val_start < test_start:
         raise ValueError(f"val_start ({val_start}) must come before test_start ({test_start})")
-    t = log["time"]
-    parts = {
-        "train": log[t < val_start],
-        "val": log[(t >= val_start) & (t < test_start)],
-        "test": log[t >= test_start],
-    }
+    t = np.asarray(times)
+    return {"train": t < val_start, "val": (t >= val_start) & (t < test_start), "test": t >= test_start}
+
+
+def time_split(log: pd.DataFrame, val_start: float, test_start: float) -> dict[str, pd.DataFrame]:
+    """The log's rows in the three splits of `split_masks`."""
+    parts = {k: log[m] for k, m in split_masks(log["time"].to_numpy(), val_start, test_start).items()}
     for name, part in parts.items():
         if part.empty or part["label"].nunique() < 2:
             raise ValueError(f"the {name} split has no rows or only one label; choose other split times")
@@ -73,7 +71,7 @@ def _parse_time(value, where: str) -> float:
 
 
 def _parse_label(value, where: str) -> int:
-    if value in (0, 1, "0", "1", True, False) and not (isinstance(value, float) and value not in (0.0, 1.0)):
+    if isinstance(value, bool) or value in (0, 1, "0", "1"):
         return int(value)
     raise LogFormatError(f"{where}: label must be 0 or 1, got {value!r}")
 
@@ -107,7 +105,7 @@ def _records(path: Path) -> Iterable[tuple[int, dict]]:
         raise LogFormatError(f"{path}: impression logs are .jsonl, .csv or .tsv files")
 
 
-def read_impression_log(path: Path, *, max_bad: int = 0) -> ImpressionData:
+def read_impression_log(path: Path) -> ImpressionData:
     """Read a log in the documented schema (docs/DATA.md "Impression logs").
 
     Required per row: `user_id`, `item_id`, `timestamp` (number or ISO date), `label` (0/1). Any other

@@ -18,7 +18,7 @@ import numpy as np
 import pandas as pd
 import yaml
 
-from finetune.ctr.data import ImpressionData, read_impression_log
+from finetune.ctr.data import ImpressionData, read_impression_log, split_masks
 from finetune.ctr.features import (
     Batch,
     FeatureEncoder,
@@ -137,23 +137,19 @@ def prepare(config: CTRConfig, data: ImpressionData | None = None) -> Prepared:
     missing += [
         f"history field {f} (must be one of item_fields)" for f in spec.history_fields if f not in spec.item_fields
     ]
+    if spec.category_field and spec.category_field not in data.items:
+        missing.append(f"item {spec.category_field} (category_field)")
     if missing:
         raise CTRConfigError(f"features name columns the data lacks: {', '.join(missing)}")
     log = data.log.reset_index(drop=True)
-    train_rows = log[log["time"] < config.val_start]
-    encoder = FeatureEncoder.fit(spec, train_rows, data.items, data.users)
+    masks = split_masks(log["time"].to_numpy(), config.val_start, config.test_start)
+    encoder = FeatureEncoder.fit(spec, log[masks["train"]], data.items, data.users)
     items, users = ItemTable.from_frame(encoder, data.items), UserTable.from_frame(encoder, data.users)
     behaviour, histories = behaviour_features(log, data.events, spec, items)
     stats = item_stats(data.events, log, log["item_id"], log["time"], spec.recent_window)
     dense = np.concatenate([behaviour, stats], axis=1)
-    encoder.fit_dense(dense[(log["time"] < config.val_start).to_numpy()])
+    encoder.fit_dense(dense[masks["train"]])
     frames, batches, labels = {}, {}, {}
-    t = log["time"].to_numpy()
-    masks = {
-        "train": t < config.val_start,
-        "val": (t >= config.val_start) & (t < config.test_start),
-        "test": t >= config.test_start,
-    }
     for name, mask in masks.items():
         idx = np.flatnonzero(mask)
         if len(idx) == 0 or log["label"].to_numpy()[idx].min() == log["label"].to_numpy()[idx].max():
