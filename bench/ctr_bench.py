@@ -169,16 +169,13 @@ def percentiles(seconds: list[float]) -> dict[str, float]:
 
 def serving_latency(p, config, model, repeats: int) -> dict:
     """CTRRanker.predict for one user and 100 / 1,000 candidates, on a ranker built from this run's model."""
-    import pandas as pd
-
     from assistant.ranker import CTRRanker
-    from finetune.ctr.features import ItemTable, item_stats
+    from finetune.ctr.features import ItemTable
+    from finetune.ctr.train import end_of_data_stats
 
     data = p.data
-    end = float(data.events["time"].max()) + 1
-    ids = data.items["item_id"].astype(str)
-    pop = item_stats(data.events, data.log, ids, pd.Series(np.full(len(ids), end)), config.features.recent_window)
-    items = ItemTable(p.items.ids, p.items.attrs, p.items.category, pop)
+    end, stats = end_of_data_stats(data, config.features.recent_window)
+    items = ItemTable(p.items.ids, p.items.attrs, p.items.category, stats)
     by_user = {u: list(zip(g["item_id"], g["time"], strict=True)) for u, g in data.events.groupby("user_id")}
     ranker = CTRRanker(Path("bench"), model, p.encoder, items, p.users, end, lambda u: by_user.get(u, []))
     rng = np.random.default_rng(0)

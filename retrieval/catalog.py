@@ -86,7 +86,10 @@ def option_field(key: str) -> str:
 
 
 def items_from_products(products: dict[str, dict[str, Any]]) -> list[CatalogItem]:
-    """Flatten τ-retail style products (each with variants) into one catalog item per variant."""
+    """Flatten τ-retail style products (each with variants) into one catalog item per variant.
+
+    A product's optional `category` and `description` (imported packs have them) are kept; without a
+    category the product name serves, as in tau-retail."""
     items = []
     for product_id, product in products.items():
         for item_id, variant in product["variants"].items():
@@ -95,10 +98,11 @@ def items_from_products(products: dict[str, dict[str, Any]]) -> list[CatalogItem
                     item_id=item_id,
                     product_id=product_id,
                     title=product["name"],
-                    category=product["name"],
+                    category=product.get("category", product["name"]),
                     price=float(variant["price"]),
                     available=bool(variant["available"]),
                     options={str(k): str(v) for k, v in variant["options"].items()},
+                    description=product.get("description", ""),
                 )
             )
     return items

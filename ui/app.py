@@ -255,8 +255,6 @@ def build_app(hub: ConversationHub, title: str = "shopassist") -> gr.Blocks:
         message, problem = clean_message(request)
         if problem:
             return "", problem
-        if method not in ("none", "pointwise", "listwise"):
-            return "", f"Unknown ranking {method!r}."
         if recommender.llm is None:
             method = "none"  # a remote or scripted model gives no logits to rank with
         try:
@@ -270,12 +268,11 @@ def build_app(hub: ConversationHub, title: str = "shopassist") -> gr.Blocks:
             ProductCard(r.item_id, r.name, r.options, r.price, True, r.reason, i, message)
             for i, r in enumerate(recs, 1)
         ]
-        model = recommender.llm.name if recommender.llm is not None else ""
-        how = {
-            "none": "candidate order (no LLM)",
-            "pointwise": f"zero-shot LLM ranking, P(Yes) per item from {model}",
-            "listwise": f"zero-shot LLM ranking, lettered lists, {model}",
-        }[method]
+        if method == "none":
+            how = "candidate order (no LLM)"
+        else:
+            kind = "P(Yes) per item" if method == "pointwise" else "lettered lists"
+            how = f"zero-shot LLM ranking, {kind}, {recommender.llm.name}"
         sources = "product search, the customer's purchases, best sellers"
         if recommender.ranker is not None:
             sources += f", scored by {recommender.ranker.method}"

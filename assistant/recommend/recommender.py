@@ -115,7 +115,7 @@ class Recommender:
         self.llm = llm  # an `LLMRanker`, or None for method "none"
         self.max_candidates = max_candidates
         self._items: dict[str, Candidate] | None = None
-        self._orders_of_item: dict[str, list[str]] | None = None
+        self._baskets_of_item: dict[str, list[tuple[str, ...]]] | None = None
         self._sales: Counter[str] | None = None
         self.last_pool = 0  # candidates the last request ranked
 
@@ -123,41 +123,35 @@ class Recommender:
 
     def _catalog(self) -> dict[str, Candidate]:
         if self._items is None:
-            self._items = {}
-            for p in self.store.products().values():
-                for iid, v in p["variants"].items():
-                    if v.get("available", True):
-                        self._items[iid] = Candidate(
-                            iid,
-                            p["name"],
-                            p.get("category", p["name"]),
-                            float(v["price"]),
-                            {str(a): str(b) for a, b in v.get("options", {}).items()},
-                        )
+            from retrieval.catalog import items_from_products
+
+            self._items = {
+                it.item_id: Candidate(it.item_id, it.title, it.category, it.price, dict(it.options))
+                for it in items_from_products(self.store.products())
+                if it.available
+            }
         return self._items
 
     def _order_index(self) -> None:
-        if self._orders_of_item is None:
+        """Every (not cancelled) order's items, read once: sales counts and co-purchases come from it."""
+        if self._baskets_of_item is None:
             index, sales = defaultdict(list), Counter()
-            for oid, order in self.store.orders().items():
+            for order in self.store.orders().values():
                 if order.get("status") == "cancelled":
                     continue
-                for it in order["items"]:
-                    index[it["item_id"]].append(oid)
-                    sales[it["item_id"]] += 1
-            self._orders_of_item, self._sales = dict(index), sales
+                basket = tuple(it["item_id"] for it in order["items"])
+                for item_id in basket:
+                    index[item_id].append(basket)
+                    sales[item_id] += 1
+            self._baskets_of_item, self._sales = dict(index), sales
 
     def user_history(self, user_id: str) -> list[str]:
-        """The customer's purchased item ids, oldest first."""
-        user = self.store.user(user_id)
-        if user is None:
+        """The customer's purchased item ids, oldest first (the orders the CTR ranker reads too)."""
+        from assistant.ranker import store_history
+
+        if self.store.user(user_id) is None:
             raise RecommendError(f"unknown customer {user_id!r}; give a user id from this store")
-        out = []
-        for oid in user.get("orders", []):
-            order = self.store.order(oid)
-            if order and order.get("status") != "cancelled":
-                out.extend(it["item_id"] for it in order["items"])
-        return out
+        return [item_id for item_id, _week in store_history(self.store)(user_id)]
 
     # -- candidates -----------------------------------------------------------------------------------
 
@@ -193,10 +187,10 @@ class Recommender:
                 add(iid, "bought_before", n, 0.6)
             co = Counter()
             for seed in list(dict.fromkeys(reversed(history)))[:5]:
-                for oid in self._orders_of_item.get(seed, [])[:200]:
-                    for it in self.store.order(oid)["items"]:
-                        if it["item_id"] != seed and it["item_id"] not in counts:
-                            co[(it["item_id"], seed)] += 1
+                for basket in self._baskets_of_item.get(seed, [])[:200]:
+                    for item_id in basket:
+                        if item_id != seed and item_id not in counts:
+                            co[(item_id, seed)] += 1
             for (iid, seed), _n in co.most_common(8):
                 add(iid, "co_purchase", catalog[seed].name if seed in catalog else seed, 0.5)
         for iid, n in self._sales.most_common(5):

@@ -381,12 +381,18 @@ def save(config: CTRConfig, prepared: Prepared, model, history: dict[str, Any], 
     return out
 
 
+def end_of_data_stats(data: ImpressionData, window: float) -> tuple[float, np.ndarray]:
+    """The serving time (one unit after the last purchase) and every item's statistics at that time."""
+    end = float(data.events["time"].max()) + 1 if len(data.events) else 0.0
+    ids = data.items["item_id"].astype(str)
+    return end, item_stats(data.events, data.log, ids, pd.Series(np.full(len(ids), end)), window)
+
+
 def save_tables(path: Path, prepared: Prepared) -> None:
     """Item/user attributes and end-of-data item statistics, for serving without the training data."""
     data, spec = prepared.data, prepared.encoder.spec
-    end = float(data.events["time"].max()) + 1 if len(data.events) else 0.0
+    end, stats = end_of_data_stats(data, spec.recent_window)
     ids = data.items["item_id"].astype(str)
-    stats = item_stats(data.events, data.log, ids, pd.Series(np.full(len(ids), end)), spec.recent_window)
     categories = prepared.items.category or [""] * len(ids)
     cat_names, cat_codes = np.unique(np.array(categories, dtype="U"), return_inverse=True)
     np.savez_compressed(
