@@ -1,17 +1,28 @@
-"""Where shopassist keeps shipped data and its local state."""
+"""Where shopassist keeps shipped data and its local state.
+
+Shipped files (`data/`: store packs, `models/`: the agent adapter and CTR ranker) sit beside the packages
+in a source checkout; an installed wheel puts them under `<prefix>/share/shopassist/` (pyproject.toml's
+data-files), and these paths find them in either place.
+"""
 
 import os
+import sys
 from pathlib import Path
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
-DATA_DIR = PROJECT_ROOT / "data"
+_CHECKOUT = (PROJECT_ROOT / "data" / "stores").is_dir()
+SHIPPED_ROOT = PROJECT_ROOT if _CHECKOUT else Path(sys.prefix) / "share" / "shopassist"
+DATA_DIR = SHIPPED_ROOT / "data"
 STORES_DIR = DATA_DIR / "stores"
+MODELS_DIR = SHIPPED_ROOT / "models"
 DEFAULT_STORE = "tau-retail"
 
 
 def state_dir() -> Path:
-    """Local, writable state (SQLite stores, Chroma index): `$SHOPASSIST_STATE_DIR` or `./.shopassist`."""
-    return Path(os.environ.get("SHOPASSIST_STATE_DIR", PROJECT_ROOT / ".shopassist")).resolve()
+    """Local, writable state (SQLite stores, Chroma index): `$SHOPASSIST_STATE_DIR`, else `.shopassist` in the
+    checkout (or, installed, in the current folder)."""
+    default = PROJECT_ROOT / ".shopassist" if _CHECKOUT else Path.cwd() / ".shopassist"
+    return Path(os.environ.get("SHOPASSIST_STATE_DIR", default)).resolve()
 
 
 def imported_packs_dir() -> Path:
@@ -21,6 +32,11 @@ def imported_packs_dir() -> Path:
 
 def store_db_path(store: str) -> Path:
     return state_dir() / "stores" / f"{store}.sqlite3"
+
+
+def log_dir() -> Path:
+    """The app's append-only dialogue and interaction logs."""
+    return state_dir() / "logs"
 
 
 def chroma_dir() -> Path:

@@ -24,9 +24,10 @@ from assistant.agent import Agent
 from assistant.policy import PolicySession
 from assistant.store import FreshStores, Store, StorePack
 from assistant.tools import ToolContext, ToolRegistry
+from retrieval.errors import ShopassistError
 
 
-class TaskFileError(ValueError):
+class TaskFileError(ShopassistError, ValueError):
     """A task file is malformed; the message names the task and the problem."""
 
 

@@ -1,15 +1,21 @@
-"""Assembling a conversation: store, search, ranker, policy session, system prompt and model into an `Agent`."""
+"""Assembling a conversation: store, search, ranker, policy session, system prompt and model into an `Agent`;
+opening the product search every front end uses."""
 
 import json
+import typing
 from dataclasses import dataclass
 from importlib.resources import files
 
 from assistant.agent import Agent
+from assistant.config import chroma_dir
 from assistant.llm.base import PromptProfile
 from assistant.messages import ChatMessage, ToolCall
 from assistant.policy import PolicySession
 from assistant.prompts import render
 from assistant.tools import ToolContext, ToolRegistry
+
+if typing.TYPE_CHECKING:
+    from retrieval.search import ProductSearch
 
 EXAMPLES = "examples.v1.json"
 
@@ -61,3 +67,11 @@ def agent_for_session(model, session: PolicySession, store_name: str, settings: 
 def new_agent(model, ctx: ToolContext, store_name: str, settings: AgentSettings | None = None) -> Agent:
     """One conversation: its own policy session and message history over shared store/search/model."""
     return agent_for_session(model, PolicySession(ToolRegistry(), ctx), store_name, settings)
+
+
+def open_search(catalog: str) -> "ProductSearch":
+    """Product search over an indexed catalog (`shopassist index`) in this state folder's Chroma index."""
+    from retrieval.chroma_index import chroma_client, open_collection
+    from retrieval.search import ProductSearch
+
+    return ProductSearch(open_collection(chroma_client(chroma_dir()), catalog, create=False))

@@ -33,7 +33,7 @@ import tempfile
 import time
 from pathlib import Path
 
-from assistant.offline import enforce_offline
+from retrieval.offline import enforce_offline
 
 enforce_offline()
 
@@ -60,10 +60,9 @@ def load_prompts() -> list[str]:
 
 
 def open_search():
-    from retrieval.chroma_index import chroma_client, open_collection
-    from retrieval.search import ProductSearch
+    from assistant.runtime import open_search
 
-    return ProductSearch(open_collection(chroma_client(), "tau-retail", create=False))
+    return open_search("tau-retail")
 
 
 def conversation(message: str, profile=None) -> list[ChatMessage]:

@@ -22,7 +22,7 @@ from pathlib import Path
 
 import numpy as np
 
-from assistant.offline import enforce_offline
+from retrieval.offline import enforce_offline
 
 enforce_offline()
 
@@ -167,17 +167,19 @@ def percentiles(seconds: list[float]) -> dict[str, float]:
     return {f"p{q}_ms": round(1000 * float(np.percentile(seconds, q)), 2) for q in (50, 95)}
 
 
-def serving_latency(p, config, model, repeats: int) -> dict:
+def serving_latency(p, model, arch: dict, repeats: int) -> dict:
     """CTRRanker.predict for one user and 100 / 1,000 candidates, on a ranker built from this run's model."""
-    from assistant.ranker import CTRRanker
-    from finetune.ctr.features import ItemTable
-    from finetune.ctr.train import end_of_data_stats
+    import tempfile
+
+    from assistant.ranking import CTRRanker
+    from assistant.ranking.folder import save_ranker_files
+    from finetune.ctr.train import ranker_files
 
     data = p.data
-    end, stats = end_of_data_stats(data, config.features.recent_window)
-    items = ItemTable(p.items.ids, p.items.attrs, p.items.category, stats)
     by_user = {u: list(zip(g["item_id"], g["time"], strict=True)) for u, g in data.events.groupby("user_id")}
-    ranker = CTRRanker(Path("bench"), model, p.encoder, items, p.users, end, lambda u: by_user.get(u, []))
+    with tempfile.TemporaryDirectory(prefix="ctr-bench-") as folder:  # the folder serving loads, as shipped
+        save_ranker_files(Path(folder), ranker_files(p, model, arch))
+        ranker = CTRRanker.load(Path(folder), lambda u: by_user.get(u, []))
     rng = np.random.default_rng(0)
     users = sorted(by_user)
     candidates = np.array(sorted(set(p.frames["test"]["item_id"])))
@@ -257,7 +259,7 @@ def main() -> int:
             extra = got
         print(json.dumps({name: row}), file=sys.stderr)
     if extra:
-        report["serving"] = serving_latency(p, config, extra["model"], args.repeats)
+        report["serving"] = serving_latency(p, extra["model"], extra["history"]["arch"], args.repeats)
     out = Path(__file__).parent / "results" / f"ctr{args.tag}.json"
     out.write_text(json.dumps(report, indent=2) + "\n")
     print("\n| model | test AUC | logloss | ECE | train s | rows/s |\n|---|---|---|---|---|---|")

@@ -28,7 +28,7 @@ from pathlib import Path
 
 import numpy as np
 
-from assistant.offline import enforce_offline
+from retrieval.offline import enforce_offline
 
 enforce_offline()
 

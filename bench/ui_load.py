@@ -8,25 +8,23 @@ Starts the real app in this process on 127.0.0.1 over a temporary copy of the ta
 starts at prompt n), and reports errors, per-turn latency (p50/p95, queueing included) and throughput in
 turns per minute. One model serves all sessions: generation is serialised by the model's lock, so
 throughput, not latency, is what more sessions buy. `--scripted` uses the rule-following test model
-(tests/fakes.py) to measure the app itself. Results: bench/results/ui_load[_scripted].json.
+(assistant.scripted_models.RuleModel) to measure the app itself. Results: bench/results/ui_load[_scripted].json.
 """
 
 import argparse
 import json
 import platform
 import statistics
-import sys
 import tempfile
 import threading
 import time
 from pathlib import Path
 
-from assistant.offline import enforce_offline
+from retrieval.offline import enforce_offline
 
 enforce_offline()
 
 BENCH = Path(__file__).parent
-sys.path.insert(0, str(BENCH.parent / "tests"))
 
 
 def main() -> None:
@@ -47,7 +45,7 @@ def main() -> None:
 
     prompts = load_prompts()
     if args.scripted:
-        from fakes import ScriptedModel
+        from assistant.scripted_models import RuleModel as ScriptedModel
 
         model = ScriptedModel()
     else:

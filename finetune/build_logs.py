@@ -3,13 +3,13 @@
 Each conversation is logged once per change; only its latest revision is used. Feedback filters
 what is learnt: a conversation with any thumbs-down answer is left out unless a human corrected it
 (approved or edited steps in copilot mode are what a human vouched for), and `require_up` keeps only
-conversations someone rated up. Personal data can be masked on the way (`ui.logs.mask_dialogue`).
+conversations someone rated up. Personal data can be masked on the way (`assistant.masking.mask_dialogue`).
 """
 
 from dataclasses import dataclass
 from pathlib import Path
 
-from finetune.dialogues import Dialogue, load_dialogues
+from assistant.dialogues import Dialogue, load_dialogues
 
 
 @dataclass
@@ -24,7 +24,8 @@ class LogBuildReport:
 def build_log_dialogues(
     path: Path, require_up: bool = False, mask: bool = True
 ) -> tuple[list[Dialogue], LogBuildReport]:
-    from ui.logs import latest_revisions, mask_dialogue
+    from assistant.dialogues import latest_revisions
+    from assistant.masking import mask_dialogue
 
     report = LogBuildReport()
     out = []

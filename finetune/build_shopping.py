@@ -13,10 +13,10 @@ import json
 import random
 from pathlib import Path
 
+from assistant.dialogues import Dialogue
 from assistant.messages import ChatMessage, ToolCall
 from assistant.runtime import system_prompt
 from finetune.build_tau import bitext_requests
-from finetune.dialogues import Dialogue
 from retrieval.catalog import CatalogItem
 
 ASKS = [

@@ -21,13 +21,14 @@ from pathlib import Path
 from typing import Any
 
 from assistant.agent import Agent
+from assistant.dialogues import Dialogue
 from assistant.evaluation import Task, first_person, held_out_sample, load_tasks
 from assistant.messages import ChatMessage, ToolCall
 from assistant.policy import PolicySession
 from assistant.runtime import system_prompt
 from assistant.store import FreshStores, get_pack
 from assistant.tools import ToolContext, ToolRegistry
-from finetune.dialogues import Dialogue
+from retrieval.errors import ShopassistError
 
 EVAL_NAME = re.compile(r"(dev|test|eval|held)", re.IGNORECASE)
 ASK_IDENTITY = (
@@ -46,7 +47,7 @@ INTENTS = {
 }
 
 
-class EvaluationDataError(ValueError):
+class EvaluationDataError(ShopassistError, ValueError):
     """A builder was given evaluation tasks; they are never used for training."""
 
 

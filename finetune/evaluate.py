@@ -1,4 +1,4 @@
-"""`shopassist finetune eval`: how well a model reproduces the policy's tool calls on held-out dialogues.
+"""`shopassist eval sft`: how well a model reproduces the policy's tool calls on held-out dialogues.
 
 For every assistant step of a held-out dialogue that calls a tool, the model sees the conversation up
 to that step and produces its next message (as in the agent: constrained, tool or reply by its own
@@ -10,11 +10,11 @@ training task file, which the builders never train on.
 from dataclasses import dataclass
 from pathlib import Path
 
+from assistant.dialogues import Dialogue
 from assistant.evaluation import held_out_sample, load_tasks
 from assistant.runtime import prompt_prefix
 from assistant.tools import ToolRegistry
 from finetune.build_tau import build_tau_dialogues
-from finetune.dialogues import Dialogue
 
 
 @dataclass

@@ -1,4 +1,8 @@
-"""Supervised fine-tuning of the agent on dialogue logs (`shopassist finetune sft --config FILE`).
+"""Supervised fine-tuning of the agent on dialogue logs.
+
+Run: `shopassist train sft --config finetune/configs/smollm2_lora.yaml`
+  or `python -m finetune.sft --config finetune/configs/smollm2_lora.yaml`
+
 
 transformers `Trainer` + peft LoRA (or full fine-tuning). Each dialogue is rendered exactly as the
 backend renders it at inference (same chat template, same tool list, same tool-call text), and the loss
@@ -19,17 +23,18 @@ from typing import Any
 
 import yaml
 
+from assistant.dialogues import Dialogue, load_dialogues
 from assistant.llm.base import PromptProfile
 from assistant.llm.prompting import to_template_messages
 from assistant.messages import ChatMessage
 from assistant.prompts import render
 from assistant.tools import ToolRegistry
-from finetune.dialogues import Dialogue, load_dialogues
+from retrieval.errors import ShopassistError
 
 IGNORE = -100
 
 
-class ConfigError(ValueError):
+class ConfigError(ShopassistError, ValueError):
     """The training config is unreadable or has unknown or invalid fields."""
 
 
@@ -319,3 +324,24 @@ class _ListDataset:
 
     def __getitem__(self, i: int) -> dict[str, list[int]]:
         return self.rows[i]
+
+
+def main(argv: list[str] | None = None) -> int:
+    import argparse
+
+    from retrieval.offline import enforce_offline
+
+    enforce_offline()
+    parser = argparse.ArgumentParser(prog="python -m finetune.sft", description="LoRA / full SFT of the agent model")
+    parser.add_argument("--config", type=Path, required=True, help="YAML config (finetune/configs/)")
+    args = parser.parse_args(argv)
+    try:
+        print(train(SFTConfig.from_yaml(args.config)))
+    except ShopassistError as exc:
+        print(f"finetune.sft: {exc}", file=sys.stderr)
+        return 2
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

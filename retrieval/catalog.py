@@ -22,8 +22,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from retrieval.errors import ShopassistError
 
-class CatalogError(ValueError):
+
+class CatalogError(ShopassistError, ValueError):
     """A catalog file or record is malformed; the message names the line and the problem."""
 
 

@@ -14,19 +14,21 @@ from dataclasses import dataclass
 from pathlib import Path
 from urllib.parse import urlparse
 
-from assistant.offline import enforce_offline
 from retrieval.catalog import CatalogItem
 from retrieval.embeddings import PackagedMiniLM
+from retrieval.errors import ShopassistError
+from retrieval.offline import enforce_offline
 
 FINGERPRINT_KEY = "catalog_sha256"
 
 
-class IndexMissingError(RuntimeError):
+class IndexMissingError(ShopassistError, RuntimeError):
     """The catalog has not been indexed yet."""
 
 
-def chroma_client(persist_dir: Path | None = None):
-    """A Chroma client: HTTP when `SHOPASSIST_CHROMA_URL` is set, else embedded at `persist_dir`."""
+def chroma_client(persist_dir: Path):
+    """A Chroma client: HTTP when `SHOPASSIST_CHROMA_URL` is set, else embedded at `persist_dir`
+    (the caller's state folder: this layer knows no project paths)."""
     enforce_offline()
     import chromadb
     from chromadb.config import Settings
@@ -43,10 +45,6 @@ def chroma_client(persist_dir: Path | None = None):
             ssl=parsed.scheme == "https",
             settings=settings,
         )
-    if persist_dir is None:
-        from assistant.config import chroma_dir
-
-        persist_dir = chroma_dir()
     Path(persist_dir).mkdir(parents=True, exist_ok=True)
     return chromadb.PersistentClient(path=str(persist_dir), settings=settings)
 

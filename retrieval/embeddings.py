@@ -13,7 +13,7 @@ import numpy as np
 from chromadb.api.types import Documents, EmbeddingFunction, Embeddings
 from chromadb.utils.embedding_functions import register_embedding_function
 
-from assistant.offline import enforce_offline
+from retrieval.offline import enforce_offline
 
 EMBEDDING_NAME = "packaged-minilm"
 DIMENSIONS = 384

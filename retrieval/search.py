@@ -16,6 +16,7 @@ import numpy as np
 from retrieval.catalog import CatalogItem, option_field
 from retrieval.chroma_index import FINGERPRINT_KEY, IndexMissingError, get_all
 from retrieval.embeddings import PackagedMiniLM
+from retrieval.errors import ShopassistError
 from retrieval.lexical import LexicalIndex
 
 Mode = Literal["fused", "dense", "lexical"]
@@ -28,7 +29,7 @@ MAX_OVERFETCH = 4000  # neighbours fetched at most before restricting the query 
 MAX_ID_FILTER = 5000  # beyond this, let Chroma evaluate the `where` clause
 
 
-class SearchInputError(ValueError):
+class SearchInputError(ShopassistError, ValueError):
     """A search argument is invalid; the message tells the caller how to fix it."""
 
 

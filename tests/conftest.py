@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from assistant.offline import enforce_offline
+from retrieval.offline import enforce_offline
 
 enforce_offline()
 

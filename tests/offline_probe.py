@@ -12,7 +12,7 @@ from network_guard import install
 attempts: list[str] = []
 install(attempts.append, "offline_probe")
 
-from assistant.offline import enforce_offline  # noqa: E402
+from retrieval.offline import enforce_offline  # noqa: E402
 
 enforce_offline()
 

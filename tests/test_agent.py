@@ -1,23 +1,12 @@
 from assistant.agent import STEP_LIMIT_REPLY, Agent
 from assistant.messages import ChatMessage, ToolCall
 from assistant.policy import PolicySession
+from assistant.scripted_models import ReplayModel
 from assistant.tools import ToolContext, ToolRegistry
 
 
-class ScriptedModel:
-    """Returns the given messages in order and records what it was shown."""
-
-    def __init__(self, *replies: ChatMessage):
-        self.replies = list(replies)
-        self.seen: list[list[ChatMessage]] = []
-        self.offered: list[bool] = []  # whether tools were offered at each step
-
-    def generate(self, messages, tools=None):
-        self.seen.append(list(messages))
-        self.offered.append(bool(tools))
-        if tools:
-            assert {t["function"]["name"] for t in tools} >= {"search_products", "cancel_pending_order"}
-        return self.replies.pop(0)
+def replay(*replies):
+    return ReplayModel(*replies, expect_tools={"search_products", "cancel_pending_order"})
 
 
 def call(name, **arguments):
@@ -34,7 +23,7 @@ def make_agent(store, model, max_steps=8):
 
 def test_a_tool_call_then_a_reply(store):
     email = store.user("ethan_lopez_6291")["email"]
-    agent = make_agent(store, ScriptedModel(call("find_user_id_by_email", email=email), say("Hi Ethan")))
+    agent = make_agent(store, replay(call("find_user_id_by_email", email=email), say("Hi Ethan")))
     turn = agent.respond(f"I'm {email}")
     assert (turn.reply, turn.steps, turn.tool_calls, turn.transferred) == ("Hi Ethan", 2, 1, False)
     assert [m.role for m in agent.messages] == ["system", "user", "assistant", "tool", "assistant"]
@@ -42,7 +31,7 @@ def test_a_tool_call_then_a_reply(store):
 
 
 def test_mistakes_go_back_to_the_model_as_observations(store):
-    model = ScriptedModel(call("fly_to_moon"), call("get_order_details", order="#W1"), say("sorry"))
+    model = replay(call("fly_to_moon"), call("get_order_details", order="#W1"), say("sorry"))
     agent = make_agent(store, model)
     turn = agent.respond("hello")
     assert turn.reply == "sorry" and turn.tool_calls == 2
@@ -53,28 +42,26 @@ def test_mistakes_go_back_to_the_model_as_observations(store):
 
 
 def test_the_step_bound_ends_a_runaway_turn(store):
-    agent = make_agent(store, ScriptedModel(*[call("think", thought=f"hmm {i}") for i in range(3)]), max_steps=3)
+    agent = make_agent(store, replay(*[call("think", thought=f"hmm {i}") for i in range(3)]), max_steps=3)
     turn = agent.respond("hello")
     assert turn.hit_step_limit and turn.reply == STEP_LIMIT_REPLY and turn.tool_calls == 3
 
 
 def test_a_call_repeated_twice_makes_the_next_step_a_reply(store):
-    model = ScriptedModel(
-        call("get_order_details", order_id="#W1"), call("get_order_details", order_id="#W1"), say("ok")
-    )
+    model = replay(call("get_order_details", order_id="#W1"), call("get_order_details", order_id="#W1"), say("ok"))
     turn = make_agent(store, model).respond("hello")
     assert model.offered == [True, True, False] and turn.reply == "ok" and turn.tool_calls == 2
 
 
 def test_a_call_alternating_with_another_still_counts_as_a_repeat(store):
     a, b = call("get_order_details", order_id="#W1"), call("think", thought="cancel it")
-    model = ScriptedModel(a, b, a, say("ok"))
+    model = replay(a, b, a, say("ok"))
     turn = make_agent(store, model).respond("hello")
     assert model.offered == [True, True, True, False] and turn.reply == "ok" and turn.tool_calls == 3
 
 
 def test_in_context_examples_are_shown_to_the_model_but_not_kept(store):
-    model = ScriptedModel(say("hi"))
+    model = replay(say("hi"))
     agent = Agent(model, PolicySession(ToolRegistry(), ToolContext(store)), "policy", examples=[say("example")])
     agent.respond("hello")
     assert [m.content for m in model.seen[0]] == ["policy", "example", "hello"]
@@ -82,7 +69,7 @@ def test_in_context_examples_are_shown_to_the_model_but_not_kept(store):
 
 
 def test_transfer_ends_the_conversation(store):
-    model = ScriptedModel(call("transfer_to_human_agents", summary="wants a person"))
+    model = replay(call("transfer_to_human_agents", summary="wants a person"))
     agent = make_agent(store, model)
     assert agent.respond("a human please").transferred
     assert agent.respond("hello?").transferred and model.replies == []  # the model is not asked again
@@ -90,7 +77,7 @@ def test_transfer_ends_the_conversation(store):
 
 def test_confirmation_reaches_the_model_as_an_observation(store):
     email = store.user("ethan_lopez_6291")["email"]
-    model = ScriptedModel(
+    model = replay(
         call("find_user_id_by_email", email=email),
         call("cancel_pending_order", order_id="#W6779827", reason="no longer needed"),
         say("Shall I cancel it?"),
@@ -107,8 +94,8 @@ def test_confirmation_reaches_the_model_as_an_observation(store):
 
 def test_conversations_do_not_share_state(store):
     email = store.user("ethan_lopez_6291")["email"]
-    a = make_agent(store, ScriptedModel(call("find_user_id_by_email", email=email), say("ok")))
-    b = make_agent(store, ScriptedModel(call("get_order_details", order_id="#W6779827"), say("who are you?")))
+    a = make_agent(store, replay(call("find_user_id_by_email", email=email), say("ok")))
+    b = make_agent(store, replay(call("get_order_details", order_id="#W6779827"), say("who are you?")))
     a.respond("hi")
     b.respond("show me #W6779827")
     assert a.session.user_id == "ethan_lopez_6291" and b.session.user_id is None

@@ -4,9 +4,9 @@ import json
 
 from conftest import TAU_TASKS
 
+from assistant.dialogues import append_dialogues, load_dialogues
 from assistant.tools import ToolRegistry
 from finetune.build_shopping import build_shopping_dialogues
-from finetune.dialogues import append_dialogues, load_dialogues
 
 
 def test_shopping_dialogues_use_real_results_and_mix_in_no_tool_replies(search, tau_items, tmp_path):

@@ -6,9 +6,9 @@ import shutil
 import pytest
 from conftest import TAU_TASKS
 
+from assistant.dialogues import append_dialogues, load_dialogues
 from assistant.evaluation import held_out_sample
 from finetune.build_tau import EvaluationDataError, build_tau_dialogues
-from finetune.dialogues import append_dialogues, load_dialogues
 
 WRITES = {
     "cancel_pending_order",

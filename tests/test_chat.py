@@ -1,6 +1,7 @@
 import re
 
-from assistant.chat import SearchChat, parse_request
+from assistant.requests import parse_request
+from ui.chat import SearchChat
 
 
 def test_parse_request_reads_price_bounds():

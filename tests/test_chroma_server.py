@@ -51,6 +51,7 @@ def test_index_and_search_through_a_chroma_server(chroma_server, monkeypatch, ta
     assert report.upserted == 591 and collection.count() == 591
     assert index_catalog(collection, tau_items, progress=False).skipped
 
-    search = ProductSearch(open_collection(chroma_client(), "tau-retail", embedder, create=False), embedder)
+    client = chroma_client(tmp_path / "unused")
+    search = ProductSearch(open_collection(client, "tau-retail", embedder, create=False), embedder)
     hits = search.search("waterproof hiking boots", max_price=250, options={"waterproof": "yes"}, k=5)
     assert hits and all(h.category == "Hiking Boots" and h.price <= 250 for h in hits)

@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 from conftest import DATA, INITIAL_HASH, TAU_TASKS, TESTS
 
-from assistant.cli import main
+from ui.cli import main
 
 SHOPASSIST = str(Path(sys.executable).parent / "shopassist")
 
@@ -124,3 +124,29 @@ def test_console_eval_runs_the_model_agent(tau_collection, tau_state, garbage_ch
     summary = json.loads(proc.stdout)
     assert summary["tasks"] == 1 and summary["crashed"] == 0 and 0 < summary["avg_steps"] <= 2
     assert len(out.read_text().splitlines()) == 1
+
+
+def _help(argv: list[str], capsys) -> str:
+    with pytest.raises(SystemExit):
+        main([*argv, "--help"])
+    return capsys.readouterr().out
+
+
+def test_each_command_shows_only_its_own_options(capsys):
+    tasks = _help(["eval", "tasks"], capsys)
+    assert "--file" in tasks and "--trials" in tasks
+    assert not any(flag in tasks for flag in ("--shuffles", "--llm-users", "--data"))
+    zeroshot = _help(["eval", "zeroshot"], capsys)
+    assert "--shuffles" in zeroshot and "--trials" not in zeroshot and "--file" not in zeroshot
+    assert "--max-steps" not in _help(["recommend"], capsys)
+
+
+def test_old_spellings_run_the_new_command_and_say_so(capsys):
+    with pytest.raises(SystemExit) as refused:  # parsed as `data dialogues`, which wants a source
+        main(["finetune", "build", "--out", "x.jsonl"])
+    assert "shopassist data dialogues: give --tasks" in str(refused.value)
+    assert "`finetune build` is now `data dialogues`" in capsys.readouterr().err
+    with pytest.raises(SystemExit):
+        main(["eval", "zeroshot-data", "--help"])
+    out = capsys.readouterr()
+    assert "`eval zeroshot-data` is now `data zeroshot`" in out.err and "--users" in out.out

@@ -13,7 +13,7 @@ pytestmark = pytest.mark.slow
 
 @pytest.fixture(scope="module")
 def tables():
-    from finetune.ctr.complete_journey import load_tables
+    from assistant.store.complete_journey import load_tables
 
     return load_tables(["transactions", "promotions"])
 
@@ -81,7 +81,7 @@ def test_store_import_builds_a_usable_pack(tmp_path, tables):
     assert "educational" in (folder / "SOURCE.md").read_text()
     with Store(tmp_path / "cj.sqlite3", pack) as store:
         assert store.counts()["orders"] == len(orders)
-        from assistant.ranker import store_history
+        from assistant.ranking import store_history
 
         events = store_history(store)(next(iter(users)))
         assert events and all(isinstance(t, float) for _, t in events)
@@ -89,7 +89,8 @@ def test_store_import_builds_a_usable_pack(tmp_path, tables):
 
 
 def test_shipped_ranker_loads_and_ranks(tmp_path):
-    from assistant.ranker import MODELS_DIR, CTRRanker
+    from assistant.config import MODELS_DIR
+    from assistant.ranking import CTRRanker
 
     folder = MODELS_DIR / "ctr-complete-journey"
     size = sum(f.stat().st_size for f in folder.iterdir())

@@ -7,9 +7,9 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from assistant.ranker import CTRRanker, RankingError
-from finetune.ctr.data import LogFormatError, read_impression_log, time_split
-from finetune.ctr.features import FeatureEncoder, UserState, behaviour_features, item_popularity, item_stats
+from assistant.ranking import CTRRanker, RankingError
+from assistant.ranking.features import FeatureEncoder, UserState, behaviour_features, item_popularity, item_stats
+from assistant.ranking.impressions import LogFormatError, read_impression_log, time_split
 from finetune.ctr.train import CTRConfig, CTRConfigError, fit, predict_batch, prepare, run, save, scores
 from tests.ctr_fixture import write_config, write_log
 
@@ -273,7 +273,7 @@ def test_metrics_are_computed_from_predictions():
 
 
 def test_train_ctr_cli(fixture_log, tmp_path, capsys):
-    from assistant.cli import main
+    from ui.cli import main
 
     config = write_config(tmp_path / "c.yaml", fixture_log, tmp_path / "out", epochs=2)
     assert main(["train", "ctr", "--config", str(config), "--quiet"]) == 0

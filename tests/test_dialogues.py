@@ -1,11 +1,11 @@
-"""The dialogue log format (finetune/dialogues.py): round trip, and every malformed line reported."""
+"""The dialogue log format (assistant/dialogues.py): round trip, and every malformed line reported."""
 
 import json
 
 import pytest
 
+from assistant.dialogues import Dialogue, DialogueFormatError, append_dialogues, load_dialogues
 from assistant.messages import ChatMessage, ToolCall
-from finetune.dialogues import Dialogue, DialogueFormatError, append_dialogues, load_dialogues
 
 
 def sample(i: int = 0) -> Dialogue:

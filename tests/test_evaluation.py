@@ -4,7 +4,6 @@ import pytest
 from conftest import INITIAL_HASH, TAU_TASKS
 
 from assistant.agent import Agent
-from assistant.cli import main
 from assistant.evaluation import (
     Evaluator,
     TaskFileError,
@@ -15,6 +14,7 @@ from assistant.evaluation import (
     pass_hat_k,
 )
 from assistant.scripted_models import OracleModel, TalkOnlyModel
+from ui.cli import main
 
 SHARED = TAU_TASKS
 

@@ -281,7 +281,7 @@ def test_a_conversation_longer_than_the_context_loses_its_oldest_exchanges(garba
 def test_a_shipped_adapter_is_found_only_for_packaged_model_names(tmp_path, monkeypatch):
     import assistant.llm as llm
 
-    monkeypatch.setattr(llm, "PROJECT_ROOT", tmp_path)
+    monkeypatch.setattr(llm, "MODELS_DIR", tmp_path / "models")
     assert llm.shipped_adapter("smollm2") is None
     (tmp_path / "models" / "agent-smollm2").mkdir(parents=True)
     (tmp_path / "models" / "agent-smollm2" / "adapter_config.json").write_text("{}")

@@ -7,7 +7,7 @@ import sys
 import pytest
 from conftest import DATA, TESTS
 
-from assistant.offline import OFFLINE_ENV, enforce_offline
+from retrieval.offline import OFFLINE_ENV, enforce_offline
 
 PROBE = [sys.executable, str(TESTS / "offline_probe.py"), str(DATA / "catalog_small.jsonl")]
 

@@ -5,10 +5,10 @@ import json
 
 import pytest
 
+from assistant.dialogues import Dialogue, append_dialogues
 from assistant.llm.prompting import to_template_messages
 from assistant.messages import ChatMessage, ToolCall
 from assistant.tools import ToolRegistry
-from finetune.dialogues import Dialogue, append_dialogues
 from finetune.sft import IGNORE, ConfigError, SFTConfig, encode_dialogue, train
 
 DIALOGUE = [

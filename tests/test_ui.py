@@ -4,14 +4,15 @@ import json
 import threading
 
 import pytest
-from fakes import ScriptedModel
 
+from assistant.dialogues import latest_revisions, load_dialogues
+from assistant.masking import export_dialogues, mask_dialogue
 from assistant.messages import ChatMessage, ToolCall
 from assistant.policy import ToolCallRecord
-from finetune.dialogues import load_dialogues
+from assistant.requests import clean_message
+from assistant.scripted_models import RuleModel as ScriptedModel
 from ui.cards import cards_from_trace, render_cards
-from ui.conversations import ConversationError, clean_message, parse_step
-from ui.logs import export_dialogues, latest_revisions, mask_dialogue
+from ui.conversations import ConversationError, parse_step
 from ui.serve import make_hub
 
 IVAN = "ivan.santos3158@example.com"  # owns pending order #W8770097

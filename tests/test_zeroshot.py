@@ -213,7 +213,7 @@ def test_mmr_trades_relevance_for_diversity():
 
 
 def test_recommend_cli_without_a_model(tau_state, tau_collection, monkeypatch, capsys):
-    from assistant.cli import main
+    from ui.cli import main
 
     monkeypatch.setenv("SHOPASSIST_STATE_DIR", str(tau_state))
     assert main(["recommend", "a tent for camping under $300", "--method", "none", "--k", "3", "--json"]) == 0

@@ -1,4 +1,4 @@
-"""Start the real Gradio app with the scripted model (tests/fakes.py) for browser and load tests.
+"""Start the real Gradio app with the scripted RuleModel (assistant/scripted_models.py) for browser and load tests.
 
 python tests/ui_server.py --port P --index-state DIR [--network-log FILE]   (store, logs: $SHOPASSIST_STATE_DIR)
 
@@ -23,14 +23,12 @@ if "--network-log" in sys.argv:
     install(_record, "the test")
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
-sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from assistant.offline import enforce_offline  # noqa: E402
+from retrieval.offline import enforce_offline  # noqa: E402
 
 enforce_offline()
 
-from fakes import ScriptedModel  # noqa: E402
-
+from assistant.scripted_models import RuleModel as ScriptedModel  # noqa: E402
 from assistant.store import Store  # noqa: E402
 from retrieval.chroma_index import chroma_client, open_collection  # noqa: E402
 from retrieval.search import ProductSearch  # noqa: E402

@@ -3,7 +3,7 @@
 A `ConversationHub` owns every conversation of the running app: each has its own `Agent` and
 `PolicySession` (so sessions never see each other's customer or pending write) over the shared store,
 search and model. Every change is written to the dialogue log as a new revision of the conversation
-(`ui.logs`), so a crash loses at most the step in progress.
+(`assistant.dialogues`), so a crash loses at most the step in progress.
 
 Conversations are answered by the model until either the model hands over (`transfer_to_human_agents`)
 or a human turns on copilot mode; from then on customer messages wait in the console's queue, where the
@@ -19,33 +19,20 @@ from dataclasses import dataclass, field
 from typing import Any, Literal
 
 from assistant.agent import Agent, Turn
-from assistant.chat import MAX_MESSAGE_CHARS
+from assistant.dialogues import Dialogue, DialogueLog
 from assistant.messages import ChatMessage, ToolCall
+from assistant.requests import clean_message
 from assistant.tools import ToolContext
-from finetune.dialogues import Dialogue
+from retrieval.errors import ShopassistError
 from ui.cards import ProductCard, cards_from_trace
-from ui.logs import DialogueLog, InteractionLog
+from ui.logs import InteractionLog
 
 Status = Literal["model", "copilot", "transferred"]
 WAITING_REPLY = "Thanks — a member of our team is looking at your conversation and will answer here shortly."
 
 
-class ConversationError(ValueError):
+class ConversationError(ShopassistError, ValueError):
     """A request about a conversation cannot be served (unknown id, nothing to approve ...)."""
-
-
-def clean_message(text: str) -> tuple[str | None, str | None]:
-    """(message, None) ready for the agent, or (None, reply) explaining why it was not sent."""
-    if not isinstance(text, str):
-        return None, "Please type a message."
-    # control characters carry no meaning in a chat and confuse tokenizers; keep newlines and tabs
-    text = "".join(c for c in text if c in "\n\t" or (ord(c) >= 32 and ord(c) != 127))
-    text = text.strip()
-    if not text:
-        return None, "Please type a message."
-    if len(text) > MAX_MESSAGE_CHARS:
-        return None, f"Your message is {len(text):,} characters long; please keep it under {MAX_MESSAGE_CHARS:,}."
-    return text, None
 
 
 @dataclass

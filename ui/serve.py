@@ -3,11 +3,12 @@
 from pathlib import Path
 
 from assistant.config import state_dir
-from assistant.ranker import ranker_for_store
+from assistant.dialogues import DialogueLog
+from assistant.ranking import ranker_for_store
 from assistant.runtime import AgentSettings, new_agent
 from assistant.tools import ToolContext
 from ui.conversations import ConversationHub
-from ui.logs import DialogueLog, InteractionLog
+from ui.logs import InteractionLog
 
 
 def log_dir() -> Path:

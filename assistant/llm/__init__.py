@@ -10,7 +10,7 @@
 import os
 from pathlib import Path
 
-from assistant.config import PROJECT_ROOT
+from assistant.config import MODELS_DIR
 from assistant.llm.base import ChatModel, GenerationSettings, ModelError, ToolChoice
 from assistant.llm.checkpoints import BASE_MODELS, DEFAULT_MODEL, ModelNotFoundError
 
@@ -76,5 +76,5 @@ def _env_threads() -> int | None:
 
 def shipped_adapter(model: str) -> Path | None:
     """The fine-tuned adapter that ships for a packaged base model (`models/agent-smollm2`), if any."""
-    path = PROJECT_ROOT / "models" / f"agent-{model}"
+    path = MODELS_DIR / f"agent-{model}"
     return path if model in BASE_MODELS and (path / "adapter_config.json").is_file() else None

@@ -5,12 +5,13 @@ from dataclasses import dataclass
 from typing import Any, Literal, Protocol
 
 from assistant.messages import ChatMessage
+from retrieval.errors import ShopassistError
 
 ToolChoice = Literal["auto", "required", "none"]
 OnText = Callable[[str], None]  # receives reply text as it is generated (streaming)
 
 
-class ModelError(RuntimeError):
+class ModelError(ShopassistError, RuntimeError):
     """The model could not produce an answer (endpoint down, bad response); the message says what to do."""
 
 

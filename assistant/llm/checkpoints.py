@@ -13,9 +13,10 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from assistant.config import model_cache_dir, state_dir
+from retrieval.errors import ShopassistError
 
 
-class ModelNotFoundError(ValueError):
+class ModelNotFoundError(ShopassistError, ValueError):
     """The model name is neither a packaged base model nor a local checkpoint folder."""
 
 

@@ -1,4 +1,4 @@
-"""Build LLMRank-format files from The Complete Journey (`shopassist eval zeroshot-data complete-journey`).
+"""Build LLMRank-format files from The Complete Journey (`shopassist data zeroshot complete-journey`).
 
 Per household, the products it bought in the order of their first purchase; the last of them is the
 target ("the next new product this household bought"), the `history` before it the history. The
@@ -27,7 +27,7 @@ def title(row) -> str:
 def complete_journey(
     out_dir: Path, users: int = 200, valid_users: int = 100, history: int = 20, candidates: int = 100, seed: int = 0
 ) -> dict[str, int]:
-    from finetune.ctr.complete_journey import item_table, load_tables, user_key
+    from assistant.store.complete_journey import item_table, load_tables, user_key
 
     d = load_tables(["transactions", "products"])
     items = item_table(d["products"], {}).set_index("item_id")

@@ -21,11 +21,13 @@ from pathlib import Path
 
 import numpy as np
 
+from retrieval.errors import ShopassistError
+
 N_CANDIDATES = 20
 KS = (1, 5, 10)
 
 
-class ProtocolFileError(ValueError):
+class ProtocolFileError(ShopassistError, ValueError):
     """A malformed protocol file; the message names the file and line."""
 
 

@@ -18,13 +18,15 @@ from typing import Any
 
 import numpy as np
 
-from assistant.chat import parse_request
+from assistant.ranking.history import purchased_orders, store_history
+from assistant.requests import parse_request
+from retrieval.errors import ShopassistError
 
 _HOUSEHOLD = re.compile(r"\bhousehold[\s_#]*(\d+)\b", re.IGNORECASE)
 MAX_REQUEST = 1000
 
 
-class RecommendError(ValueError):
+class RecommendError(ShopassistError, ValueError):
     """A request that cannot be answered; the message says why and what to do."""
 
 
@@ -136,9 +138,7 @@ class Recommender:
         """Every (not cancelled) order's items, read once: sales counts and co-purchases come from it."""
         if self._baskets_of_item is None:
             index, sales = defaultdict(list), Counter()
-            for order in self.store.orders().values():
-                if order.get("status") == "cancelled":
-                    continue
+            for order in purchased_orders(self.store.orders().values()):
                 basket = tuple(it["item_id"] for it in order["items"])
                 for item_id in basket:
                     index[item_id].append(basket)
@@ -147,8 +147,6 @@ class Recommender:
 
     def user_history(self, user_id: str) -> list[str]:
         """The customer's purchased item ids, oldest first (the orders the CTR ranker reads too)."""
-        from assistant.ranker import store_history
-
         if self.store.user(user_id) is None:
             raise RecommendError(f"unknown customer {user_id!r}; give a user id from this store")
         return [item_id for item_id, _week in store_history(self.store)(user_id)]
@@ -208,6 +206,18 @@ class Recommender:
                 pass  # items the model has no features for: keep the other evidence
         cands.sort(key=lambda c: c.prescore, reverse=True)
         return cands[: self.max_candidates], history
+
+    def describe(self, shown: int, method: str) -> str:
+        """One line saying where the last list came from and how it was ordered (shown under the cards)."""
+        if method == "none" or self.llm is None:
+            how = "candidate order (no LLM)"
+        else:
+            kind = "P(Yes) per item" if method == "pointwise" else "lettered lists"
+            how = f"zero-shot LLM ranking, {kind}, {self.llm.name}"
+        sources = "product search, the customer's purchases, best sellers"
+        if self.ranker is not None:
+            sources += f", scored by {self.ranker.method}"
+        return f"{shown} of {self.last_pool} candidates ({sources}) · method: {how}"
 
     # -- ranking --------------------------------------------------------------------------------------
 

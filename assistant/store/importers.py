@@ -46,7 +46,7 @@ def _product_name(row) -> str:
 
 def build_complete_journey(households: int | None = None) -> dict[str, dict]:
     """The three pack documents (products, users, orders) from the installed package."""
-    from finetune.ctr.complete_journey import item_table, load_tables, shelf_prices, user_key, user_table
+    from assistant.store.complete_journey import item_table, load_tables, shelf_prices, user_key, user_table
 
     d = load_tables(["transactions", "products", "demographics"])
     tx = d["transactions"]

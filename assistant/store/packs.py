@@ -11,11 +11,12 @@ from pathlib import Path
 from typing import Any
 
 from assistant.config import STORES_DIR, imported_packs_dir
+from retrieval.errors import ShopassistError
 
 DOCUMENTS = ("products", "users", "orders")
 
 
-class StorePackError(ValueError):
+class StorePackError(ShopassistError, ValueError):
     """A pack is missing or malformed; the message says which file and what is wrong."""
 
 

@@ -23,8 +23,19 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
+from retrieval.errors import ShopassistError
+
 if typing.TYPE_CHECKING:
     from assistant.store import Store
+    from retrieval.search import ProductSearch
+
+
+class Ranker(typing.Protocol):
+    """What `rank_products` needs: `CTRRanker`, `PopularityRanker` or any retailer's own model."""
+
+    method: str
+
+    def rank(self, user_id: str, item_ids: list[str]) -> list[dict[str, Any]]: ...
 
 
 class ToolDefinitionError(TypeError):
@@ -35,7 +46,7 @@ class ToolInputError(ValueError):
     """The model called a tool with arguments that do not fit its schema."""
 
 
-class ToolError(Exception):
+class ToolError(ShopassistError):
     """A tool refused the request (order not found, wrong status...); the message is the observation."""
 
 
@@ -44,8 +55,8 @@ class ToolContext:
     """What tools act on, passed in explicitly (never global): the store, search and ranking backends."""
 
     store: "Store"
-    search: Any = None  # retrieval.search.ProductSearch, opened lazily by the caller
-    ranker: Any = None  # an object with .rank(user_id, item_ids) -> list[dict]
+    search: "ProductSearch | None" = None  # opened by the caller; None: search is not available
+    ranker: Ranker | None = None  # None: the store's labelled popularity fallback
 
 
 def _json_type(annotation: Any, where: str) -> dict[str, Any]:

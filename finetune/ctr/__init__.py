@@ -1,5 +1,5 @@
-"""Click-through-rate ranking: impression logs, past-only features, the DCN-v2 model, training and baselines.
+"""CTR training: the Complete Journey impression builder and the fitting script (`python -m finetune.ctr.train`).
 
-The model ranks candidate items for a customer by the probability that they buy each one; serving
-lives in `assistant.ranker`, training in `finetune.ctr.train` (`shopassist train ctr --config FILE`).
+The model, its features, the log schema and the model folder's save/load live with serving in
+`assistant.ranking`; this package only builds data and fits.
 """

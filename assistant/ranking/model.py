@@ -1,6 +1,6 @@
 """DCN-v2 with DIN-style attention over the user's recent purchases.
 
-Inputs (`finetune.ctr.features.Batch`): categorical fields -> embeddings; the recent-items history
+Inputs (`assistant.ranking.features.Batch`): categorical fields -> embeddings; the recent-items history
 -> attention-pooled with the candidate item as query (Zhou et al. 2018, DIN) and mean-pooled; dense
 features as they are. The concatenation feeds a cross network (Wang et al. 2021, DCN-v2: x_{l+1} =
 x0 * (W x_l + b) + x_l) in parallel with an MLP; one logit out.

@@ -225,6 +225,13 @@ def item_stats(
     return np.concatenate([item_popularity(events, item_ids, times, window), np.stack([shown, taken], axis=1)], axis=1)
 
 
+def end_of_data_stats(events: pd.DataFrame, log: pd.DataFrame, items: pd.DataFrame, window: float):
+    """The serving time (one unit after the last purchase) and every item's statistics at that time."""
+    end = float(events["time"].max()) + 1 if len(events) else 0.0
+    ids = items["item_id"].astype(str)
+    return end, item_stats(events, log, ids, pd.Series(np.full(len(ids), end)), window)
+
+
 def behaviour_features(
     log: pd.DataFrame, events: pd.DataFrame, spec: FeatureSpec, items: ItemTable
 ) -> tuple[np.ndarray, list[list[str]]]:

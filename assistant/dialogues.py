@@ -1,25 +1,30 @@
 """The dialogue log format: one JSON object per line, one conversation per object (docs/DATA.md).
 
 The UI appends every conversation in this format and the SFT builders write it, so fine-tuning reads
-the product's own logs. Loading validates every line; a bad line is reported with its number and what
+the product's own logs. Each change to a conversation appends its whole transcript as a new revision
+(`meta.revision`), one fsynced line under a lock, so a crash keeps every earlier revision intact and
+concurrent sessions never interleave inside a line; `latest_revisions` keeps the newest per conversation.
+Loading validates every line; a bad line is reported with its number and what
 is wrong, and the whole file is refused: a line never disappears silently.
 """
 
 import json
 import os
+import threading
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from assistant.messages import ChatMessage, ToolCall
+from retrieval.errors import ShopassistError
 
 ROLES = ("system", "user", "assistant", "tool")
 RATINGS = ("up", "down", None)
 MAX_REPORTED = 20
 
 
-class DialogueFormatError(ValueError):
+class DialogueFormatError(ShopassistError, ValueError):
     """One or more lines of a dialogue log are malformed; the message lists them with line numbers."""
 
 
@@ -146,3 +151,24 @@ def append_jsonl(path: Path, rows: Iterable[dict[str, Any]]) -> int:
 def append_dialogues(path: Path, dialogues: Iterable[Dialogue]) -> int:
     """Append whole lines and fsync, so a crash never leaves half a conversation; returns lines written."""
     return append_jsonl(path, (d.to_dict() for d in dialogues))
+
+
+def latest_revisions(dialogues: list[Dialogue]) -> list[Dialogue]:
+    """The newest revision of each conversation, in order of first appearance."""
+    latest: dict[str, Dialogue] = {}
+    for d in dialogues:
+        if d.id not in latest or d.meta.get("revision", 0) >= latest[d.id].meta.get("revision", 0):
+            latest[d.id] = d
+    return list(latest.values())
+
+
+class DialogueLog:
+    """The running app's dialogue log: appends serialised across sessions."""
+
+    def __init__(self, path: Path):
+        self.path = Path(path)
+        self._lock = threading.Lock()
+
+    def append(self, dialogue: Dialogue) -> None:
+        with self._lock:
+            append_dialogues(self.path, [dialogue])

@@ -6,34 +6,11 @@ catalog and lists the best matches with their real attributes.
 """
 
 import json
-import re
 import sys
 from collections.abc import Callable
-from dataclasses import dataclass
 
+from assistant.requests import MAX_MESSAGE_CHARS, parse_request
 from retrieval.search import ProductSearch, SearchHit, SearchInputError
-
-_BELOW = re.compile(
-    r"\b(?:under|below|less than|cheaper than|up to|at most|max(?:imum)?)\s*\$?\s*(\d+(?:\.\d+)?)", re.I
-)
-_ABOVE = re.compile(r"\b(?:over|above|more than|at least|min(?:imum)?)\s*\$?\s*(\d+(?:\.\d+)?)", re.I)
-
-
-@dataclass(frozen=True)
-class ParsedRequest:
-    query: str
-    max_price: float | None
-    min_price: float | None
-
-
-def parse_request(message: str) -> ParsedRequest:
-    below, above = _BELOW.search(message), _ABOVE.search(message)
-    query = _ABOVE.sub(" ", _BELOW.sub(" ", message))
-    return ParsedRequest(
-        query=" ".join(query.split()) or message,
-        max_price=float(below.group(1)) if below else None,
-        min_price=float(above.group(1)) if above else None,
-    )
 
 
 def format_hit(hit: SearchHit) -> str:
@@ -56,9 +33,6 @@ class SearchChat:
         if not hits:
             return "I found nothing in stock that matches. Try a wider price range or other words."
         return "Here is what I found:\n" + "\n".join(format_hit(h) for h in hits)
-
-
-MAX_MESSAGE_CHARS = 4000
 
 
 class AgentChat:

@@ -7,10 +7,8 @@ Unknown users and items are scored from content and popularity (their id embeddi
 "unknown" ones) and every result says which path it took.
 """
 
-import json
 import threading
 from collections import OrderedDict
-from collections.abc import Callable, Iterable
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
@@ -18,19 +16,11 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from assistant.config import PROJECT_ROOT
-from assistant.tools.base import ToolError
-from finetune.ctr.features import UNKNOWN, FeatureEncoder, ItemTable, UserState, UserTable, assemble
-
-MAX_ITEMS = 1000
-MODELS_DIR = PROJECT_ROOT / "models"
-
-# user_id -> that user's purchases as (item_id, time); time in the model's units, None = most recent
-History = Callable[[str], Iterable[tuple[str, float | None]]]
-
-
-class RankingError(ToolError):
-    """Input the ranker cannot score; the message says what to pass instead (the tool shows it to the model)."""
+from assistant.config import MODELS_DIR
+from assistant.ranking.checks import RankingError, check_request
+from assistant.ranking.features import UNKNOWN, FeatureEncoder, ItemTable, UserState, UserTable, assemble
+from assistant.ranking.folder import load_ranker_files
+from assistant.ranking.history import History, store_history
 
 
 @dataclass(frozen=True)
@@ -48,24 +38,6 @@ class Prediction:
 
     def ranked(self) -> list[ScoredItem]:
         return sorted(self.items, key=lambda s: s.score, reverse=True)
-
-
-def check_request(user_id: str, item_ids: list[str]) -> list[str]:
-    if not isinstance(user_id, str) or not user_id.strip():
-        raise RankingError("user_id is empty: pass the customer's user id")
-    if not isinstance(item_ids, list | tuple) or not item_ids:
-        raise RankingError("item_ids is empty: pass the candidate item ids to rank")
-    if len(item_ids) > MAX_ITEMS:
-        raise RankingError(f"too many items ({len(item_ids)}): rank at most {MAX_ITEMS} at a time")
-    ids = [str(i) for i in item_ids]
-    seen, twice = set(), []
-    for i in ids:
-        if i in seen and i not in twice:
-            twice.append(i)
-        seen.add(i)
-    if twice:
-        raise RankingError(f"item id(s) listed more than once: {', '.join(twice[:5])}; pass each item once")
-    return ids
 
 
 class CTRRanker:
@@ -92,29 +64,8 @@ class CTRRanker:
 
     @classmethod
     def load(cls, folder: Path, history: History | None = None) -> "CTRRanker":
-        import torch
-
-        from finetune.ctr.model import DCNv2
-
-        folder = Path(folder)
-        if not (folder / "model.pt").is_file():
-            raise RankingError(f"{folder} holds no model.pt: train one with `shopassist train ctr --config ...`")
-        saved = torch.load(folder / "model.pt", map_location="cpu", weights_only=True)
-        model = DCNv2(**saved["arch"])
-        model.load_state_dict({k: v.float() if v.is_floating_point() else v for k, v in saved["state_dict"].items()})
-        model.eval()
-        encoder = FeatureEncoder.from_dict(json.loads((folder / "encoder.json").read_text(encoding="utf-8")))
-        t = np.load(folder / "tables.npz")
-        names = t["category_names"].tolist()
-        categories = [names[c] for c in t["item_category"]] if encoder.spec.category_field else None
-        items = ItemTable(
-            t["item_ids"].tolist(),
-            t["item_attrs"].astype(np.int64),
-            categories,
-            t["item_stats"].astype(np.float64),
-        )
-        users = UserTable(t["user_ids"].tolist(), t["user_attrs"].astype(np.int64))
-        return cls(folder, model, encoder, items, users, float(t["serve_time"][0]), history)
+        f = load_ranker_files(folder)
+        return cls(folder, f.model, f.encoder, f.items, f.users, f.serve_time, history)
 
     def _user_state(self, user_id: str) -> tuple[UserState, list[str]]:
         # purchases without a time (orders placed through the assistant) count as the latest week
@@ -184,26 +135,6 @@ class CTRRanker:
         """The `rank_products` tool's result: best first, each with its score, method and path."""
         pred = self.predict(user_id, item_ids)
         return [{**asdict(s), "method": pred.method} for s in pred.ranked()]
-
-
-def store_history(store) -> History:
-    """A store's orders (not cancelled) as purchase history, timed by their `week` when they have one."""
-
-    def events(user_id: str) -> list[tuple[str, float | None]]:
-        user = store.user(user_id)
-        if user is None:
-            return []
-        out = []
-        for order_id in user.get("orders", []):
-            order = store.order(order_id)
-            if order is None or order.get("status") == "cancelled":
-                continue
-            week = order.get("week")
-            for item in order.get("items", []):
-                out.append((str(item["item_id"]), float(week) if week is not None else None))
-        return out
-
-    return events
 
 
 def model_dir_for_store(store_name: str) -> Path:

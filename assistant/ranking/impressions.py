@@ -4,7 +4,7 @@ Every source produces the same `ImpressionData`:
 - `log`: one row per impression — `user_id`, `item_id`, `time` (a number: week, or seconds), `label`
   (1 bought/clicked, 0 shown and not), plus context feature columns;
 - `events`: purchases (`user_id`, `item_id`, `time`) that user-behaviour features are computed from —
-  always only those strictly before an impression's time (`finetune.ctr.features`);
+  always only those strictly before an impression's time (`assistant.ranking.features`);
 - `items`: item attributes (`item_id` + columns), `users`: user attributes (`user_id` + columns).
 """
 
@@ -12,14 +12,31 @@ import json
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pandas as pd
 
+from retrieval.errors import ShopassistError
+
 REQUIRED = ("user_id", "item_id", "timestamp", "label")
 
 
-class LogFormatError(ValueError):
+def impression_row(
+    user_id: str, item_id: str, timestamp: float, label: int, impression_id: str = "", **context: Any
+) -> dict[str, Any]:
+    """One line of an impression log as `read_impression_log` reads it: the required fields, then context."""
+    return {
+        "impression_id": impression_id,
+        "user_id": user_id,
+        "item_id": item_id,
+        "timestamp": round(float(timestamp), 3),
+        "label": int(label),
+        **context,
+    }
+
+
+class LogFormatError(ShopassistError, ValueError):
     """An impression log that cannot be read; the message names the file, line and problem."""
 
 

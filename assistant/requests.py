@@ -1,0 +1,46 @@
+"""What a shopper types, made safe and read: message limits, cleaning, and price bounds in plain words.
+
+Shared by the agent's front ends (web app, terminal chat) and the recommender, so it lives here and
+imports nothing heavy.
+"""
+
+import re
+from dataclasses import dataclass
+
+MAX_MESSAGE_CHARS = 4000
+
+_BELOW = re.compile(
+    r"\b(?:under|below|less than|cheaper than|up to|at most|max(?:imum)?)\s*\$?\s*(\d+(?:\.\d+)?)", re.I
+)
+_ABOVE = re.compile(r"\b(?:over|above|more than|at least|min(?:imum)?)\s*\$?\s*(\d+(?:\.\d+)?)", re.I)
+
+
+@dataclass(frozen=True)
+class ParsedRequest:
+    query: str
+    max_price: float | None
+    min_price: float | None
+
+
+def parse_request(message: str) -> ParsedRequest:
+    below, above = _BELOW.search(message), _ABOVE.search(message)
+    query = _ABOVE.sub(" ", _BELOW.sub(" ", message))
+    return ParsedRequest(
+        query=" ".join(query.split()) or message,
+        max_price=float(below.group(1)) if below else None,
+        min_price=float(above.group(1)) if above else None,
+    )
+
+
+def clean_message(text: str) -> tuple[str | None, str | None]:
+    """(message, None) ready for the agent, or (None, reply) explaining why it was not sent."""
+    if not isinstance(text, str):
+        return None, "Please type a message."
+    # control characters carry no meaning in a chat and confuse tokenizers; keep newlines and tabs
+    text = "".join(c for c in text if c in "\n\t" or (ord(c) >= 32 and ord(c) != 127))
+    text = text.strip()
+    if not text:
+        return None, "Please type a message."
+    if len(text) > MAX_MESSAGE_CHARS:
+        return None, f"Your message is {len(text):,} characters long; please keep it under {MAX_MESSAGE_CHARS:,}."
+    return text, None

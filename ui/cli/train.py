@@ -1,0 +1,42 @@
+"""`shopassist train sft | ctr`: fine-tune the agent model, train the CTR ranker (both from a YAML config)."""
+
+import argparse
+import json
+from pathlib import Path
+
+
+def register(sub) -> None:
+    group = sub.add_parser("train", help="train: sft (the agent's LoRA adapter), ctr (the CTR ranker)")
+    kinds = group.add_subparsers(dest="what", required=True, metavar="{sft,ctr}")
+
+    p = kinds.add_parser("sft", help="fine-tune the agent model with LoRA (docs/FINETUNING.md)")
+    p.add_argument(
+        "--config", type=Path, required=True, help="YAML training config, e.g. finetune/configs/smollm2_lora.yaml"
+    )
+    p.set_defaults(func=cmd_sft)
+
+    p = kinds.add_parser("ctr", help="train the CTR ranker that rank_products uses (docs/RANKING.md)")
+    p.add_argument(
+        "--config", type=Path, required=True, help="YAML config, e.g. finetune/configs/ctr_complete_journey.yaml"
+    )
+    p.add_argument("--output-dir", help="where to save the model (overrides the config's output_dir)")
+    p.add_argument("--quiet", action="store_true", help="no progress bars")
+    p.set_defaults(func=cmd_ctr)
+
+
+def cmd_sft(args: argparse.Namespace) -> int:
+    from finetune.sft import SFTConfig, train
+
+    print(train(SFTConfig.from_yaml(args.config)))
+    return 0
+
+
+def cmd_ctr(args: argparse.Namespace) -> int:
+    from finetune.ctr.train import CTRConfig, run
+
+    config = CTRConfig.from_yaml(args.config)
+    if args.output_dir:
+        config.output_dir = args.output_dir
+    metrics = run(config, progress=not args.quiet)
+    print(json.dumps({k: v for k, v in metrics.items() if k != "calibration_test"}, indent=2))
+    return 0

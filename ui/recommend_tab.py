@@ -1,0 +1,54 @@
+"""The Recommend tab: a request and an optional customer id in, product cards with grounded reasons out."""
+
+import sys
+
+import gradio as gr
+
+from assistant.recommend.recommender import Recommender, RecommendError, llm_ranker_for
+from assistant.requests import clean_message
+from ui.cards import ProductCard, render_cards
+from ui.conversations import ConversationHub
+
+
+def build_recommend_tab(hub: ConversationHub) -> None:
+    """The tab, its components and its events, inside the caller's `gr.Blocks`."""
+    recommender = Recommender(hub.ctx.store, hub.ctx.search, hub.ctx.ranker, llm_ranker_for(hub.model))
+
+    def recommend(request: str, customer: str, k: float, method: str = "none"):
+        message, problem = clean_message(request)
+        if problem:
+            return "", problem
+        if recommender.llm is None:
+            method = "none"  # a remote or scripted model gives no logits to rank with
+        try:
+            recs = recommender.recommend(message, (customer or "").strip() or None, int(k), method)
+        except RecommendError as exc:
+            return "", f"Cannot recommend that: {exc}"
+        except Exception as exc:  # the model or the index failed: say so, keep the server up
+            print(f"shopassist ui: recommend failed: {type(exc).__name__}: {exc}", file=sys.stderr)
+            return "", "Recommendations are not available right now; nothing was changed."
+        cards = [
+            ProductCard(r.item_id, r.name, r.options, r.price, True, r.reason, i, message)
+            for i, r in enumerate(recs, 1)
+        ]
+        return render_cards(cards), recommender.describe(len(cards), method)
+
+    with gr.Tab("Recommend", id="recommend"):
+        with gr.Row():
+            request = gr.Textbox(label="What are you looking for?", scale=4, elem_id="rec-request")
+            customer = gr.Textbox(label="Customer id (optional)", scale=2, elem_id="rec-customer")
+            k = gr.Slider(1, 20, value=5, step=1, label="How many")
+            rec_rank = gr.Radio(
+                [
+                    ("Candidate order", "none"),
+                    ("LLM: yes/no per item", "pointwise"),
+                    ("LLM: lettered lists", "listwise"),
+                ],
+                value="none",
+                label="Ranking (the LLM is at chance in our evaluation)",
+                elem_id="rec-ranking",
+            )
+        rec_btn = gr.Button("Recommend", variant="primary", elem_id="rec-go")
+        rec_method = gr.Markdown(elem_id="rec-method")
+        rec_cards = gr.HTML(elem_id="rec-cards")
+        rec_btn.click(recommend, [request, customer, k, rec_rank], [rec_cards, rec_method], api_name="recommend")

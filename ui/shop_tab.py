@@ -1,0 +1,159 @@
+"""The Shop tab: the shopper's chat with streamed answers, product cards, Confirm/Cancel for a pending write,
+thumbs up/down; a conversation with a human agent is polled for their answers."""
+
+import queue
+import threading
+from dataclasses import asdict
+from typing import Any
+
+import gradio as gr
+
+from assistant.requests import clean_message
+from ui.cards import ProductCard, render_cards
+from ui.conversations import Conversation, ConversationError, ConversationHub, TurnResult
+from ui.views import _escape, pending_text, shopper_view
+
+SORRY = "Sorry, something went wrong on our side and nothing was changed. Please try again in a moment."
+
+
+def build_shop_tab(hub: ConversationHub) -> None:
+    """The tab, its components and its events, inside the caller's `gr.Blocks`."""
+
+    def conversation_for(conversation_id: str | None) -> Conversation:
+        if conversation_id:
+            try:
+                return hub.get(conversation_id)
+            except ConversationError:
+                pass  # a server restart forgot it: start a new one
+        return hub.new()
+
+    # --- shopper -------------------------------------------------------------------------------------
+
+    def chat_only(chat: list[dict[str, str]], conversation_id: str) -> tuple:
+        """An update of `send`'s outputs that changes the chat only (cards and pending panel stay)."""
+        return chat, conversation_id, gr.skip(), gr.skip(), gr.skip(), ""
+
+    def send(text: str, conversation_id: str | None):
+        """Stream one answer: yields (chat, conversation id, cards, pending summary, pending visible, box)."""
+        conversation = conversation_for(conversation_id)
+        shown, _ = shopper_view(conversation)
+        message, problem = clean_message(text)
+        if problem is not None:
+            user = {"role": "user", "content": _escape(str(text or "")[:200])}
+            yield chat_only([*shown, user, {"role": "assistant", "content": problem}], conversation.id)
+            return
+        chunks: queue.Queue[str | None] = queue.Queue()
+        outcome: dict[str, Any] = {}
+
+        def work() -> None:
+            try:
+                outcome["turn"] = hub.customer_turn(conversation, message, on_text=chunks.put)
+            except Exception as exc:  # the shopper gets a plain message; the server keeps running
+                outcome["error"] = exc
+            finally:
+                chunks.put(None)
+
+        threading.Thread(target=work, daemon=True).start()
+        asked = [*shown, {"role": "user", "content": _escape(message)}]
+        streamed = ""
+        while (chunk := chunks.get()) is not None:
+            streamed += chunk
+            yield chat_only([*asked, {"role": "assistant", "content": _escape(streamed)}], conversation.id)
+        if "error" in outcome:
+            yield chat_only([*asked, {"role": "assistant", "content": SORRY}], conversation.id)
+            return
+        turn: TurnResult = outcome["turn"]
+        final, _ = shopper_view(conversation)
+        if turn.waiting_for_human:
+            final = [*final, {"role": "assistant", "content": _escape(turn.reply)}]
+        cards = [asdict(c) for c in turn.cards] if turn.cards else gr.skip()
+        yield (
+            final,
+            conversation.id,
+            cards,
+            pending_text(turn.pending),
+            gr.update(visible=turn.pending is not None),
+            "",
+        )
+
+    def confirm(conversation_id: str | None):
+        yield from send("yes", conversation_id)
+
+    def decline(conversation_id: str | None):
+        yield from send("no", conversation_id)
+
+    def like(conversation_id: str | None, data: gr.LikeData) -> None:
+        try:
+            conversation = hub.get(conversation_id or "")
+        except ConversationError:
+            return  # a conversation the server no longer knows: nothing to rate
+        _, index = shopper_view(conversation)
+        position = data.index[0] if isinstance(data.index, list | tuple) else data.index
+        if 0 <= position < len(index) and conversation.transcript()[index[position]].role == "assistant":
+            rating = None if data.liked is None or data.liked == "" else ("up" if data.liked else "down")
+            hub.feedback(conversation, index[position], rating)
+
+    def refresh_chat(conversation_id: str | None, seen: int):
+        """Poll for a human agent's answers while a conversation is with the console."""
+        if not conversation_id:
+            return gr.skip(), seen, gr.skip(), gr.skip()
+        try:
+            conversation = hub.get(conversation_id)
+        except ConversationError:
+            return gr.skip(), seen, gr.skip(), gr.skip()
+        if conversation.revision == seen or conversation.status == "model":
+            return gr.skip(), conversation.revision, gr.skip(), gr.skip()
+        shown, _ = shopper_view(conversation)
+        pending = conversation.pending
+        return shown, conversation.revision, pending_text(pending), gr.update(visible=pending is not None)
+
+    def click_card(conversation_id: str | None, item_id: str) -> str:
+        try:
+            card = hub.clicked(hub.get(conversation_id or ""), item_id)
+        except ConversationError as exc:
+            return str(exc)
+        return f"**{card.name}** — {card.option_text()} — ${card.price:,.2f} (item {card.item_id})"
+
+    with gr.Tab("Shop", id="shop"):
+        conversation_id = gr.State(None)
+        seen_revision = gr.State(0)
+        cards_state = gr.State([])
+        chat = gr.Chatbot(label="Assistant", height=420, elem_id="shopper-chat", feedback_options=("Like", "Dislike"))
+        with gr.Group(visible=False, elem_id="pending") as pending_box:
+            pending_md = gr.Markdown(elem_id="pending-summary")
+            with gr.Row():
+                confirm_btn = gr.Button("Confirm", variant="primary", elem_id="confirm-write")
+                decline_btn = gr.Button("Cancel", elem_id="decline-write")
+        with gr.Row():
+            box = gr.Textbox(
+                placeholder="Ask about products or your orders…", scale=5, show_label=False, elem_id="shopper-input"
+            )
+            send_btn = gr.Button("Send", variant="primary", scale=1, elem_id="shopper-send")
+        details = gr.Markdown(elem_id="card-details")
+
+        @gr.render(inputs=cards_state)
+        def show_cards(cards: list[dict]):
+            if not cards:
+                return
+            with gr.Row(elem_id="product-cards"):
+                for data in cards:
+                    card = ProductCard(**data)
+                    with gr.Column(min_width=220):
+                        gr.HTML(render_cards([card]))
+                        button = gr.Button("Details", size="sm", elem_classes=["sa-card-open"])
+                        button.click(lambda cid, i=card.item_id: click_card(cid, i), conversation_id, details)
+
+        outputs = [chat, conversation_id, cards_state, pending_md, pending_box, box]
+        box.submit(send, [box, conversation_id], outputs, api_name="send")
+        send_btn.click(send, [box, conversation_id], outputs, api_name=False)
+        confirm_btn.click(confirm, conversation_id, outputs, api_name="confirm")
+        decline_btn.click(decline, conversation_id, outputs, api_name="decline")
+        chat.like(like, conversation_id, None)
+        timer = gr.Timer(2.0)
+        timer.tick(
+            refresh_chat,
+            [conversation_id, seen_revision],
+            [chat, seen_revision, pending_md, pending_box],
+            api_name=False,
+            show_progress="hidden",
+        )
