@@ -10,8 +10,8 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Protocol
 
-from assistant.messages import ChatMessage
-from assistant.policy import PolicySession
+from assistant.messages import ChatMessage, ToolCall
+from assistant.policy import PolicySession, ToolCallRecord
 
 STEP_LIMIT_REPLY = "I'm sorry, I couldn't finish that on my own. Could you rephrase, or ask for a human agent?"
 TRANSFER_REPLY = "I've passed your request to a human colleague, who will continue from here."
@@ -39,6 +39,10 @@ class Agent:
     messages: list[ChatMessage] = field(default_factory=list)
     examples: list[ChatMessage] = field(default_factory=list)  # in-context examples, shown to the model only
     done: bool = False  # transferred to a human: the model no longer answers
+    # Guided (default for models that support it): only legal tools with grounded identifiers, replies from
+    # tool results or conversation acts (assistant.guidance, assistant.replies). False: the model's free text.
+    guided: bool = True
+    _turn_start: int = 0  # trace position where the current customer turn began
 
     def __post_init__(self) -> None:
         if not self.messages:
@@ -55,11 +59,16 @@ class Agent:
             # again gets the same observation again: make the model answer instead of looping.
             repeating = len(made) >= 2 and made[-1] in made[:-1]
             message = self.propose(on_text, tools=not repeating)
+            action = message.meta.pop("action", None)  # a reply act that is an action: the hand-over
             self.apply(message)
+            if message.tool_call is None and action is not None:
+                self.apply(ChatMessage("assistant", tool_call=action))
+                return Turn(message.content, step, len(made) + 1, transferred=self.done)
             if message.tool_call is None:
                 return Turn(message.content, step, len(made))
             made.append((message.tool_call.name, message.tool_call.arguments))
-            if self.done:
+            if self.done:  # the shopper is told, in the transcript too
+                self.messages.append(ChatMessage("assistant", TRANSFER_REPLY))
                 return Turn(TRANSFER_REPLY, step, len(made), transferred=True)
         self.messages.append(ChatMessage("assistant", STEP_LIMIT_REPLY))
         return Turn(STEP_LIMIT_REPLY, self.max_steps, len(made), hit_step_limit=True)
@@ -68,16 +77,38 @@ class Agent:
 
     def add_customer_message(self, text: str) -> None:
         """Record the customer's message; a yes/no to a pending write settles it through the policy layer."""
+        self._turn_start = len(self.session.trace)
         self.messages.append(ChatMessage("user", text))
         settled = self.session.on_customer_message(text)
         if settled is not None:  # the customer confirmed or declined a pending write
             self.messages.append(ChatMessage("tool", settled, name=self.session.trace[-1].name))
 
+    @property
+    def this_turn(self) -> list[ToolCallRecord]:
+        return self.session.trace[self._turn_start :]
+
     def propose(self, on_text: Callable[[str], None] | None = None, tools: bool = True) -> ChatMessage:
         """The model's next step (a tool call or a reply), not yet run or recorded."""
         view = self.messages[:1] + self.examples + self.messages[1:]
         streaming = {"on_text": on_text} if on_text is not None else {}
-        return self.model.generate(view, tools=self.session.registry.schemas() if tools else None, **streaming)
+        if not (self.guided and getattr(self.model, "guided", False)):
+            return self.model.generate(view, tools=self.session.registry.schemas() if tools else None, **streaming)
+        from assistant.guidance import customer_texts, grounded_numbers, legal_tools
+        from assistant.replies import reply_options
+
+        legal = legal_tools(self.session, self.messages, self.this_turn) if tools else []
+        options = reply_options(self.session, self.this_turn)
+        message = self.model.generate(view, tools=legal or None, replies=[o.text for o in options], **streaming)
+        if message.tool_call is not None and message.tool_call.name == "search_products":
+            call = message.tool_call
+            arguments = grounded_numbers(call.arguments, customer_texts(self.messages))
+            message.tool_call = ToolCall(call.name, arguments, call.id)
+        elif message.tool_call is None and "reply_index" in message.meta:
+            chosen = options[message.meta["reply_index"]]
+            message.meta["act"] = chosen.act
+            if chosen.action is not None:
+                message.meta["action"] = chosen.action
+        return message
 
     def apply(self, message: ChatMessage) -> str | None:
         """Record a step; a tool call runs through the policy layer and its observation is returned."""

@@ -54,6 +54,7 @@ def prompt_prefix(store_name: str, profile: PromptProfile | None = None) -> list
 class AgentSettings:
     few_shot: bool | None = None  # None: as the model's prompt profile says (base models need examples)
     max_steps: int = 8
+    guided: bool = True  # legal actions, grounded arguments and replies (False: `--unguided`, for comparison)
 
 
 def agent_for_session(model, session: PolicySession, store_name: str, settings: AgentSettings | None = None) -> Agent:
@@ -61,7 +62,14 @@ def agent_for_session(model, session: PolicySession, store_name: str, settings: 
     profile = getattr(model, "profile", None) or PromptProfile.base()
     few_shot = profile.examples if settings.few_shot is None else settings.few_shot
     examples = few_shot_examples() if few_shot else []
-    return Agent(model, session, system_prompt(store_name, profile), max_steps=settings.max_steps, examples=examples)
+    return Agent(
+        model,
+        session,
+        system_prompt(store_name, profile),
+        max_steps=settings.max_steps,
+        examples=examples,
+        guided=settings.guided,
+    )
 
 
 def new_agent(model, ctx: ToolContext, store_name: str, settings: AgentSettings | None = None) -> Agent:

@@ -25,16 +25,14 @@ from assistant.dialogues import Dialogue
 from assistant.evaluation import Task, first_person, held_out_sample, load_tasks
 from assistant.messages import ChatMessage, ToolCall
 from assistant.policy import PolicySession
+from assistant.replies import ACTS, grounded_reply
 from assistant.runtime import system_prompt
 from assistant.store import FreshStores, get_pack
 from assistant.tools import ToolContext, ToolRegistry
 from retrieval.errors import ShopassistError
 
 EVAL_NAME = re.compile(r"(dev|test|eval|held)", re.IGNORECASE)
-ASK_IDENTITY = (
-    "I can help with that. First I need to find your account: what is your email address? "
-    "If you can't give it, your first name, last name and zip code will do."
-)
+ASK_IDENTITY = next(a.text for a in ACTS if a.act == "ask_account")
 # bitext intents whose wording fits each write (bitext's scripted answers are never used)
 INTENTS = {
     "cancel_pending_order": ["cancel_order"],
@@ -79,7 +77,7 @@ def bitext_requests(path: Path) -> dict[str, list[str]]:
 class Teacher:
     """Plays one task by the policy; implements the model interface of the agent loop."""
 
-    def __init__(self, task: Task, user: dict[str, Any], asked_first: bool):
+    def __init__(self, task: Task, user: dict[str, Any], asked_first: bool, guided: bool = False):
         email = user["email"]
         if email.lower() in task.instruction.lower():
             auth = ToolCall("find_user_id_by_email", {"email": email})
@@ -101,18 +99,25 @@ class Teacher:
         self.outputs = list(task.outputs)
         self.ask_identity = asked_first
         self.position = 0
+        self.guided = guided  # reply as the guided agent does (assistant.replies); set `agent` before use
+        self.agent: Agent | None = None
 
     def generate(self, messages: list[ChatMessage], tools: list[dict] | None = None, **kwargs: Any) -> ChatMessage:
         last = messages[-1]
         if self.ask_identity:
             self.ask_identity = False
             return ChatMessage("assistant", ASK_IDENTITY)
+        if self.guided and last.role == "tool" and last.content.startswith("Confirmation needed"):
+            return ChatMessage("assistant", grounded_reply(self.agent.this_turn[-1], self.agent.session))
         if last.role == "tool" and last.content.startswith("Confirmation needed"):
             summary = last.content.rsplit("reply yes: ", 1)[-1].rstrip(".")
             return ChatMessage("assistant", f"Here is what I will do: {summary}. Shall I go ahead? Please reply yes.")
         if self.position < len(self.plan):
             self.position += 1
             return ChatMessage("assistant", tool_call=self.plan[self.position - 1])
+        if self.guided:
+            turn = self.agent.this_turn
+            return ChatMessage("assistant", grounded_reply(turn[-1], self.agent.session) if turn else ACTS[-1].text)
         said = " ".join(self.outputs)
         done = f"All done. {said} " if said else "All done. "
         return ChatMessage("assistant", done + "Is there anything else I can help you with?")
@@ -134,6 +139,7 @@ def build_tau_dialogues(
     store_name: str = "tau-retail",
     hold_out: int = 100,
     only: list[int] | None = None,
+    guided: bool = False,
 ) -> tuple[list[Dialogue], TauBuildReport]:
     """Dialogues for every task except evaluation tasks and the fixed held-out sample of `hold_out` tasks.
 
@@ -162,9 +168,10 @@ def build_tau_dialogues(
                     user = store.user(task.user_id)
                     intents = [i for a in task.actions for i in INTENTS.get(a["name"], []) if i in requests]
                     opener = rng.choice(requests[rng.choice(intents)]) if variant % 2 == 1 and intents else None
-                    teacher = Teacher(task, user, asked_first=opener is not None)
+                    teacher = Teacher(task, user, asked_first=opener is not None, guided=guided)
                     session = PolicySession(registry, ToolContext(store))
                     agent = Agent(teacher, session, system_prompt(store_name), max_steps=4 + len(teacher.plan))
+                    teacher.agent = agent
                     details = first_person(task.instruction)
                     agent.respond(opener or details)
                     if opener is not None:

@@ -168,12 +168,12 @@ def test_openai_backend_unreachable_is_a_model_error():
 
 @pytest.mark.slow
 def test_smollm2_searches_for_a_t_shirt_under_60(smollm2_checkpoint, store):
-    """The shipped agent set-up (policy prompt, in-context examples, constrained calls) on the real model."""
-    from assistant.runtime import new_agent
+    """The base-model set-up (policy prompt, in-context examples, constrained calls, unguided) on the real model."""
+    from assistant.runtime import AgentSettings, new_agent
     from assistant.tools import ToolContext
 
     model = load_chat_model(str(smollm2_checkpoint), threads=2)
-    agent = new_agent(model, ToolContext(store), "tau-retail")
+    agent = new_agent(model, ToolContext(store), "tau-retail", AgentSettings(guided=False))
     agent.max_steps = 1
     agent.respond("find me a t-shirt under $60")
     first = agent.session.trace[0]
@@ -201,15 +201,17 @@ def test_the_shipped_agent_loads_by_default_calls_valid_tools_and_answers_small_
 
 
 @pytest.mark.slow
-@pytest.mark.xfail(reason="known gap (docs/BENCHMARKS.md): the shipped adapter asks for the account first", strict=True)
-def test_the_shipped_agent_searches_for_a_t_shirt(smollm2_checkpoint, store):
+@pytest.mark.xfail(reason="known gap (docs/BENCHMARKS.md, conversation suite): the price bound is not always set")
+def test_the_shipped_agent_searches_for_a_t_shirt(smollm2_checkpoint, store, search):
+    """The earlier adapter asked for the account first; the guided agent searches, but may drop the bound."""
     from assistant.runtime import new_agent
     from assistant.tools import ToolContext
 
-    agent = new_agent(load_chat_model("smollm2", threads=2), ToolContext(store), "tau-retail")
-    agent.max_steps = 1
-    agent.respond("find me a t-shirt under $60")
-    assert agent.session.trace and agent.session.trace[0].name == "search_products"
+    agent = new_agent(load_chat_model("smollm2", threads=2), ToolContext(store, search), "tau-retail")
+    turn = agent.respond("find me a t-shirt under $60")
+    first = agent.session.trace[0]
+    assert first.name == "search_products" and first.arguments.get("max_price") == 60
+    assert "<tool_call>" not in turn.reply
 
 
 # --- LangChain ---------------------------------------------------------------------------------------

@@ -111,6 +111,7 @@ class Decoder:
         self.cache = None
         self.logits: torch.Tensor | None = None
         self.masks: TokenMasks | None = None
+        self.logprob = 0.0  # summed over the model's constrained choices since the caller last reset it
         self.carry = ""  # structure the model already wrote with its last string token (`",` → ",")
 
     # --- sequence and cache -------------------------------------------------------------------------
@@ -158,7 +159,32 @@ class Decoder:
 
     def _masked_argmax(self, allowed: torch.Tensor) -> int:
         scores = self.logits[: allowed.shape[0]].masked_fill(~allowed, float("-inf"))
-        return int(torch.argmax(scores))
+        token = int(torch.argmax(scores))
+        self.logprob += float(torch.log_softmax(self.logits, -1)[token])  # under the model, not the mask
+        return token
+
+    @torch.inference_mode()
+    def score_here(self, continuations: list[list[int]]) -> list[float]:
+        """Log-probability of each continuation from the current position; the decoder stays where it is."""
+        logits0 = self.logits
+        first = torch.log_softmax(logits0, -1)
+        out = []
+        for ids in continuations:
+            total = float(first[ids[0]])
+            if len(ids) > 1:
+                x = torch.tensor([ids[:-1]], device=self.device)
+                logits = self.model(input_ids=x, past_key_values=self.cache, use_cache=True).logits[0].float()
+                rest = torch.log_softmax(logits, -1).gather(1, torch.tensor(ids[1:], device=self.device)[:, None])
+                total += float(rest.sum())
+                self.cache.crop(-(len(ids) - 1))  # drop what this continuation added
+            out.append(total)
+        self.logits = logits0
+        return out
+
+    def score(self, prompt_ids: list[int], continuations: list[list[int]]) -> list[float]:
+        """Log-probability of each continuation after `prompt_ids`; the decoder is left after the prompt."""
+        self.start(prompt_ids)
+        return self.score_here(continuations)
 
     def _mask(self) -> TokenMasks:
         if self.masks is None:
@@ -229,6 +255,18 @@ class Decoder:
         self.feed_text('"')  # budget spent: close the string ourselves
         return self._string_text(start, opened)
 
+    def copy(self, spans: list[str], closers: str) -> str:
+        """A JSON string that is one of `spans` (words the customer wrote), with its quotes: the span the
+        model gives the highest log-probability followed by the closing quote and the next structure
+        character (so it must commit to where the value ends). Only the string is fed: what follows is
+        still chosen freely. A garbled copy cannot happen."""
+        scored = [self.encode(f' "{s}"{closers[0]}') for s in spans]
+        scores = self.score_here(scored)
+        best = max(range(len(spans)), key=scores.__getitem__)
+        self.logprob += scores[best]
+        self.feed(self.encode(f' "{spans[best]}"'))
+        return spans[best]
+
     def _string_text(self, start: int, opened: bool) -> str:
         text = self.tokenizer.decode(self.ids[start:])
         if not opened:
@@ -271,22 +309,52 @@ class Decoder:
             if not all(isinstance(v, str) for v in schema["enum"]):
                 raise ConstraintError(f"only string enums are supported, got {schema['enum']!r}")
             return self.choose([f' "{v}"' for v in schema["enum"]])[2:-1]
+        if kind == "string" and "x-copy" in schema:
+            return self.copy(schema["x-copy"], closers)
         if kind == "string":
             return self.string(min(budget.string_tokens, schema.get("maxLength", 10**6)), closers)
         if kind in ("integer", "number"):
             return self.number(kind == "integer", budget.number_tokens)
         if kind == "boolean":
             return self.choose([" true", " false"]) == " true"
+        if kind == "array" and "prefixItems" in schema:  # one value per position, each from its own enum
+            values = []
+            for n, item in enumerate(schema["prefixItems"]):
+                opening = " [" if n == 0 else ", "
+                values.append(self.choose([f'{opening}"{v}"' for v in item["enum"]])[len(opening) + 1 : -1])
+            self.feed_text("]" if values else " []")
+            return values
         if kind == "array":
-            return self._array(schema.get("items", {"type": "string"}), budget)
+            return self._array(
+                schema.get("items", {"type": "string"}), budget, schema.get("minItems", 0), schema.get("maxItems")
+            )
         if kind == "object":
             return self.object(schema, budget, lead=" ")
         raise ConstraintError(f"unsupported schema type {kind!r}")
 
-    def _array(self, items: dict[str, Any], budget: Budget) -> list[str]:
+    def _array(
+        self, items: dict[str, Any], budget: Budget, min_items: int = 0, items_max: int | None = None
+    ) -> list[str]:
         if items.get("type") != "string":
             raise ConstraintError("only arrays of strings are supported")
         values: list[str] = []
+        if "enum" in items:  # each element one of the allowed values (ids the conversation grounded)
+            first = [f' ["{v}"' for v in items["enum"]] + ([] if min_items else [" []"])
+            pick = self.choose(first)
+            if pick == " []":
+                return values
+            values.append(pick[3:-1])
+            most = min(budget.array_items, items_max if items_max is not None else budget.array_items)
+            while len(values) < most:
+                if len(values) < min_items:  # more are required: no closing yet
+                    values.append(self.choose([f', "{v}"' for v in items["enum"]])[3:-1])
+                    continue
+                pick = self.choose(["]"] + [f', "{v}"' for v in items["enum"]])
+                if pick == "]":
+                    return values
+                values.append(pick[3:-1])
+            self.feed_text("]")
+            return values
         if self.choose([" []", ' ["']) == " []":
             return values
         while True:
@@ -310,9 +378,13 @@ class Decoder:
         if not props and isinstance(extra, dict):  # a free map such as {"color": "blue"}
             if self.choose([empty, f'{lead}{{"']) == empty:
                 return result
+            names = schema.get("propertyNames", {}).get("enum")
             while True:
-                key = self.string(budget.string_tokens, ":", opened=True)
-                self.feed_text(":")
+                if names:  # keys from a fixed list: choose one, quote and colon included
+                    key = self.choose([f'{k}":' for k in names])[:-2]
+                else:
+                    key = self.string(budget.string_tokens, ":", opened=True)
+                    self.feed_text(":")
                 full = len(result) + 1 >= budget.object_entries
                 result[key] = self.value(extra, budget, "}" if full else ",}")
                 if full:
@@ -325,10 +397,13 @@ class Decoder:
         def more_after(n_done: int) -> bool:  # can another key follow once `n_done` keys are written?
             return n_done < len(required) or (bool(optional) and n_done < limit)
 
+        refine = schema.get("x-refine")  # narrows later properties once earlier values are chosen
         for n, key in enumerate(required):
             self.feed_text(f'{lead}{{"{key}":' if n == 0 else f', "{key}":')
             closers = "," if n + 1 < len(required) else (",}" if more_after(n + 1) else "}")
             result[key] = self.value(props[key], budget, closers)
+            if refine is not None:
+                props = refine(result, props)
         if not required:
             pick = self.choose([empty] + [f'{lead}{{"{k}":' for k in optional])
             if pick == empty:

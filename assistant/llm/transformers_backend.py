@@ -11,7 +11,7 @@ import torch
 
 from assistant.llm.base import GenerationSettings, OnText, PromptProfile, ToolChoice
 from assistant.llm.checkpoints import DEFAULT_MODEL, resolve_checkpoint
-from assistant.llm.decoding import TOOL_OPEN, Budget, Decoder
+from assistant.llm.decoding import TOOL_CLOSE, TOOL_OPEN, Budget, Decoder
 from assistant.llm.prompting import CHATML_TEMPLATE, GEMMA_TEMPLATE, parse_tool_call, to_template_messages
 from assistant.messages import ChatMessage, ToolCall
 
@@ -74,6 +74,8 @@ def load_tokenizer(checkpoint: Path):
 class TransformersChatModel:
     """`generate()` is serialised by a lock: one CPU model serves one generation at a time, many sessions."""
 
+    guided = True  # understands legal tools with grounded schemas and reply options (assistant.guidance)
+
     def __init__(
         self,
         model: str = DEFAULT_MODEL,
@@ -111,6 +113,10 @@ class TransformersChatModel:
         if self.tokenizer.eos_token_id is not None:
             self.stop_ids.add(self.tokenizer.eos_token_id)
         self.tool_open = self.tokenizer.encode(TOOL_OPEN, add_special_tokens=False)
+        known = [self.tokenizer.convert_tokens_to_ids(t) for t in ("<|im_end|>", "<end_of_turn>")]
+        self.turn_end = next((i for i in known if i is not None and i != self.tokenizer.unk_token_id), None)
+        if self.turn_end is None:
+            self.turn_end = self.tokenizer.eos_token_id
         self._lock = threading.Lock()
 
     def prompt_ids(self, messages: list[ChatMessage], tools: list[dict[str, Any]] | None) -> list[int]:
@@ -138,7 +144,10 @@ class TransformersChatModel:
         *,
         tool_choice: ToolChoice = "auto",
         on_text: OnText | None = None,
+        replies: list[str] | None = None,
     ) -> ChatMessage:
+        """With `replies` (guided mode) a reply is one of those texts, chosen by the model's probabilities,
+        and the call-or-reply decision compares the legal actions' own probabilities (see `_decide`)."""
         tools = tools or []
         with self._lock:
             started = time.perf_counter()
@@ -146,7 +155,11 @@ class TransformersChatModel:
             cached = self.decoder.start(ids)
             first_token_s = time.perf_counter() - started
             wants_tool = bool(tools) and tool_choice != "none"
-            if wants_tool and (tool_choice == "required" or self._tool_is_likely()):
+            if replies:
+                message = self._guided(ids, tools if wants_tool else [], replies, tool_choice == "required")
+                if message.tool_call is None and on_text is not None:
+                    on_text(message.content)
+            elif wants_tool and (tool_choice == "required" or self._tool_is_likely()):
                 message = self._tool_call(tools)
             else:
                 message = self._reply(on_text)
@@ -157,6 +170,46 @@ class TransformersChatModel:
                 seconds=round(time.perf_counter() - started, 4),
             )
             return message
+
+    def _guided(self, ids: list[int], tools: list[dict[str, Any]], replies: list[str], required: bool) -> ChatMessage:
+        """One legal action: a call of a legal tool or one of `replies`.
+
+        The decision scores the actions themselves: a tool call by log P(`<tool_call>`) plus the log-probability
+        of the best legal tool's name, a reply by log P(anything but `<tool_call>`). Probability the model puts
+        on a tool that is not legal now counts for neither, so a model that wants the account before it may
+        ask for it replies (and asks) instead of calling some other tool."""
+        start = len(self.decoder.ids)
+        if tools:
+            logp = torch.log_softmax(self.decoder.logits, -1)
+            open_lp = float(logp[self.tool_open[0]])
+            reply_lp = float(torch.log1p(-torch.exp(logp[self.tool_open[0]]).clamp(max=1 - 1e-6)))
+            self.decoder.feed(self.tool_open)
+            self.decoder.logprob = 0.0
+            by_name = {t["function"]["name"]: t["function"] for t in tools}
+            self.decoder.carry = ""
+            self.decoder.feed_text('{"name":')
+            name = self.decoder.choose([f' "{n}", "arguments":' for n in by_name])[2:].split('"', 1)[0]
+            tool_lp = open_lp + self.decoder.logprob
+            meta = {"tool_logprob": round(tool_lp, 3), "reply_logprob": round(reply_lp, 3)}
+            if required or tool_lp > reply_lp:
+                arguments = self.decoder.object(by_name[name]["parameters"], self.budget, lead=" ")
+                self.decoder.feed_text("}" + TOOL_CLOSE)
+                call = ToolCall(name, arguments, _call_id())
+                return ChatMessage(
+                    "assistant", tool_call=call, meta={**meta, "new_tokens": len(self.decoder.ids) - start}
+                )
+        else:
+            meta = {}
+        choice, scores = 0, []
+        if len(replies) > 1:
+            end = [self.turn_end]
+            encoded = [self.decoder.encode(r) + end for r in replies]
+            scores = [lp / len(e) for lp, e in zip(self.decoder.score(ids, encoded), encoded, strict=True)]
+            choice = max(range(len(replies)), key=scores.__getitem__)
+        else:
+            self.decoder.start(ids)
+        meta.update(reply_index=choice, reply_scores=[round(x, 3) for x in scores], new_tokens=0)
+        return ChatMessage("assistant", replies[choice], meta=meta)
 
     def _tool_is_likely(self) -> bool:
         logits = self.decoder.logits

@@ -30,6 +30,11 @@ def model_arguments(p: argparse.ArgumentParser, agent: bool = True) -> None:
         help="show the model in-context examples (default: as the model's prompt profile says; on for base models)",
     )
     p.add_argument("--max-steps", type=int, default=8, help="tool calls allowed per customer message")
+    p.add_argument(
+        "--unguided",
+        action="store_true",
+        help="let the model choose any tool and write free replies (for comparison; default: guided)",
+    )
 
 
 def load_model(args: argparse.Namespace):
@@ -43,7 +48,7 @@ def load_model(args: argparse.Namespace):
 def agent_settings(args: argparse.Namespace):
     from assistant.runtime import AgentSettings
 
-    return AgentSettings(few_shot=args.examples, max_steps=args.max_steps)
+    return AgentSettings(few_shot=args.examples, max_steps=args.max_steps, guided=not args.unguided)
 
 
 def open_search(store: str):

@@ -19,6 +19,8 @@ def register(sub) -> None:
     p.add_argument("--shopping", type=int, default=0, help="N product-search dialogues over --store's catalog")
     p.add_argument("--logs", type=Path, help="the UI's dialogue log (latest revisions, feedback-filtered)")
     p.add_argument("--only-rated-up", action="store_true", help="with --logs: keep only thumbs-up conversations")
+    p.add_argument("--guided", action="store_true", help="replies as the guided agent renders them (assistant.replies)")
+    p.add_argument("--status", type=int, default=0, help="with --guided: N order-status dialogues over store customers")
     store_argument(p)
     p.set_defaults(func=cmd_dialogues)
 
@@ -41,10 +43,19 @@ def cmd_dialogues(args: argparse.Namespace) -> int:
         append_dialogues(args.out, logged)
         print(json.dumps({"logs": log_report.__dict__}))
     if args.tasks is not None:
-        dialogues, report = build_tau_dialogues(args.tasks, args.bitext, variants=args.variants)
+        dialogues, report = build_tau_dialogues(args.tasks, args.bitext, variants=args.variants, guided=args.guided)
         append_dialogues(args.out, dialogues)
         print(json.dumps({"tau": report.__dict__}))
-    if args.shopping:
+    if args.guided and (args.shopping or args.status):
+        from assistant.store import get_pack
+        from finetune.build_guided import guided_dialogues
+        from retrieval.catalog import items_from_products
+
+        items = items_from_products(get_pack(args.store).read_documents()["products"])
+        guided = guided_dialogues(open_search(args.store), items, args.store, args.shopping, args.status, args.bitext)
+        append_dialogues(args.out, guided)
+        print(json.dumps({"guided_shopping_status_acts": len(guided)}))
+    elif args.shopping:
         from assistant.store import get_pack
         from finetune.build_shopping import build_shopping_dialogues
         from retrieval.catalog import items_from_products

@@ -5,12 +5,14 @@ import argparse
 import json
 from pathlib import Path
 
-from ui.cli.common import load_model, model_arguments, open_search, store_argument
+from ui.cli.common import agent_settings, load_model, model_arguments, open_search, store_argument
 
 
 def register(sub) -> None:
-    group = sub.add_parser("eval", help="evaluate: tasks (the agent), sft (an adapter), zeroshot (recommenders)")
-    kinds = group.add_subparsers(dest="what", required=True, metavar="{tasks,sft,zeroshot}")
+    group = sub.add_parser(
+        "eval", help="evaluate: tasks, conversations (the agent), sft (an adapter), zeroshot (recommenders)"
+    )
+    kinds = group.add_subparsers(dest="what", required=True, metavar="{tasks,conversations,sft,zeroshot}")
 
     p = kinds.add_parser("tasks", help="the agent on τ-retail style tasks (docs/EVALUATION.md)")
     p.add_argument("--file", type=Path, required=True, help="tasks JSON in the tau-retail task format")
@@ -28,6 +30,16 @@ def register(sub) -> None:
     store_argument(p)
     model_arguments(p)
     p.set_defaults(func=cmd_tasks)
+
+    p = kinds.add_parser("conversations", help="the agent on the real-model conversation suite")
+    p.add_argument("--file", type=Path, default=Path("bench/conversations.json"), help="suite JSON")
+    p.add_argument("--only", help="comma-separated conversation ids or tags to run")
+    p.add_argument("--core", action="store_true", help="only the conversations marked core (the make test subset)")
+    p.add_argument("--out", type=Path, help="results JSONL (one line per conversation)")
+    p.add_argument("--verbose", action="store_true", help="print every reply and call")
+    store_argument(p)
+    model_arguments(p)
+    p.set_defaults(func=cmd_conversations)
 
     p = kinds.add_parser("sft", help="a fine-tuned adapter against its base model on held-out dialogues")
     p.add_argument("--adapter", type=Path, required=True, help="the fine-tuned adapter to compare with its base")
@@ -54,7 +66,7 @@ def cmd_tasks(args: argparse.Namespace) -> int:
 
     from assistant.agent import Agent
     from assistant.evaluation import Evaluator, load_tasks, summarize
-    from assistant.runtime import AgentSettings, agent_for_session
+    from assistant.runtime import agent_for_session
     from assistant.scripted_models import OracleModel, TalkOnlyModel
     from assistant.store import get_pack
 
@@ -72,12 +84,48 @@ def cmd_tasks(args: argparse.Namespace) -> int:
         if args.agent == "talk-only":
             return Agent(TalkOnlyModel(), session, system_prompt="")
         session.ctx.search = search
-        return agent_for_session(model, session, args.store, AgentSettings(args.examples, args.max_steps))
+        return agent_for_session(model, session, args.store, agent_settings(args))
 
     with tempfile.TemporaryDirectory(prefix="shopassist-eval-") as work:
         evaluator = Evaluator(get_pack(args.store), Path(work), make_agent, max_turns=args.max_turns)
         results = evaluator.run(tasks, indices, trials=args.trials, out=args.out)
     print(json.dumps(summarize(results, args.trials), indent=2))
+    return 0
+
+
+def cmd_conversations(args: argparse.Namespace) -> int:
+    import tempfile
+
+    from assistant.conversations import load_suite, run_suite, summary
+    from assistant.runtime import agent_for_session
+    from assistant.store import get_pack
+
+    suite = load_suite(args.file)
+    if args.core:
+        suite = [c for c in suite if c.get("core")]
+    if args.only:
+        wanted = {w.strip() for w in args.only.split(",")}
+        suite = [c for c in suite if c["id"] in wanted or wanted & set(c.get("tags", []))]
+    model, search = load_model(args), open_search(args.store)
+    with tempfile.TemporaryDirectory(prefix="shopassist-suite-") as work:
+        results = run_suite(
+            suite,
+            get_pack(args.store),
+            Path(work),
+            lambda session: agent_for_session(model, session, args.store, agent_settings(args)),
+            search,
+            args.out,
+        )
+    if args.verbose:
+        for r in results:
+            print(f"== {r.id} {'PASS' if r.passed else 'FAIL'} {r.seconds}s")
+            for reply, calls in zip(r.replies, r.calls, strict=True):
+                for c in calls:
+                    print(f"   call {c[:300]}")
+                print(f"   reply {reply[:400]!r}")
+            for f in r.failures:
+                print(f"   !! {f}")
+    print(json.dumps({"model": model.name, **summary(results)}, indent=2))
     return 0
 
 

@@ -1,0 +1,277 @@
+"""What the model may do next, decided by code: the legal tools at this step, with identifiers grounded.
+
+A 135M model makes fewer and easier decisions when the system carries the rest (SOP-agent's "only the
+valid tools at each step"; Thinker's business logic as state). `legal_tools` reads the policy session
+and the conversation and returns the tool schemas the decoder may choose from now:
+
+- before sign-in: the sign-in tools (only with something to copy: an email the customer typed, or a
+  five-digit zip), catalog tools and the hand-over; while a write awaits the customer's yes: none (a
+  reply); a tool that failed or was refused this turn, or a read already made this turn: not again;
+- identifiers take only grounded values, as schema enums: `user_id` is the signed-in customer,
+  `order_id` one of their orders in the status the tool needs, `item_ids` items of the order chosen in
+  the same call, `new_item_ids` available variants of those items' products (one per item),
+  `payment_method_id` the customer's own methods, product ids those the conversation has seen;
+- strings the customer supplies (email, names, zip, address, a search query, option values) are copied
+  from the customer's own messages (`x-copy`: the decoder may only continue a substring of them).
+
+The schemas stay valid JSON schemas plus two keys the local decoder reads: `x-copy` (copy sources) and
+`x-refine` (a function that narrows the remaining properties once earlier arguments are chosen); they
+never reach a remote endpoint.
+"""
+
+import copy
+import json
+import re
+from collections.abc import Callable
+from typing import Any
+
+from assistant.messages import ChatMessage
+from assistant.policy import AUTH_TOOLS, PolicySession, ToolCallRecord
+
+# tools a guided model never needs: free-form scratch space a small model loops on
+LEFT_OUT = frozenset({"think", "calculate"})
+STATUS_FOR = {
+    "cancel_pending_order": "pending",
+    "modify_pending_order_address": "pending",
+    "modify_pending_order_items": "pending",
+    "modify_pending_order_payment": "pending",
+    "return_delivered_order_items": "delivered",
+    "exchange_delivered_order_items": "delivered",
+}
+ONCE_PER_TURN = frozenset(
+    {"search_products", "list_all_product_types", "get_user_details", "rank_products", "transfer_to_human_agents"}
+)
+_ORDER_ID = re.compile(r"#W\d{7}\b")
+FAILED = ("error", "refused", "invalid")
+
+
+def customer_texts(messages: list[ChatMessage], last: int = 6) -> list[str]:
+    """The customer's recent messages: what identifiers and search words may be copied from."""
+    return [m.content for m in messages if m.role == "user" and m.content.strip()][-last:]
+
+
+_EDGE = "\"'.,!?;:()[]{}<>*"
+# per field: the most words a copied value spans, and what it must look like (format, never intent)
+FIELDS: dict[str, tuple[int, str | None]] = {
+    "email": (1, r"^[^@\s]+@[^@\s]+\.[A-Za-z]{2,}$"),
+    "first_name": (1, r"^[A-Za-z][A-Za-z'-]*$"),
+    "last_name": (1, r"^[A-Za-z][A-Za-z'-]*$"),
+    "zip": (1, r"^\d{5}$"),
+    "query": (4, None),
+    "address1": (6, None),
+    "address2": (3, None),
+    "city": (3, None),
+    "state": (2, None),
+    "country": (2, None),
+}
+
+
+def spans(texts: list[str], max_words: int, pattern: str | None = None, limit: int = 48) -> list[str]:
+    """Runs of up to `max_words` consecutive words of the customer's messages (newest first), outer
+    punctuation stripped: the values a copied argument may take."""
+    out: list[str] = []
+    for text in reversed(texts):
+        words = [w.strip(_EDGE) for w in text.split()]
+        for i in range(len(words)):
+            for n in range(1, max_words + 1):
+                run = words[i : i + n]
+                if len(run) < n or not all(run):
+                    break
+                value = " ".join(run)
+                if '"' in value or "\\" in value or (pattern and not re.match(pattern, value)):
+                    continue
+                out.append(value)
+    return list(dict.fromkeys(out))[:limit]
+
+
+def _seen_product_ids(messages: list[ChatMessage]) -> list[str]:
+    ids: list[str] = []
+    for m in messages:
+        if m.role != "tool" or m.name not in ("search_products", "get_order_details"):
+            continue
+        try:
+            data = json.loads(m.content)
+        except json.JSONDecodeError:
+            continue
+        rows = data if isinstance(data, list) else data.get("items", []) if isinstance(data, dict) else []
+        ids += [str(r["product_id"]) for r in rows if isinstance(r, dict) and "product_id" in r]
+    return list(dict.fromkeys(ids))
+
+
+def _fetched_orders(messages: list[ChatMessage]) -> set[str]:
+    """Orders whose details a tool returned in this conversation: the ones it is about."""
+    out = set()
+    for m in messages:
+        if m.role == "tool" and m.name == "get_order_details" and m.content.startswith("{"):
+            try:
+                out.add(json.loads(m.content)["order_id"])
+            except (json.JSONDecodeError, KeyError, TypeError):
+                continue
+    return out
+
+
+def _seen_item_ids(messages: list[ChatMessage]) -> list[str]:
+    ids: list[str] = []
+    for m in messages:
+        if m.role == "tool" and m.name == "search_products":
+            try:
+                ids += [str(r["item_id"]) for r in json.loads(m.content) if isinstance(r, dict)]
+            except (json.JSONDecodeError, TypeError, KeyError):
+                continue
+    return list(dict.fromkeys(ids))
+
+
+def _enum(schema: dict[str, Any], values: list[str]) -> None:
+    schema.clear()
+    schema.update({"type": "string", "enum": list(dict.fromkeys(values))})
+
+
+def _items_refiner(store, orders: dict[str, dict], new_items: bool) -> Callable:
+    """Once `order_id` is chosen, `item_ids` are that order's items; once they are, `new_item_ids` are
+    available variants of the same products, other than the item itself, one per item."""
+
+    def refine(chosen: dict[str, Any], props: dict[str, Any]) -> dict[str, Any]:
+        props = dict(props)
+        order = orders.get(chosen.get("order_id", ""))
+        if order is None:
+            return props
+        if "item_ids" in props and "item_ids" not in chosen:
+            ids = [it["item_id"] for it in order["items"]]
+            props["item_ids"] = {"type": "array", "items": {"type": "string", "enum": ids}, "minItems": 1}
+        if new_items and "item_ids" in chosen and "new_item_ids" not in chosen:
+            by_item = {it["item_id"]: it["product_id"] for it in order["items"]}
+            per_item = []  # one enum per position: a variant of that item's own product
+            for item_id in chosen["item_ids"]:
+                product = store.product(by_item.get(item_id, "")) or {"variants": {}}
+                ids = [v for v, d in product["variants"].items() if d.get("available") and v != item_id]
+                per_item.append({"type": "string", "enum": ids or [item_id]})
+            props["new_item_ids"] = {"type": "array", "prefixItems": per_item, "items": False}
+        return props
+
+    return refine
+
+
+def ground(tool: dict[str, Any], session: PolicySession, messages: list[ChatMessage]) -> dict[str, Any] | None:
+    """The tool's schema with every identifier and copied string grounded; None if nothing grounds it."""
+    fn = copy.deepcopy(tool["function"])
+    name, props = fn["name"], fn["parameters"].get("properties", {})
+    texts = customer_texts(messages)
+    store, user_id = session.ctx.store, session.user_id
+    user = store.user(user_id) if user_id else None
+    orders: dict[str, dict] = {}
+    if user is not None:
+        orders = {o: d for o in user.get("orders", []) if (d := store.order(o)) is not None}
+    for key, schema in list(props.items()):
+        if key == "user_id":
+            if user_id is None:
+                return None
+            _enum(schema, [user_id])
+        elif key == "order_id":
+            status = STATUS_FOR.get(name)
+            if status is None:  # a read: their orders, or a number the customer typed (the policy refuses others')
+                values = list(orders) + [m for t in texts for m in _ORDER_ID.findall(t)]
+            else:  # a write: an order of theirs in the right status that this conversation has looked up
+                seen = _fetched_orders(messages)
+                values = [o for o, d in orders.items() if d["status"] == status and o in seen]
+            if not values:
+                return None
+            _enum(schema, values)
+        elif key == "payment_method_id":
+            if user is None:
+                return None
+            _enum(schema, list(user.get("payment_methods", {})))
+        elif key == "product_id":
+            values = _seen_product_ids(messages)
+            if not values:
+                return None
+            _enum(schema, values)
+        elif key == "item_ids" and name == "rank_products":
+            values = _seen_item_ids(messages)
+            if not values:
+                return None
+            props[key] = {"type": "array", "items": {"type": "string", "enum": values}, "minItems": 1}
+        elif key == "category" and name == "search_products":
+            said = " ".join(texts).lower()  # a product type the customer named (hiking boots → Hiking Boots)
+            types = sorted({p["name"] for p in store.products().values() if p["name"].lower() in said})
+            if not types:
+                del props[key]
+                continue
+            props[key] = {"type": "string", "enum": types, "description": schema.get("description", "")}
+        elif key == "options" and name == "search_products":
+            # an option is grounded twice: the customer wrote the value, and the catalog has it for that key
+            known: dict[str, set[str]] = {}
+            for p in store.products().values():
+                for v in p["variants"].values():
+                    for k, val in v["options"].items():
+                        known.setdefault(k, set()).add(str(val).lower())
+            said = [w for w in spans(texts, 2) if any(w.lower() in vals for vals in known.values())]
+            keys = sorted(k for k, vals in known.items() if any(w.lower() in vals for w in said))
+            if not keys:
+                del props[key]
+                continue
+            props[key] = {
+                "type": "object",
+                "propertyNames": {"enum": keys},
+                "additionalProperties": {"type": "string", "x-copy": said},
+            }
+        elif key in ("item_ids", "new_item_ids"):
+            continue  # narrowed by x-refine once the order is chosen
+        elif schema.get("type") == "string" and "enum" not in schema and name != "transfer_to_human_agents":
+            # email, names, zip, address lines, the search query: the customer's own words
+            max_words, pattern = FIELDS.get(key, (3, None))
+            values = spans(texts, max_words, pattern)
+            if not values:
+                if key in fn["parameters"].get("required", []):
+                    return None
+                del props[key]
+                continue
+            schema["x-copy"] = values
+    if "item_ids" in props and name in STATUS_FOR:
+        fn["parameters"]["x-refine"] = _items_refiner(store, orders, "new_item_ids" in props)
+    return {"type": "function", "function": fn}
+
+
+def legal_tools(
+    session: PolicySession, messages: list[ChatMessage], this_turn: list[ToolCallRecord]
+) -> list[dict[str, Any]]:
+    """The tools the model may call at this step, grounded; empty when only a reply is legal."""
+    if session.pending is not None:
+        return []
+    failed = {r.name for r in this_turn if r.outcome in FAILED}
+    declined = any(r.outcome == "declined" for r in this_turn)
+    called = {r.name for r in this_turn}
+    fetched = {r.arguments.get("order_id") for r in this_turn if r.name == "get_order_details"}
+    out = []
+    for tool in session.registry.schemas():
+        name = tool["function"]["name"]
+        if name in LEFT_OUT or name in failed or (name in ONCE_PER_TURN and name in called):
+            continue
+        if name in AUTH_TOOLS and session.user_id is not None:
+            continue
+        if session.registry.get(name).writes and (declined or session.user_id is None):
+            continue
+        if session.user_id is None and name not in AUTH_TOOLS and name not in _OPEN:
+            continue
+        grounded = ground(tool, session, messages)
+        if grounded is None:
+            continue
+        if name == "get_order_details":
+            enum = grounded["function"]["parameters"]["properties"]["order_id"]["enum"]
+            enum[:] = [o for o in enum if o not in fetched]
+            if not enum:
+                continue
+        out.append(grounded)
+    return out
+
+
+_OPEN = frozenset({"transfer_to_human_agents", "list_all_product_types", "get_product_details", "search_products"})
+
+
+def grounded_numbers(arguments: dict[str, Any], texts: list[str], keys=("max_price", "min_price")) -> dict[str, Any]:
+    """Drop price bounds the customer never stated (the model may only repeat a number they wrote), and a
+    lower bound equal to the upper one (one stated number is one bound)."""
+    stated = {float(n) for t in texts for n in re.findall(r"\d+(?:\.\d+)?", t.replace(",", ""))}
+    out = {k: v for k, v in arguments.items() if k not in keys or (isinstance(v, int | float) and float(v) in stated)}
+    if "min_price" in out and out.get("max_price") == out["min_price"]:
+        del out["min_price"]
+    return out

@@ -1,0 +1,189 @@
+"""Grounded replies: every fact a guided agent tells the customer comes from a tool result of this turn.
+
+When the model chooses to reply after a tool ran this turn, the reply is rendered from that result
+(products found, an order's status and items, the policy layer's confirmation summary, what a write
+did, why something was refused). With no fresh result the model picks one of a few conversation acts
+(greeting, asking for the account, asking what they look for, hand-over, ...) by its own probabilities;
+none states a fact. So a reply can neither invent a price or an order status, nor say results were
+found when there were none, nor end mid-sentence or in tool-call markup.
+"""
+
+import json
+from dataclasses import dataclass
+from typing import Any
+
+from assistant.messages import ToolCall
+from assistant.policy import NEEDS_AUTH, PolicySession, ToolCallRecord
+
+HANDOVER = "transfer_to_human_agents"
+
+
+@dataclass(frozen=True)
+class ReplyOption:
+    text: str
+    act: str
+    action: ToolCall | None = None  # chosen → the agent runs it (the hand-over) and ends the turn
+
+
+ACTS = (
+    ReplyOption(
+        "Hello! I can help you find products, or with an order you placed: its status, cancelling, returning, "
+        "exchanging or changing it. What can I do for you?",
+        "greet",
+    ),
+    ReplyOption(
+        "I can help with that. First I need to find your account: what is your email address? If you can't give "
+        "it, your first name, last name and zip code will do.",
+        "ask_account",
+    ),
+    ReplyOption(
+        "What are you looking for? Tell me the kind of product, your budget and any colour, size or other option "
+        "you need, and I will search our catalog.",
+        "ask_product",
+    ),
+    ReplyOption(
+        "Which order is it about, and what would you like to do with it? You can give me the order number, such "
+        "as #W0000000.",
+        "ask_order",
+    ),
+    ReplyOption(
+        "Of course. I'm passing you to a human colleague now; they will continue this conversation here.",
+        "handover",
+        ToolCall(HANDOVER, {"summary": "The customer asked for a human agent."}),
+    ),
+    ReplyOption(
+        "Sorry, that is not something I can help with here. I can search our catalog and help with orders, or pass "
+        "you to a human colleague.",
+        "cannot",
+    ),
+    ReplyOption("You're welcome! Is there anything else I can help you with?", "thanks"),
+)
+
+
+def _options(options: dict[str, str]) -> str:
+    return ", ".join(f"{k} {v}" for k, v in options.items())
+
+
+def _money(x: float) -> str:
+    return f"${x:,.2f}"
+
+
+def _search(record: ToolCallRecord) -> str:
+    hits = json.loads(record.output)
+    query = record.arguments.get("query", "")
+    if not hits:
+        bound = ""
+        if record.arguments.get("max_price") is not None:
+            bound = f" under {_money(float(record.arguments['max_price']))}"
+        return (
+            f'I found nothing in stock matching "{query}"{bound}. Would you like me to try other words, another '
+            "option or a wider budget?"
+        )
+    lines = [f"- {h['name']} ({_options(h['options'])}) — {_money(h['price'])}, item {h['item_id']}" for h in hits]
+    return f'Here is what I found for "{query}":\n' + "\n".join(lines) + "\nWould you like one of these?"
+
+
+def _order(record: ToolCallRecord) -> str:
+    o = json.loads(record.output)
+    items = "; ".join(f"{i['name']} ({_options(i['options'])}, {_money(i['price'])})" for i in o.get("items", []))
+    paid = sum(p["amount"] for p in o.get("payment_history", []) if p["transaction_type"] == "payment")
+    text = f"Order {o['order_id']} is {o['status']}: {items}. Total paid {_money(paid)}."
+    tracking = [t for f in o.get("fulfillments", []) for t in f.get("tracking_id", [])]
+    if tracking:
+        text += f" Tracking number: {', '.join(tracking)}."
+    return text + " What would you like to do with it?"
+
+
+def _user(record: ToolCallRecord, session: PolicySession) -> str:
+    u = json.loads(record.output)
+    orders = []
+    for order_id in u.get("orders", []):
+        order = session.ctx.store.order(order_id) or {}
+        names = ", ".join(i["name"] for i in order.get("items", []))
+        orders.append(f"{order_id} ({order.get('status', 'unknown')}: {names})")
+    return f"Your orders: {'; '.join(orders) or 'none'}. Which one is it about?"
+
+
+def _signed_in(record: ToolCallRecord, session: PolicySession) -> str:
+    user = session.ctx.store.user(record.output.strip()) or {}
+    first = user.get("name", {}).get("first_name", "")
+    orders = []
+    for order_id in user.get("orders", []):
+        order = session.ctx.store.order(order_id) or {}
+        orders.append(f"{order_id} ({order.get('status', 'unknown')})")
+    listed = f" Your orders: {', '.join(orders)}." if orders else ""
+    return f"Thank you{', ' + first if first else ''}, I found your account.{listed} How can I help?"
+
+
+def _done(record: ToolCallRecord) -> str:
+    try:
+        order = json.loads(record.output)
+    except json.JSONDecodeError:
+        return "Done."
+    if not isinstance(order, dict):
+        return "Done."
+    if record.name == "modify_user_address":
+        return "Done: your default address is updated. Is there anything else I can help you with?"
+    return (
+        f"Done: order {order.get('order_id')} is now {order.get('status')}. Is there anything else I can help you with?"
+    )
+
+
+def _error(record: ToolCallRecord) -> str:
+    text = record.output.removeprefix("Error:").strip()
+    if record.output == NEEDS_AUTH:
+        return ACTS[1].text
+    if record.name in ("find_user_id_by_email", "find_user_id_by_name_zip"):
+        return (
+            "I couldn't find an account with those details. Could you check your email address, or give me your "
+            "first name, last name and zip code?"
+        )
+    text = (text[0].lower() + text[1:]).rstrip(".") if text else "it failed"
+    return f"I couldn't do that: {text}."
+
+
+def grounded_reply(record: ToolCallRecord, session: PolicySession) -> str:
+    """The reply to a tool result of this turn, from that result only."""
+    if record.outcome == "awaiting confirmation":
+        summary = session.pending.summary if session.pending else record.output.rsplit("reply yes: ", 1)[-1]
+        return f"Here is what I will do: {summary[0].upper() + summary[1:]} Shall I go ahead? Please reply yes."
+    if record.outcome == "declined":
+        return "Alright, I haven't changed anything. What would you like to do instead?"
+    if record.outcome == "confirmed":
+        return _done(record)
+    if record.outcome != "ok":
+        return _error(record)
+    if record.name == "search_products":
+        return _search(record)
+    if record.name == "get_order_details":
+        return _order(record)
+    if record.name == "get_user_details":
+        return _user(record, session)
+    if record.name in ("find_user_id_by_email", "find_user_id_by_name_zip"):
+        return _signed_in(record, session)
+    if record.name == "get_product_details":
+        p = json.loads(record.output)
+        variants = [v for v in p.get("variants", {}).values() if v.get("available")]
+        shown = "; ".join(f"{_options(v['options'])} — {_money(v['price'])}" for v in variants[:6])
+        return f"{p['name']}: {len(variants)} options in stock. {shown}."
+    if record.name == "list_all_product_types":
+        return "We sell: " + ", ".join(sorted(json.loads(record.output))) + "."
+    if record.name == "rank_products":
+        ranked = json.loads(record.output)
+        return "These suit you best, in order: " + ", ".join(f"item {r['item_id']}" for r in ranked[:5]) + "."
+    return "Done."
+
+
+def reply_options(session: PolicySession, this_turn: list[ToolCallRecord]) -> list[ReplyOption]:
+    """What the agent may say now: the grounded reply to this turn's last result, else the conversation acts
+    (asking for the account only while nobody is signed in, asking for the order only after)."""
+    if this_turn:
+        return [ReplyOption(grounded_reply(this_turn[-1], session), "grounded")]
+    signed_in = session.user_id is not None
+    return [
+        a for a in ACTS if not (a.act == "ask_account" and signed_in) and not (a.act == "ask_order" and not signed_in)
+    ]
+
+
+def describe(options: list[ReplyOption]) -> list[dict[str, Any]]:
+    return [{"act": o.act, "text": o.text} for o in options]

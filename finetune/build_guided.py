@@ -1,0 +1,248 @@
+"""Training dialogues rendered exactly as the guided agent speaks: replies are the grounded replies and
+conversation acts of `assistant.replies`, tool arguments are what the guided decoder can write (copied
+customer words, grounded ids, stated price bounds).
+
+- `guided_shopping`: product requests (a type, sometimes an option, sometimes a price bound) → a search
+  with exactly those constraints → the grounded reply to the real result; half of them go on with a
+  follow-up ("any in blue?") that searches again with the earlier product words and the new option.
+- `guided_status`: order questions from store customers (not from τ tasks) → sign-in by email or name
+  + zip → `get_order_details` → the grounded order reply; and vague openings ("I want to check on an
+  order") answered by asking for the account, then the sign-in reply.
+- `guided_acts`: greetings, thanks, requests the tools cannot serve, requests for a person, each answered
+  with its conversation act (the hand-over as a `transfer_to_human_agents` call).
+
+τ-retail task dialogues come from `build_tau_dialogues(..., guided=True)`, whose teacher replies the
+same way. Run: `shopassist data dialogues --guided --shopping 300 --status 150 --tasks ... --out ...`.
+"""
+
+import json
+import random
+import tempfile
+from pathlib import Path
+
+from assistant.dialogues import Dialogue
+from assistant.messages import ChatMessage, ToolCall
+from assistant.policy import PolicySession, ToolCallRecord
+from assistant.replies import ACTS, grounded_reply
+from assistant.runtime import system_prompt
+from assistant.store import FreshStores, get_pack
+from assistant.tools import ToolContext, ToolRegistry
+from finetune.build_tau import bitext_requests
+from retrieval.catalog import CatalogItem
+
+ACT = {a.act: a for a in ACTS}
+ASKS = [
+    "do you have {thing}?",
+    "I'm looking for {thing}",
+    "find me {thing}",
+    "show me {thing} please",
+    "any {thing} in stock?",
+    "I need {thing}",
+    "Hi! I'm looking for {thing}",
+    "hello, do you sell {thing}?",
+    "I want to buy {thing}",
+    "can you recommend {thing}?",
+]
+FOLLOW_UPS = ["any in {value}?", "do you have it in {value}?", "what about {value}?", "and in {value}?"]
+STATUS_EMAIL = [
+    "Hi, I'm {email}, where is my order {order}?",
+    "what's the status of order {order}? my email is {email}",
+    "has my order {order} shipped yet? email {email}",
+    "my email is {email}. Can you check order {order} for me?",
+]
+STATUS_NAME = [
+    "what's the status of my order {order}? I'm {first} {last}, zip {zip}",
+    "I'm {first} {last}, zip {zip}. Has my order {order} arrived?",
+    "hi, {first} {last} here (zip {zip}), where is order {order}?",
+    "Can you tell me about my order {order}? My name is {first} {last} and my zip code is {zip}.",
+]
+VAGUE = [
+    "I want to check on an order",
+    "I have a question about my order",
+    "where is my package?",
+    "help with my order",
+]
+GREETINGS = [("hi", "greet"), ("hello there", "greet"), ("hey", "greet"), ("hi, how are you today?", "greet")]
+THANKS = ["thanks, that's all", "thank you!", "ok thanks", "great, thanks a lot"]
+CANNOT_INTENTS = ("delete_account", "recover_password", "create_account", "registration_problems", "check_invoice")
+
+
+def _search_turn(registry, ctx, text: str, arguments: dict) -> list[ChatMessage] | None:
+    observation = registry.invoke(ctx, "search_products", arguments)
+    if observation.startswith("Error"):
+        return None
+    record = ToolCallRecord("search_products", arguments, observation, "ok")
+    return [
+        ChatMessage("user", text),
+        ChatMessage("assistant", tool_call=ToolCall("search_products", arguments)),
+        ChatMessage("tool", observation, name="search_products"),
+        ChatMessage("assistant", grounded_reply(record, None)),
+    ]
+
+
+def guided_shopping(search, items: list[CatalogItem], store_name: str, n: int, seed: int = 0) -> list[Dialogue]:
+    rng = random.Random(seed)
+    registry, ctx = ToolRegistry(), ToolContext(store=None, search=search)
+    system = ChatMessage("system", system_prompt(store_name))
+    out = []
+    for i in range(n):
+        item = rng.choice(items)
+        thing = item.title.lower()
+        arguments: dict = {"query": thing}
+        if item.options and rng.random() < 0.4:
+            key, value = rng.choice(sorted(item.options.items()))
+            thing = f"{thing} with {key} {value}" if rng.random() < 0.5 else f"{value} {thing}"
+            arguments["options"] = {key: value}
+        if rng.random() < 0.5:
+            bound = int(item.price // 50 + 1) * 50
+            thing = f"{thing} under ${bound}"
+            arguments["max_price"] = bound
+        first = _search_turn(registry, ctx, rng.choice(ASKS).format(thing=thing), {**arguments, "k": 3})
+        if first is None:
+            continue
+        messages = [system, *first]
+        others = [
+            v for v in {o for it in items if it.title == item.title for o in it.options.items()} if v[0] != "size"
+        ]
+        if others and rng.random() < 0.5:
+            key, value = rng.choice(sorted(others))
+            follow = {"query": item.title.lower(), "options": {key: value}, "k": 3}
+            second = _search_turn(registry, ctx, rng.choice(FOLLOW_UPS).format(value=value), follow)
+            if second is not None:
+                messages += second
+        out.append(Dialogue(f"guided-shopping-{i}", messages, "shopping", store_name))
+    return out
+
+
+def guided_status(store_name: str, n: int, seed: int = 0) -> list[Dialogue]:
+    rng = random.Random(seed)
+    pack, registry = get_pack(store_name), ToolRegistry()
+    out = []
+    with tempfile.TemporaryDirectory(prefix="shopassist-guided-") as tmp:
+        stores = FreshStores(pack, Path(tmp))
+        with stores.open() as store:
+            users = sorted((u, d) for u, d in store.users().items() if d.get("orders"))
+        for i in range(n):
+            user_id, user = rng.choice(users)
+            order_id = rng.choice(user["orders"])
+            name = user["name"]
+            slots = {
+                "email": user["email"],
+                "order": order_id,
+                "first": name["first_name"],
+                "last": name["last_name"],
+                "zip": user["address"]["zip"],
+            }
+            by_email = rng.random() < 0.5
+            if by_email:
+                auth = ToolCall("find_user_id_by_email", {"email": user["email"]})
+            else:
+                auth = ToolCall(
+                    "find_user_id_by_name_zip",
+                    {"first_name": name["first_name"], "last_name": name["last_name"], "zip": slots["zip"]},
+                )
+            with stores.open() as store:
+                session = PolicySession(registry, ToolContext(store))
+                messages = [ChatMessage("system", system_prompt(store_name))]
+                vague = rng.random() < 0.3
+                if vague:
+                    messages += [
+                        ChatMessage("user", rng.choice(VAGUE)),
+                        ChatMessage("assistant", ACT["ask_account"].text),
+                    ]
+                    identity = (
+                        f"my email is {user['email']}"
+                        if by_email
+                        else f"{name['first_name']} {name['last_name']}, zip {slots['zip']}"
+                    )
+                    messages.append(ChatMessage("user", identity))
+                else:
+                    template = rng.choice(STATUS_EMAIL if by_email else STATUS_NAME)
+                    messages.append(ChatMessage("user", template.format(**slots)))
+                steps = [auth] if vague else [auth, ToolCall("get_order_details", {"order_id": order_id})]
+                for call in steps:
+                    observation = session.call(call.name, call.arguments)
+                    messages += [
+                        ChatMessage("assistant", tool_call=call),
+                        ChatMessage("tool", observation, name=call.name),
+                    ]
+                messages.append(ChatMessage("assistant", grounded_reply(session.trace[-1], session)))
+                out.append(Dialogue(f"guided-status-{i}", messages, "status", store_name, customer=user_id))
+    return out
+
+
+def guided_acts(store_name: str, bitext_path: Path | None, seed: int = 0, humans: int = 30) -> list[Dialogue]:
+    rng = random.Random(seed)
+    system = ChatMessage("system", system_prompt(store_name))
+    out = []
+
+    def add(kind: str, turns: list[ChatMessage]) -> None:
+        out.append(Dialogue(f"guided-{kind}-{len(out)}", [system, *turns], "acts", store_name))
+
+    for text, act in GREETINGS:
+        add("greet", [ChatMessage("user", text), ChatMessage("assistant", ACT[act].text)])
+    for text in THANKS:
+        add("thanks", [ChatMessage("user", text), ChatMessage("assistant", ACT["thanks"].text)])
+    requests = bitext_requests(bitext_path) if bitext_path else {}
+    cannot = [t for intent in CANNOT_INTENTS for t in requests.get(intent, [])]
+    for text in rng.sample(cannot, min(len(cannot), 40)):
+        add("cannot", [ChatMessage("user", text), ChatMessage("assistant", ACT["cannot"].text)])
+    asks = requests.get("contact_human_agent", []) + requests.get("contact_customer_service", [])
+    asks += ["I want to talk to a human", "can I speak to a real person?", "get me a human agent"]
+    call = ToolCall("transfer_to_human_agents", {"summary": "The customer asked for a human agent."})
+    for text in rng.sample(asks, min(len(asks), humans)):
+        add("human", [ChatMessage("user", text), ChatMessage("assistant", tool_call=call)])
+    return out
+
+
+def guided_dialogues(search, items, store_name: str, shopping: int, status: int, bitext: Path | None):
+    """All non-τ guided dialogues, shuffled so no batch is one kind only."""
+    dialogues = guided_shopping(search, items, store_name, shopping)
+    dialogues += guided_status(store_name, status)
+    dialogues += guided_acts(store_name, bitext)
+    random.Random(1).shuffle(dialogues)
+    return dialogues
+
+
+def to_jsonl(dialogues: list[Dialogue]) -> str:
+    return "".join(json.dumps(d.to_dict()) + "\n" for d in dialogues)
+
+
+def stage3b_mix(tau_file: Path, bitext: Path | None, store_name: str = "tau-retail") -> list[dict]:
+    """The stage-3b data: τ dialogues 112-271 of `tau_file` plus fresh (seed 7) searches, status
+    conversations and acts with 80 hand-overs, shuffled (seed 3)."""
+    from assistant.runtime import open_search
+    from retrieval.catalog import items_from_products
+
+    lines = Path(tau_file).read_text(encoding="utf-8").splitlines()
+    rows = [json.loads(line) for line in lines[112:272]]
+    items = items_from_products(get_pack(store_name).read_documents()["products"])
+    fresh = guided_shopping(open_search(store_name), items, store_name, 40, seed=7)
+    fresh += guided_status(store_name, 60, seed=7)
+    fresh += guided_acts(store_name, bitext, seed=7, humans=80)
+    rows += [d.to_dict() for d in fresh]
+    random.Random(3).shuffle(rows)
+    return rows
+
+
+def main(argv: list[str] | None = None) -> int:
+    """python -m finetune.build_guided --stage3b --tau runs/data/guided_tau.jsonl --bitext B --out F"""
+    import argparse
+
+    from retrieval.offline import enforce_offline
+
+    enforce_offline()
+    parser = argparse.ArgumentParser(prog="python -m finetune.build_guided")
+    parser.add_argument("--stage3b", action="store_true", required=True)
+    parser.add_argument("--tau", type=Path, required=True, help="guided τ dialogues (shopassist data dialogues)")
+    parser.add_argument("--bitext", type=Path)
+    parser.add_argument("--out", type=Path, required=True)
+    args = parser.parse_args(argv)
+    rows = stage3b_mix(args.tau, args.bitext)
+    args.out.write_text("".join(json.dumps(r) + "\n" for r in rows), encoding="utf-8")
+    print(json.dumps({"written": str(args.out), "dialogues": len(rows)}))
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
