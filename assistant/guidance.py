@@ -26,7 +26,7 @@ from collections.abc import Callable
 from typing import Any
 
 from assistant.messages import ChatMessage
-from assistant.policy import AUTH_TOOLS, PolicySession, ToolCallRecord
+from assistant.policy import AUTH_TOOLS, OPEN_TOOLS, PolicySession, ToolCallRecord
 
 # tools a guided model never needs: free-form scratch space a small model loops on
 LEFT_OUT = frozenset({"think", "calculate"})
@@ -264,7 +264,7 @@ def legal_tools(
     return out
 
 
-_OPEN = frozenset({"transfer_to_human_agents", "list_all_product_types", "get_product_details", "search_products"})
+_OPEN = OPEN_TOOLS - LEFT_OUT  # the policy layer's open tools, less the scratch tools
 
 
 def grounded_numbers(arguments: dict[str, Any], texts: list[str], keys=("max_price", "min_price")) -> dict[str, Any]:

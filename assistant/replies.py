@@ -10,7 +10,6 @@ found when there were none, nor end mid-sentence or in tool-call markup.
 
 import json
 from dataclasses import dataclass
-from typing import Any
 
 from assistant.messages import ToolCall
 from assistant.policy import NEEDS_AUTH, PolicySession, ToolCallRecord
@@ -183,7 +182,3 @@ def reply_options(session: PolicySession, this_turn: list[ToolCallRecord]) -> li
     return [
         a for a in ACTS if not (a.act == "ask_account" and signed_in) and not (a.act == "ask_order" and not signed_in)
     ]
-
-
-def describe(options: list[ReplyOption]) -> list[dict[str, Any]]:
-    return [{"act": o.act, "text": o.text} for o in options]

@@ -27,17 +27,13 @@ from assistant.replies import ACTS, grounded_reply
 from assistant.runtime import system_prompt
 from assistant.store import FreshStores, get_pack
 from assistant.tools import ToolContext, ToolRegistry
+from finetune.build_shopping import ASKS as SHOPPING_ASKS
 from finetune.build_tau import bitext_requests
 from retrieval.catalog import CatalogItem
 
 ACT = {a.act: a for a in ACTS}
-ASKS = [
-    "do you have {thing}?",
-    "I'm looking for {thing}",
-    "find me {thing}",
-    "show me {thing} please",
-    "any {thing} in stock?",
-    "I need {thing}",
+ASKS = [  # build_shopping's wordings and a few more
+    *SHOPPING_ASKS,
     "Hi! I'm looking for {thing}",
     "hello, do you sell {thing}?",
     "I want to buy {thing}",
