@@ -93,7 +93,7 @@ class Agent:
         streaming = {"on_text": on_text} if on_text is not None else {}
         if not (self.guided and getattr(self.model, "guided", False)):
             return self.model.generate(view, tools=self.session.registry.schemas() if tools else None, **streaming)
-        from assistant.guidance import customer_texts, grounded_numbers, legal_tools
+        from assistant.guidance import customer_texts, grounded_numbers, legal_tools, stated_filters
         from assistant.replies import reply_options
 
         legal = legal_tools(self.session, self.messages, self.this_turn) if tools else []
@@ -101,7 +101,9 @@ class Agent:
         message = self.model.generate(view, tools=legal or None, replies=[o.text for o in options], **streaming)
         if message.tool_call is not None and message.tool_call.name == "search_products":
             call = message.tool_call
-            arguments = grounded_numbers(call.arguments, customer_texts(self.messages))
+            texts = customer_texts(self.messages)
+            arguments = grounded_numbers(call.arguments, texts)
+            arguments = stated_filters(arguments, texts[-1] if texts else "", self.session.ctx.store)
             message.tool_call = ToolCall(call.name, arguments, call.id)
         elif message.tool_call is None and "reply_index" in message.meta:
             chosen = options[message.meta["reply_index"]]

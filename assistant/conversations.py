@@ -116,6 +116,10 @@ def check_turn(expect: dict[str, Any], records, reply: str, session: PolicySessi
             failures.append(f"no search result is a {product}")
         elif not any(f"item {h['item_id']}" in reply for h in hits if h.get("name") == product):
             failures.append(f"the reply lists no {product} that was found")
+    for product in expect.get("only_found", []):  # nothing else is shown as if it were what they asked for
+        hits = [h for r in ran if r.name == "search_products" and r.outcome == "ok" for h in _hits(r.output)]
+        if any(h.get("name") != product for h in hits):
+            failures.append(f"a search this turn returned items that are not a {product}")
     for name in expect.get("no_calls", []):
         if any(r.name == name for r in records):
             failures.append(f"unexpected {name} call")

@@ -141,7 +141,10 @@ def append_jsonl(path: Path, rows: Iterable[dict[str, Any]]) -> int:
     """Append one JSON line per row in a single write, then fsync; returns lines written."""
     lines = [json.dumps(row, ensure_ascii=False) + "\n" for row in rows]
     Path(path).parent.mkdir(parents=True, exist_ok=True)
-    with Path(path).open("a", encoding="utf-8") as fh:
+    # conversations hold personal data: the file is readable by its owner only, however it was made
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600)
+    with os.fdopen(fd, "a", encoding="utf-8") as fh:
+        os.fchmod(fh.fileno(), 0o600)
         fh.write("".join(lines))
         fh.flush()
         os.fsync(fh.fileno())

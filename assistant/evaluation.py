@@ -99,6 +99,53 @@ class TrialResult:
     seconds: float
     seconds_per_turn: list[float]
     error: str | None = None
+    failure: str | None = None  # one of FAILURES for a failed trial (older result files have none)
+
+
+# Why a trial failed, the first that applies (docs/BENCHMARKS.md's failure table)
+FAILURES = (
+    "crashed",
+    "transferred",
+    "not signed in",
+    "step limit",
+    "confirmation never asked",
+    "wrong write",
+    "wrong order",
+    "wrong items or arguments",
+    "required output missing",
+)
+
+
+def classify_failure(
+    task: Task, session: PolicySession, state_match: bool, found: dict[str, bool], transferred: bool, step_limit: bool
+) -> str | None:
+    """The failure kind of a trial, None if it passed. Writes are compared with the gold writes by name,
+    then by order, then by every argument; a state that matches with a missing output is the last kind."""
+    if state_match and all(found.values()):
+        return None
+    gold = [
+        a for a in task.actions if a["name"] != "transfer_to_human_agents" and session.registry.get(a["name"]).writes
+    ]
+    proposed = [
+        r
+        for r in session.trace
+        if r.name in session.registry and session.registry.get(r.name).writes and r.outcome == "awaiting confirmation"
+    ]
+    if transferred and not any(a["name"] == "transfer_to_human_agents" for a in task.actions):
+        return "transferred"
+    if session.user_id is None:
+        return "not signed in"
+    if state_match:
+        return "required output missing"
+    if gold and not proposed:
+        return "step limit" if step_limit else "confirmation never asked"
+    if sorted(a["name"] for a in gold) != sorted(r.name for r in proposed):
+        return "wrong write"
+    if sorted(str(a["kwargs"].get("order_id")) for a in gold) != sorted(
+        str(r.arguments.get("order_id")) for r in proposed
+    ):
+        return "wrong order"
+    return "wrong items or arguments"
 
 
 def outputs_found(outputs: Sequence[str], replies: Sequence[str]) -> dict[str, bool]:
@@ -136,13 +183,14 @@ class Evaluator:
             agent = self.make_agent(session, task, store)
             message, replies, per_turn = first_person(task.instruction), [], []
             steps = calls = 0
-            transferred = False
+            transferred = step_limit = False
             for _ in range(self.max_turns):
                 turn_start = time.perf_counter()
                 turn = agent.respond(message)
                 per_turn.append(time.perf_counter() - turn_start)
                 replies.append(turn.reply)
                 steps, calls = steps + turn.steps, calls + turn.tool_calls
+                step_limit = step_limit or turn.hit_step_limit
                 if turn.transferred:
                     transferred = True
                     break
@@ -151,6 +199,7 @@ class Evaluator:
             state_match = store.state_hash() == gold
             found = outputs_found(task.outputs, replies)
             invalid = sum(r.outcome == "invalid" for r in session.trace)
+            failure = classify_failure(task, session, state_match, found, transferred, step_limit)
         return TrialResult(
             index,
             trial,
@@ -164,6 +213,7 @@ class Evaluator:
             transferred,
             time.perf_counter() - start,
             per_turn,
+            failure=failure,
         )
 
     def run(
@@ -192,7 +242,8 @@ class Evaluator:
             try:
                 result = self.run_trial(tasks[index], index, trial)
             except Exception:  # a crashing task is recorded and the run goes on
-                result = TrialResult(index, trial, 0.0, False, {}, 0, 0, 0, 0, False, 0.0, [], traceback.format_exc())
+                error = traceback.format_exc()
+                result = TrialResult(index, trial, 0.0, False, {}, 0, 0, 0, 0, False, 0.0, [], error, "crashed")
             results.append(result)
             if out is not None:
                 with Path(out).open("a", encoding="utf-8") as fh:
@@ -233,6 +284,8 @@ def summarize(results: Sequence[TrialResult], trials: int) -> dict[str, Any]:
         "avg_steps": sum(r.steps for r in results) / max(1, len(results)),
         "turn_p50_s": turn_times[len(turn_times) // 2] if turn_times else float("nan"),
     }
+    failed = [r.failure or ("crashed" if r.error else "unclassified") for r in results if r.reward < 1]
+    summary["failures"] = {kind: failed.count(kind) for kind in (*FAILURES, "unclassified") if kind in failed}
     for k in range(1, trials + 1):
         low, high = bootstrap_ci(results, k)
         summary[f"pass^{k}"] = {"value": pass_hat_k(results, k), "ci95": [low, high]}

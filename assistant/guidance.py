@@ -51,18 +51,20 @@ def customer_texts(messages: list[ChatMessage], last: int = 6) -> list[str]:
 
 
 _EDGE = "\"'.,!?;:()[]{}<>*"
-# per field: the most words a copied value spans, and what it must look like (format, never intent)
-FIELDS: dict[str, tuple[int, str | None]] = {
-    "email": (1, r"^[^@\s]+@[^@\s]+\.[A-Za-z]{2,}$"),
-    "first_name": (1, r"^[A-Za-z][A-Za-z'-]*$"),
-    "last_name": (1, r"^[A-Za-z][A-Za-z'-]*$"),
-    "zip": (1, r"^\d{5}$"),
-    "query": (4, None),
-    "address1": (6, None),
-    "address2": (3, None),
-    "city": (3, None),
-    "state": (2, None),
-    "country": (2, None),
+# per field: the most words a copied value spans, what it must look like (format, never intent), and how
+# many candidates are kept (newest message first; each is scored, so short lists are fast). Address parts
+# come late in a long sentence, so they keep every run.
+FIELDS: dict[str, tuple[int, str | None, int]] = {
+    "email": (1, r"^[^@\s]+@[^@\s]+\.[A-Za-z]{2,}$", 48),
+    "first_name": (1, r"^[A-Za-z][A-Za-z'-]*$", 48),
+    "last_name": (1, r"^[A-Za-z][A-Za-z'-]*$", 48),
+    "zip": (1, r"^\d{5}$", 48),
+    "query": (4, None, 48),
+    "address1": (6, r"^\d+[A-Za-z]? \S", 400),  # a street address starts with its number
+    "address2": (3, None, 400),
+    "city": (3, None, 400),
+    "state": (2, None, 400),
+    "country": (2, None, 400),
 }
 
 
@@ -137,7 +139,12 @@ def _items_refiner(store, orders: dict[str, dict], new_items: bool) -> Callable:
             return props
         if "item_ids" in props and "item_ids" not in chosen:
             ids = [it["item_id"] for it in order["items"]]
-            props["item_ids"] = {"type": "array", "items": {"type": "string", "enum": ids}, "minItems": 1}
+            props["item_ids"] = {
+                "type": "array",
+                "items": {"type": "string", "enum": ids},
+                "minItems": 1,
+                "uniqueItems": True,
+            }
         if new_items and "item_ids" in chosen and "new_item_ids" not in chosen:
             by_item = {it["item_id"]: it["product_id"] for it in order["items"]}
             per_item = []  # one enum per position: a variant of that item's own product
@@ -218,8 +225,7 @@ def ground(tool: dict[str, Any], session: PolicySession, messages: list[ChatMess
             continue  # narrowed by x-refine once the order is chosen
         elif schema.get("type") == "string" and "enum" not in schema and name != "transfer_to_human_agents":
             # email, names, zip, address lines, the search query: the customer's own words
-            max_words, pattern = FIELDS.get(key, (3, None))
-            values = spans(texts, max_words, pattern)
+            values = spans(texts, *FIELDS.get(key, (3, None, 48)))
             if not values:
                 if key in fn["parameters"].get("required", []):
                     return None
@@ -265,6 +271,52 @@ def legal_tools(
 
 
 _OPEN = OPEN_TOOLS - LEFT_OUT  # the policy layer's open tools, less the scratch tools
+
+
+def _product_type(words: str, names: set[str]) -> str | None:
+    """The catalog product type `words` name (plural or singular, any case), the longest one."""
+    text = f" {words.lower()} "
+    found = [n for n in names if f" {n.lower()} " in text or f" {n.lower()}s " in text or f" {n.lower()}es " in text]
+    return max(found, key=len) if found else None
+
+
+def stated_filters(arguments: dict[str, Any], message: str, store) -> dict[str, Any]:
+    """A search's filters with what the customer's current message states: a price bound ("under $60"),
+    the product type the query names (its category) and option values the catalog has for that type
+    ("any in blue?" after t-shirts → color blue). These are the customer's constraints, read from their
+    words; the model chose to search and what for. A value that fits two keys of the type is left out
+    (ambiguous); the model's own filters stay."""
+    from assistant.requests import parse_request
+
+    out = dict(arguments)
+    bounds = parse_request(message)
+    for key, value in (("max_price", bounds.max_price), ("min_price", bounds.min_price)):
+        if value is not None and key not in out:
+            out[key] = int(value) if float(value).is_integer() else value
+    if store is None:
+        return out
+    products = list(store.products().values())
+    kind = _product_type(str(out.get("query", "")), {p["name"] for p in products})
+    if kind is None:
+        return out
+    if "category" not in out:  # the query names a product type: only that type, so a bound can say "none"
+        out["category"] = next(p.get("category", p["name"]) for p in products if p["name"] == kind)
+    values: dict[str, dict[str, str]] = {}  # lower-cased value → {key: catalog spelling}
+    for p in products:
+        if p["name"] != kind:
+            continue
+        for v in p["variants"].values():
+            for k, val in v["options"].items():
+                values.setdefault(str(val).lower(), {})[k] = str(val)
+    options = dict(out.get("options") or {})
+    for said in spans([message], 3):
+        keys = values.get(said.lower(), {})
+        if len(keys) == 1:
+            ((key, value),) = keys.items()
+            options.setdefault(key, value)
+    if options:
+        out["options"] = options
+    return out
 
 
 def grounded_numbers(arguments: dict[str, Any], texts: list[str], keys=("max_price", "min_price")) -> dict[str, Any]:

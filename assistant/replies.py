@@ -67,19 +67,47 @@ def _money(x: float) -> str:
     return f"${x:,.2f}"
 
 
-def _search(record: ToolCallRecord) -> str:
+def _constraints(arguments: dict) -> str:
+    """The search's filters in words, as the customer stated them: ' (under $60.00, color blue)'."""
+    parts = []
+    if arguments.get("max_price") is not None:
+        parts.append(f"under {_money(float(arguments['max_price']))}")
+    if arguments.get("min_price") is not None:
+        parts.append(f"from {_money(float(arguments['min_price']))}")
+    parts += [f"{k} {v}" for k, v in (arguments.get("options") or {}).items()]
+    return f" ({', '.join(parts)})" if parts else ""
+
+
+def _nearest(arguments: dict, store) -> str:
+    """Why a search of one product type found nothing: the store has none in stock, or the bound or options
+    removed them — with the cheapest one in stock."""
+    category = arguments.get("category")
+    if not category or store is None:
+        return ""
+    stocked = [
+        (v["price"], p["name"], v["options"])
+        for p in store.products().values()
+        if str(p.get("category", p["name"])).lower() == str(category).lower()
+        for v in p["variants"].values()
+        if v.get("available")
+    ]
+    if not stocked:
+        return f" We have no {category} in stock at the moment."
+    price, name, options = min(stocked, key=lambda s: s[0])
+    return f" The lowest-priced {name} in stock is {_money(price)} ({_options(options)})."
+
+
+def _search(record: ToolCallRecord, session: PolicySession | None = None) -> str:
     hits = json.loads(record.output)
-    query = record.arguments.get("query", "")
+    query, wanted = record.arguments.get("query", ""), _constraints(record.arguments)
     if not hits:
-        bound = ""
-        if record.arguments.get("max_price") is not None:
-            bound = f" under {_money(float(record.arguments['max_price']))}"
+        nearest = _nearest(record.arguments, session.ctx.store if session is not None else None)
         return (
-            f'I found nothing in stock matching "{query}"{bound}. Would you like me to try other words, another '
-            "option or a wider budget?"
+            f'I found nothing in stock matching "{query}"{wanted}.{nearest} Would you like me to try other words, '
+            "another option or a wider budget?"
         )
     lines = [f"- {h['name']} ({_options(h['options'])}) — {_money(h['price'])}, item {h['item_id']}" for h in hits]
-    return f'Here is what I found for "{query}":\n' + "\n".join(lines) + "\nWould you like one of these?"
+    return f'Here is what I found for "{query}"{wanted}:\n' + "\n".join(lines) + "\nWould you like one of these?"
 
 
 def _order(record: ToolCallRecord) -> str:
@@ -153,7 +181,7 @@ def grounded_reply(record: ToolCallRecord, session: PolicySession) -> str:
     if record.outcome != "ok":
         return _error(record)
     if record.name == "search_products":
-        return _search(record)
+        return _search(record, session)
     if record.name == "get_order_details":
         return _order(record)
     if record.name == "get_user_details":

@@ -226,7 +226,8 @@ def run_tasks(args: argparse.Namespace) -> dict:
 
     def make_agent(session, task, store):
         session.ctx.search = search
-        return agent_for_session(model, session, "tau-retail", AgentSettings(max_steps=args.max_steps))
+        settings = AgentSettings(max_steps=args.max_steps, guided=not args.unguided)
+        return agent_for_session(model, session, "tau-retail", settings)
 
     out = RESULTS / f"agent_tasks_{args.split}{args.tag}.jsonl"
     with tempfile.TemporaryDirectory() as work:
@@ -234,7 +235,12 @@ def run_tasks(args: argparse.Namespace) -> dict:
         results = evaluator.run(tasks, indices, trials=1, out=out)
     summary = summarize(results, 1)
     summary.update(
-        split=args.split, model=model.name, max_turns=args.max_turns, max_steps=args.max_steps, threads=args.threads
+        split=args.split,
+        model=model.name,
+        guided=not args.unguided,
+        max_turns=args.max_turns,
+        max_steps=args.max_steps,
+        threads=args.threads,
     )
     return summary
 
@@ -252,6 +258,7 @@ def main() -> None:
     parser.add_argument("--limit", type=int, default=0)
     parser.add_argument("--max-turns", type=int, default=10)
     parser.add_argument("--max-steps", type=int, default=8)
+    parser.add_argument("--unguided", action="store_true", help="tasks: the model's free choices (no guidance)")
     args = parser.parse_args()
     # resolved here so every part of a run measures the same model (the shipped adapter, as `shopassist chat`)
     args.adapter = args.adapter or shipped_adapter(args.model)

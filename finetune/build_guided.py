@@ -221,20 +221,52 @@ def stage3b_mix(tau_file: Path, bitext: Path | None, store_name: str = "tau-reta
     return rows
 
 
+def stage4_mix(tasks: Path, bitext: Path | None, suite: Path | None, store_name: str = "tau-retail") -> list[dict]:
+    """The stage-4 data: 180 write dialogues in customers' own words (finetune.build_writes) plus fresh
+    (seed 11) searches (120), status conversations (70) and acts with 25 hand-overs, so earlier skills keep
+    their share (a first try with 50 searches and 60 hand-overs handed shoppers over), shuffled (seed 5)."""
+    from assistant.runtime import open_search
+    from finetune.build_writes import suite_users, write_dialogues
+    from retrieval.catalog import items_from_products
+
+    items = items_from_products(get_pack(store_name).read_documents()["products"])
+    rows = write_dialogues(store_name, 180, tasks, suite, seed=11)
+    rows += guided_shopping(open_search(store_name), items, store_name, 120, seed=11)
+    rows += guided_status(store_name, 70, seed=11)
+    rows += guided_acts(store_name, bitext, seed=11, humans=25)
+    with tempfile.TemporaryDirectory(prefix="shopassist-guided-") as tmp, FreshStores(
+        get_pack(store_name), Path(tmp)
+    ).open() as store:
+        left_out = suite_users(store.users(), suite)  # the suite measures customers the model never saw
+    out = [d.to_dict() for d in rows if d.customer not in left_out]
+    random.Random(5).shuffle(out)
+    return out
+
+
 def main(argv: list[str] | None = None) -> int:
-    """python -m finetune.build_guided --stage3b --tau runs/data/guided_tau.jsonl --bitext B --out F"""
+    """python -m finetune.build_guided --stage3b --tau runs/data/guided_tau.jsonl --bitext B --out F
+    python -m finetune.build_guided --stage4 --tasks ../shared/data/tau-retail/tasks_train.json --bitext B \
+        --suite bench/conversations.json --out F"""
     import argparse
 
     from retrieval.offline import enforce_offline
 
     enforce_offline()
     parser = argparse.ArgumentParser(prog="python -m finetune.build_guided")
-    parser.add_argument("--stage3b", action="store_true", required=True)
-    parser.add_argument("--tau", type=Path, required=True, help="guided τ dialogues (shopassist data dialogues)")
+    stage = parser.add_mutually_exclusive_group(required=True)
+    stage.add_argument("--stage3b", action="store_true")
+    stage.add_argument("--stage4", action="store_true")
+    parser.add_argument("--tau", type=Path, help="--stage3b: guided τ dialogues (shopassist data dialogues)")
+    parser.add_argument(
+        "--tasks", type=Path, help="--stage4: the τ training tasks (their evaluation users are left out)"
+    )
+    parser.add_argument("--suite", type=Path, help="--stage4: the conversation suite (its customers are left out)")
     parser.add_argument("--bitext", type=Path)
     parser.add_argument("--out", type=Path, required=True)
     args = parser.parse_args(argv)
-    rows = stage3b_mix(args.tau, args.bitext)
+    if args.stage3b and args.tau is None or args.stage4 and args.tasks is None:
+        parser.error("--stage3b needs --tau; --stage4 needs --tasks")
+    rows = stage3b_mix(args.tau, args.bitext) if args.stage3b else stage4_mix(args.tasks, args.bitext, args.suite)
     args.out.write_text("".join(json.dumps(r) + "\n" for r in rows), encoding="utf-8")
     print(json.dumps({"written": str(args.out), "dialogues": len(rows)}))
     return 0

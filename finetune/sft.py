@@ -79,6 +79,8 @@ class SFTConfig:
 
     @classmethod
     def from_dict(cls, raw: dict[str, Any], where: str = "config") -> "SFTConfig":
+        if not isinstance(raw, dict):
+            raise ConfigError(f"{where}: a config is a mapping of fields (data: [...], model: ...), got {raw!r:.40}")
         known = {f.name for f in dataclasses.fields(cls)}
         unknown = sorted(set(raw) - known)
         if unknown:
@@ -87,7 +89,21 @@ class SFTConfig:
             raise ConfigError(f"{where}: 'data' must list at least one dialogue JSONL file")
         raw = dict(raw)
         if isinstance(raw.get("profile"), dict):
+            fields = {f.name for f in dataclasses.fields(PromptProfile)}
+            if bad := sorted(set(raw["profile"]) - fields):
+                known = ", ".join(sorted(fields))
+                raise ConfigError(f"{where}: unknown profile field(s) {', '.join(bad)}; known: {known}")
             raw["profile"] = PromptProfile(**raw["profile"])
+        defaults = cls(data=["x"])
+        for name, value in raw.items():  # YAML gives strings for typos such as `batch_size: four`
+            want = getattr(defaults, name)
+            if isinstance(want, bool) and not isinstance(value, bool):
+                raise ConfigError(f"{where}: {name} must be true or false, got {value!r}")
+            if isinstance(want, int | float) and not isinstance(want, bool):
+                if isinstance(value, bool) or not isinstance(value, int | float):
+                    raise ConfigError(f"{where}: {name} must be a number, got {value!r}")
+            if name == "data" and not (isinstance(value, list) and all(isinstance(v, str) for v in value)):
+                raise ConfigError(f"{where}: data must be a list of file paths, got {value!r}")
         config = cls(**raw)
         if config.batch_size < 1 or config.grad_accum < 1 or config.max_length < 64:
             raise ConfigError(f"{where}: batch_size and grad_accum must be ≥ 1 and max_length ≥ 64")

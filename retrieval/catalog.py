@@ -111,6 +111,8 @@ def items_from_products(products: dict[str, dict[str, Any]]) -> list[CatalogItem
 
 
 _TRUE = {"true", "yes", "1", "y"}
+# a field longer than this is a mistake or an attack (it would fill every prompt it is shown in)
+MAX_FIELD_CHARS = {"description": 2000, "title": 200, "category": 100, "id": 64, "product_id": 64}
 _FALSE = {"false", "no", "0", "n"}
 
 
@@ -123,7 +125,11 @@ def _parse_record(raw: dict[str, Any], where: str) -> CatalogItem:
             return ""
         if not isinstance(value, str | int):
             raise CatalogError(f"{where}: field '{name}' must be a string, got {type(value).__name__}")
-        return str(value).strip()
+        value = str(value).strip()
+        if len(value) > MAX_FIELD_CHARS.get(name, 200):
+            limit = MAX_FIELD_CHARS.get(name, 200)
+            raise CatalogError(f"{where}: field '{name}' is {len(value):,} characters long; the limit is {limit:,}")
+        return value
 
     item_id, title, category = text("id", True), text("title", True), text("category", True)
     try:

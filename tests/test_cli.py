@@ -150,3 +150,65 @@ def test_old_spellings_run_the_new_command_and_say_so(capsys):
         main(["eval", "zeroshot-data", "--help"])
     out = capsys.readouterr()
     assert "`eval zeroshot-data` is now `data zeroshot`" in out.err and "--users" in out.out
+
+
+def _bad_files(tmp_path: Path) -> dict[str, Path]:
+    utf8 = tmp_path / "latin1.jsonl"
+    utf8.write_bytes(b'{"id": "1", "title": "caf\xe9", "category": "c", "price": 1}\n')
+    huge = tmp_path / "huge.jsonl"
+    huge.write_text(json.dumps({"id": "1", "title": "t", "category": "c", "price": 1, "description": "x" * 1_000_000}))
+    tasks = tmp_path / "tasks_bad.json"
+    tasks.write_bytes(b"[\xff\xfe]")
+    configs = {}
+    for name, text in {
+        "int": "42",
+        "word": "data: [a.jsonl]\nbatch_size: four\n",
+        "prof": "data: [a.jsonl]\nprofile: {nonsense: 1}\n",
+    }.items():
+        configs[name] = tmp_path / f"{name}.yaml"
+        configs[name].write_text(text)
+    taken = tmp_path / "taken"
+    taken.mkdir()
+    (taken / "users.json").write_text("{}")
+    return {"utf8": utf8, "huge": huge, "tasks": tasks, "taken": taken, **configs}
+
+
+@pytest.mark.parametrize(
+    "argv, message",
+    [
+        (["index", "--catalog", "{utf8}"], "not valid UTF-8"),
+        (["index", "--catalog", "{huge}"], "the limit is 2,000"),
+        (["index", "--catalog", "{utf8}", "--batch-size", "-1"], "must be at least 1"),
+        (["index", "--catalog", "{utf8}", "--batch-size", "0"], "must be at least 1"),
+        (["eval", "tasks", "--file", "{tasks}", "--agent", "oracle"], "not valid UTF-8"),
+        (["train", "sft", "--config", "{int}"], "a config is a mapping"),
+        (["train", "sft", "--config", "{word}"], "batch_size must be a number"),
+        (["train", "sft", "--config", "{prof}"], "unknown profile field(s) nonsense"),
+        (["store", "export", "{taken}/users.json/out"], "Not a directory"),
+        (["store", "export", "{taken}"], "already holds users.json"),
+        (["store", "info", "--store", "/etc"], "a plain name"),
+    ],
+)
+def test_bad_input_gets_one_line_and_changes_nothing(tmp_path, capsys, argv, message):
+    files = _bad_files(tmp_path)
+    argv = [a.format(**files) for a in argv]
+    try:
+        rc = main(argv)
+    except SystemExit as exc:  # argparse's own checks (--batch-size) exit 2 with one usage line
+        rc = exc.code
+    err = capsys.readouterr().err
+    assert rc == 2 and message in err and "Traceback" not in err, err
+    assert (files["taken"] / "users.json").read_text() == "{}"  # an export never overwrites
+    assert sorted(p.name for p in files["taken"].iterdir()) == ["users.json"]  # nothing half-written
+
+
+def test_a_closed_pipe_ends_quietly(small_index):
+    proc = subprocess.run(
+        f"{SHOPASSIST} search boots --store small --json | head -c 1",
+        shell=True,
+        cwd=TESTS.parent,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert "Traceback" not in proc.stderr and "BrokenPipe" not in proc.stderr

@@ -8,6 +8,7 @@ from assistant.evaluation import (
     Evaluator,
     TaskFileError,
     TrialResult,
+    classify_failure,
     first_person,
     load_tasks,
     outputs_found,
@@ -63,6 +64,49 @@ def test_crashes_are_recorded_and_runs_resume(all_tasks, pack, tmp_path):
     assert len(out.read_text().splitlines()) == 3
     again = Evaluator(pack, tmp_path / "w", flaky).run(all_tasks, [0, 1, 2, 3], out=out, progress=False)
     assert len(made) == 4 and [r.task for r in again] == [0, 1, 2, 3]  # only task 3 ran again
+
+
+def test_failed_trials_are_classified(all_tasks, store):
+    from assistant.policy import PolicySession
+    from assistant.tools import ToolContext, ToolRegistry
+
+    def fits(t):  # a single cancel, by a customer with another pending order and a second payment method
+        if [a["name"] for a in t.actions] != ["cancel_pending_order"]:
+            return False
+        u = store.user(t.user_id)
+        pending = [o for o in u["orders"] if store.order(o)["status"] == "pending"]
+        return len(pending) > 1 and len(u["payment_methods"]) > 1
+
+    task = next(t for t in all_tasks if fits(t))
+    user = store.user(task.user_id)
+
+    def session_with(*calls):
+        session = PolicySession(ToolRegistry(), ToolContext(store))
+        for name, args in calls:
+            session.call(name, args)
+        return session
+
+    def kind(session, state=False, found=None, transferred=False, limit=False):
+        return classify_failure(task, session, state, found or {}, transferred, limit)
+
+    gold = task.actions[0]["kwargs"]
+    signed = ("find_user_id_by_email", {"email": user["email"]})
+    other = next(o for o in user["orders"] if o != gold["order_id"] and store.order(o)["status"] == "pending")
+    assert kind(session_with(), state=True) is None
+    assert kind(session_with(), transferred=True) == "transferred"
+    assert kind(session_with()) == "not signed in"
+    assert kind(session_with(signed)) == "confirmation never asked"
+    assert kind(session_with(signed), limit=True) == "step limit"
+    assert kind(session_with(signed), state=True, found={"x": False}) == "required output missing"
+    wrong_reason = "no longer needed" if gold["reason"] == "ordered by mistake" else "ordered by mistake"
+    assert kind(session_with(signed, ("cancel_pending_order", {**gold, "reason": wrong_reason}))) == (
+        "wrong items or arguments"
+    )
+    assert kind(session_with(signed, ("cancel_pending_order", {**gold, "order_id": other}))) == "wrong order"
+    paid = store.order(gold["order_id"])["payment_history"][0]["payment_method_id"]
+    method = next(m for m in user["payment_methods"] if m != paid)
+    change = ("modify_pending_order_payment", {"order_id": gold["order_id"], "payment_method_id": method})
+    assert kind(session_with(signed, change)) == "wrong write"
 
 
 def test_pass_hat_k():

@@ -6,7 +6,7 @@ the store, and every reply is a grounded reply or a conversation act, never mark
 
 import pytest
 
-from assistant.guidance import FIELDS, legal_tools, spans
+from assistant.guidance import FIELDS, legal_tools, spans, stated_filters
 from assistant.llm import load_chat_model
 from assistant.messages import ChatMessage
 from assistant.policy import AUTH_TOOLS, PolicySession
@@ -64,6 +64,38 @@ def test_a_failed_call_is_not_legal_again_in_the_same_turn(store):
     said = [ChatMessage("user", "my email is nobody.here@example.com")]
     session.call("find_user_id_by_email", {"email": "nobody.here@example.com"})
     assert "find_user_id_by_email" not in names(legal_tools(session, said, session.trace[-1:]))
+
+
+def test_stated_price_bounds_and_options_reach_the_search_filters(store):
+    tee = {"query": "t-shirt", "category": "T-Shirt"}
+    filters = stated_filters({"query": "t-shirt"}, "Hi! I'm looking for a t-shirt under $60", store)
+    assert filters == {**tee, "max_price": 60}
+    follow = stated_filters({"query": "t-shirt"}, "any in blue?", store)
+    assert follow == {**tee, "options": {"color": "blue"}}
+    # the model's own filters stay; a value the searched type lacks, or no known type, adds nothing
+    kept = stated_filters({"query": "t-shirts", "max_price": 30}, "under $60 in purple", store)
+    assert kept == {"query": "t-shirts", "category": "T-Shirt", "max_price": 30, "options": {"color": "purple"}}
+    assert stated_filters({"query": "t-shirt"}, "any in stainless steel?", store) == tee
+    assert stated_filters({"query": "something nice"}, "something nice in blue", store) == {"query": "something nice"}
+    boots = stated_filters({"query": "hiking boots"}, "I need waterproof hiking boots, size 10", store)
+    assert boots["options"] == {"size": "10"} and boots["category"] == "Hiking Boots"
+
+
+def test_a_search_that_finds_nothing_says_why(store, search):
+    from assistant.policy import PolicySession
+    from assistant.replies import grounded_reply
+
+    session = PolicySession(ToolRegistry(), ToolContext(store, search))
+    session.call("search_products", {"query": "backpack", "category": "Backpack", "max_price": 150})
+    reply = grounded_reply(session.trace[-1], session)
+    cheapest = min(
+        v["price"]
+        for p in store.products().values()
+        if p["name"] == "Backpack"
+        for v in p["variants"].values()
+        if v["available"]
+    )
+    assert session.trace[-1].output == "[]" and f"${cheapest:,.2f}" in reply and "under $150.00" in reply
 
 
 def test_copied_values_are_runs_of_the_customers_words():

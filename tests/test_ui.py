@@ -128,7 +128,9 @@ def test_handover_lands_in_the_queue_and_customer_messages_wait(hub):
     conversation = hub.new()
     turn = hub.customer_turn(conversation, "I want to talk to a human")
     assert turn.transferred and conversation.status == "transferred"
-    assert hub.queue() == [conversation]
+    assert hub.queue() == [conversation] and "number 1 in the queue" in turn.reply  # the shopper is told
+    second = hub.customer_turn(hub.new(), "I want to talk to a human")
+    assert "number 2 in the queue" in second.reply
     waiting = hub.customer_turn(conversation, "hello? anyone?")
     assert waiting.waiting_for_human
     assert conversation.transcript()[-1] == ChatMessage("user", "hello? anyone?")
@@ -229,3 +231,35 @@ def test_logged_conversations_become_training_dialogues_filtered_by_feedback(hub
     assert all(IVAN not in str(d.to_dict()) for d in kept)  # masked by default
     only_up, report = build_log_dialogues(hub.log.path, require_up=True)
     assert [d.id for d in only_up] == [liked.id] and report.not_rated_up == 1
+
+
+def test_masking_leaves_no_personal_data_typed_or_fetched(store, tmp_path):
+    import os
+    import stat
+
+    from assistant.dialogues import Dialogue, append_dialogues
+    from assistant.masking import customer_record_values
+
+    user = store.user("fatima_anderson_2157")
+    method = next(iter(user["payment_methods"]))
+    typed = [
+        "Hi, I'm Fatima Anderson, zip 32100, call me on 555-123-4567 or +1 (212) 555-0199.",
+        f"charge my card ending 4242, or card number 4111 1111 1111 1111, or {method}",
+        "ship it to 45 Oak Street, Austin instead, my email is fa@example.com",
+    ]
+    messages = [ChatMessage("system", "s")] + [ChatMessage("user", t) for t in typed]
+    messages.append(ChatMessage("assistant", "Item 8124970213 is $49.67 in order #W2974929."))
+    log = tmp_path / "logs" / "dialogues.jsonl"
+    append_dialogues(log, [Dialogue("c1", messages, "app", "tau-retail", customer="fatima_anderson_2157")])
+    assert stat.S_IMODE(os.stat(log).st_mode) == 0o600  # owner-only, as the store's database
+    assert stat.S_IMODE(os.stat(store.path).st_mode) == 0o600
+    out = tmp_path / "export.jsonl"
+    export_dialogues(log, out, customer=lambda s, u: store.user(u))
+    text = out.read_text()
+    leaks = ["Fatima", "Anderson", "32100", "555-123-4567", "555-0199", "4242", "4111", method, "45 Oak Street"]
+    leaks += ["fa@example.com", user["address"]["address1"], "fatima_anderson_2157"]
+    assert [v for v in leaks if v in text] == []
+    assert "8124970213" in text and "#W2974929" in text and "$49.67" in text  # ids and facts stay usable
+    # without the store record, the typed name is still found
+    alone = mask_dialogue(Dialogue("c2", messages, "app", "tau-retail"))
+    assert "Fatima" not in json.dumps(alone.to_dict()) and customer_record_values(None) == set()

@@ -120,14 +120,18 @@ class ConversationHub:
                 self._save(conversation)
                 return TurnResult(WAITING_REPLY, [], conversation.pending, True, waiting_for_human=True)
             turn: Turn = conversation.agent.respond(text, on_text=on_text)
+            reply = turn.reply
             if turn.transferred:
                 conversation.status = "transferred"
+                # what happens next: they joined the end of the queue of those waiting for a person
+                place = len(self.queue())
+                reply = f"{turn.reply} You are number {place} in the queue; please keep this page open."
             cards = cards_from_trace(conversation.agent.session.trace[shown:])
             if cards:
                 conversation.cards = cards
                 self._impressions(conversation, cards)
             self._save(conversation)
-            return TurnResult(turn.reply, cards, conversation.pending, turn.transferred)
+            return TurnResult(reply, cards, conversation.pending, turn.transferred)
 
     def feedback(self, conversation: Conversation, index: int, rating: str | None) -> None:
         """Thumbs up/down on the assistant message at `index` of the transcript (None clears it)."""

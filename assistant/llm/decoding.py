@@ -326,30 +326,43 @@ class Decoder:
             return values
         if kind == "array":
             return self._array(
-                schema.get("items", {"type": "string"}), budget, schema.get("minItems", 0), schema.get("maxItems")
+                schema.get("items", {"type": "string"}),
+                budget,
+                schema.get("minItems", 0),
+                schema.get("maxItems"),
+                bool(schema.get("uniqueItems")),
             )
         if kind == "object":
             return self.object(schema, budget, lead=" ")
         raise ConstraintError(f"unsupported schema type {kind!r}")
 
     def _array(
-        self, items: dict[str, Any], budget: Budget, min_items: int = 0, items_max: int | None = None
+        self,
+        items: dict[str, Any],
+        budget: Budget,
+        min_items: int = 0,
+        items_max: int | None = None,
+        unique: bool = False,
     ) -> list[str]:
         if items.get("type") != "string":
             raise ConstraintError("only arrays of strings are supported")
         values: list[str] = []
         if "enum" in items:  # each element one of the allowed values (ids the conversation grounded)
-            first = [f' ["{v}"' for v in items["enum"]] + ([] if min_items else [" []"])
+            enum = items["enum"]  # with `unique`, a value may appear as often as it is listed (an order's items)
+            first = [f' ["{v}"' for v in dict.fromkeys(enum)] + ([] if min_items else [" []"])
             pick = self.choose(first)
             if pick == " []":
                 return values
             values.append(pick[3:-1])
             most = min(budget.array_items, items_max if items_max is not None else budget.array_items)
+            if unique:  # an item named more often than the order holds it is an error for the store's tools
+                most = min(most, len(enum))
             while len(values) < most:
+                left = [v for v in dict.fromkeys(enum) if not unique or values.count(v) < enum.count(v)]
                 if len(values) < min_items:  # more are required: no closing yet
-                    values.append(self.choose([f', "{v}"' for v in items["enum"]])[3:-1])
+                    values.append(self.choose([f', "{v}"' for v in left])[3:-1])
                     continue
-                pick = self.choose(["]"] + [f', "{v}"' for v in items["enum"]])
+                pick = self.choose(["]"] + [f', "{v}"' for v in left])
                 if pick == "]":
                     return values
                 values.append(pick[3:-1])

@@ -12,6 +12,7 @@ from typing import Any
 import httpx
 
 from assistant.llm.base import GenerationSettings, ModelError, OnText, PromptProfile, ToolChoice
+from assistant.llm.prompting import bounded_observation, defuse
 from assistant.messages import ChatMessage, ToolCall
 
 
@@ -29,10 +30,11 @@ def to_openai_messages(messages: list[ChatMessage]) -> list[dict[str, Any]]:
                     "tool_calls": [{"id": last_call_id, "type": "function", "function": call}],
                 }
             )
-        elif m.role == "tool":
-            out.append({"role": "tool", "tool_call_id": last_call_id, "content": m.content})
+        elif m.role == "tool":  # bounded like every backend's, markers defused: the server's template writes turns
+            content = defuse(bounded_observation(m.content))
+            out.append({"role": "tool", "tool_call_id": last_call_id, "content": content})
         else:
-            out.append({"role": m.role, "content": m.content})
+            out.append({"role": m.role, "content": defuse(m.content)})
     return out
 
 

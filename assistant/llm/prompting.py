@@ -7,6 +7,7 @@ ships no template, so it gets the Gemma turn format below.
 """
 
 import json
+import re
 from typing import Any
 
 from assistant.llm.decoding import TOOL_CLOSE, TOOL_OPEN
@@ -23,6 +24,24 @@ CHATML_TEMPLATE = (
     "{% endfor %}{% if add_generation_prompt %}<|im_start|>assistant\n{% endif %}"
 )
 MAX_OBSERVATION_CHARS = 2000  # long tool results (a product with 40 variants) are cut to keep prompts short
+# Control strings of the chat formats we serve (ChatML, Gemma, Llama 3). Typed by a shopper or found in a
+# catalog description they would otherwise be read by the tokenizer as real turn boundaries.
+TURN_MARKERS = ("<start_of_turn>", "<end_of_turn>", "<bos>", "<eos>", "<pad>")
+_PIPE_MARKER = re.compile(r"<(?=\|)")  # <|im_start|>, <|im_end|>, <|endoftext|>, <|eot_id|>, ...
+_JOINER = "\u2060"  # word joiner: invisible, and no tokenizer has a special token containing it
+
+
+def defuse(text: str, markers: tuple[str, ...] = ()) -> str:
+    """`text` with every turn marker broken by an invisible joiner, so it is read as text, never as a
+    special token. `markers`: the tokenizer's own special tokens, beyond the known formats."""
+    if "<" not in text:
+        return text
+    text = _PIPE_MARKER.sub("<" + _JOINER, text)
+    for marker in (*TURN_MARKERS, *markers):
+        if len(marker) > 1 and marker in text:
+            text = text.replace(marker, marker[0] + _JOINER + marker[1:])
+    return text
+
 
 _TYPE_NAMES = {"string": "str", "number": "number", "integer": "int", "boolean": "bool", "object": "object"}
 
@@ -59,20 +78,27 @@ def render_tool_call(name: str, arguments: dict[str, Any]) -> str:
     return f"{TOOL_OPEN}{json.dumps({'name': name, 'arguments': arguments}, ensure_ascii=False)}{TOOL_CLOSE}"
 
 
+def bounded_observation(content: str) -> str:
+    content = compact_json(content)
+    return content[:MAX_OBSERVATION_CHARS] + " ...(cut)" if len(content) > MAX_OBSERVATION_CHARS else content
+
+
 def to_template_messages(
-    messages: list[ChatMessage], tools: list[dict[str, Any]] | None, brief_tools: bool = False
+    messages: list[ChatMessage],
+    tools: list[dict[str, Any]] | None,
+    brief_tools: bool = False,
+    markers: tuple[str, ...] = (),
 ) -> list[dict[str, str]]:
-    """Role/content dicts for a chat template; the tool list is appended to the system message."""
+    """Role/content dicts for a chat template; the tool list is appended to the system message. Every
+    content has its turn markers defused (`defuse`): only the template writes turns."""
     out: list[dict[str, str]] = []
     for message in messages:
         content = message.content
         if message.role == "assistant" and message.tool_call is not None:
             content = render_tool_call(message.tool_call.name, message.tool_call.arguments)
         elif message.role == "tool":
-            content = compact_json(content)
-            if len(content) > MAX_OBSERVATION_CHARS:
-                content = content[:MAX_OBSERVATION_CHARS] + " ...(cut)"
-        out.append({"role": message.role, "content": content})
+            content = bounded_observation(content)
+        out.append({"role": message.role, "content": defuse(content, markers)})
     if tools:
         if out and out[0]["role"] == "system":
             out[0] = {"role": "system", "content": out[0]["content"] + tools_section(tools, brief_tools)}

@@ -113,6 +113,8 @@ class TransformersChatModel:
         if self.tokenizer.eos_token_id is not None:
             self.stop_ids.add(self.tokenizer.eos_token_id)
         self.tool_open = self.tokenizer.encode(TOOL_OPEN, add_special_tokens=False)
+        # never written by a message (prompting.defuse); the tool-call tags are the template's own text
+        self.markers = tuple(t for t in self.tokenizer.all_special_tokens if t not in (TOOL_OPEN, TOOL_CLOSE))
         known = [self.tokenizer.convert_tokens_to_ids(t) for t in ("<|im_end|>", "<end_of_turn>")]
         self.turn_end = next((i for i in known if i is not None and i != self.tokenizer.unk_token_id), None)
         if self.turn_end is None:
@@ -126,7 +128,10 @@ class TransformersChatModel:
         while True:
             text = self.tokenizer.apply_chat_template(
                 to_template_messages(
-                    messages, tools if self.profile.tools_in_prompt else None, self.profile.brief_tools
+                    messages,
+                    tools if self.profile.tools_in_prompt else None,
+                    self.profile.brief_tools,
+                    self.markers,
                 ),
                 tokenize=False,
                 add_generation_prompt=True,

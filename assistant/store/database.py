@@ -9,8 +9,10 @@ so a process killed mid-write leaves the previous state (WAL journal, synchronou
 """
 
 import json
+import os
 import shutil
 import sqlite3
+import tempfile
 import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -108,6 +110,9 @@ class Store:
         self.path.parent.mkdir(parents=True, exist_ok=True)
         self._lock = threading.RLock()
         self._hasher = SHARED_HASHER
+        # customers' names, addresses and payment methods: owner-only (SQLite gives its -wal/-shm the same)
+        os.close(os.open(self.path, os.O_RDWR | os.O_CREAT, 0o600))
+        os.chmod(self.path, 0o600)
         self._conn = sqlite3.connect(self.path, isolation_level=None, check_same_thread=False)
         self._conn.execute("PRAGMA journal_mode=WAL")
         self._conn.execute("PRAGMA synchronous=FULL")
@@ -260,13 +265,21 @@ class Store:
         return self._hasher.hash_rows(rows)
 
     def export_to_dir(self, out_dir: Path) -> list[Path]:
+        """The store's JSON files in `out_dir`, all or none: never over existing files, never half written."""
         out_dir = Path(out_dir)
+        docs = self.export_state()
+        paths = [out_dir / f"{name}.json" for name in docs]
+        if existing := [p.name for p in paths if p.exists()]:
+            raise FileExistsError(f"{out_dir} already holds {', '.join(existing)}; export into a new folder")
         out_dir.mkdir(parents=True, exist_ok=True)
-        paths = []
-        for name, doc in self.export_state().items():
-            path = out_dir / f"{name}.json"
-            path.write_text(json.dumps(doc, indent=2) + "\n", encoding="utf-8")
-            paths.append(path)
+        tmp = Path(tempfile.mkdtemp(prefix=".export-", dir=out_dir))
+        try:
+            for name, doc in docs.items():
+                (tmp / f"{name}.json").write_text(json.dumps(doc, indent=2) + "\n", encoding="utf-8")
+            for path in paths:
+                (tmp / path.name).rename(path)
+        finally:
+            shutil.rmtree(tmp, ignore_errors=True)
         return paths
 
 

@@ -6,6 +6,7 @@ folder with the same files works too (`StorePack.from_dir`).
 """
 
 import json
+import re
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -70,6 +71,8 @@ def list_packs() -> list[str]:
 
 
 def get_pack(name: str) -> StorePack:
+    if not re.fullmatch(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,63}", name or "") or ".." in name:
+        raise StorePackError(f"a store is named by a plain name such as tau-retail, not a path: {name!r}")
     for base in (STORES_DIR, imported_packs_dir()):
         root = base / name
         if root.is_dir():

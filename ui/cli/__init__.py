@@ -5,6 +5,7 @@ line saying what to type now) and turns any `ShopassistError` into one line on s
 """
 
 import argparse
+import os
 import sys
 
 from retrieval.errors import ShopassistError
@@ -51,8 +52,20 @@ def main(argv: list[str] | None = None) -> int:
     try:
         return args.func(args)
     except (ShopassistError, FileExistsError) as exc:
-        print(f"shopassist {args.command}: {exc}", file=sys.stderr)
-        return 2
+        return _fail(args.command, str(exc))
+    except BrokenPipeError:  # `shopassist search ... | head -1`: the reader left; nothing to report
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return 0
+    except UnicodeDecodeError as exc:
+        return _fail(args.command, f"a file is not valid UTF-8 text ({exc.reason} at byte {exc.start})")
+    except OSError as exc:  # unwritable folder, missing file, full disk: say which, no traceback
+        where = f": {exc.filename}" if exc.filename else ""
+        return _fail(args.command, f"{exc.strerror or exc}{where}")
+
+
+def _fail(command: str, message: str) -> int:
+    print(f"shopassist {command}: {message}", file=sys.stderr)
+    return 2
 
 
 if __name__ == "__main__":

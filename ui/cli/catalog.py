@@ -5,7 +5,7 @@ import json
 import sys
 from pathlib import Path
 
-from ui.cli.common import open_search, option, store_argument
+from ui.cli.common import open_search, option, positive_int, store_argument
 
 
 def register(sub) -> None:
@@ -14,7 +14,7 @@ def register(sub) -> None:
     p.add_argument("--catalog", type=Path, help="index a JSONL or CSV catalog file instead (docs/DATA.md)")
     p.add_argument("--name", help="catalog name for --catalog (default: the file name without extension)")
     p.add_argument("--force", action="store_true", help="re-embed every item even if the index is up to date")
-    p.add_argument("--batch-size", type=int, default=256)
+    p.add_argument("--batch-size", type=positive_int, default=256)
     p.set_defaults(func=cmd_index)
 
     p = sub.add_parser("search", help="search the catalog")

@@ -20,6 +20,24 @@ def cmd_logs(args: argparse.Namespace) -> int:
     source = args.source or log_dir() / "dialogues.jsonl"
     if not source.is_file():
         raise SystemExit(f"shopassist logs: no log at {source} yet (the UI writes it)")
-    n = export_dialogues(source, args.out, mask=args.mask)
+    n = export_dialogues(source, args.out, mask=args.mask, customer=_customers())
     print(f"wrote {n} conversations to {args.out}" + (" (personal data masked)" if args.mask else ""))
     return 0
+
+
+def _customers():
+    """customer(store, user_id) → the record in that store's database, for masking (None if unknown)."""
+    from assistant.store import Store
+
+    opened: dict[str, Store | None] = {}
+
+    def customer(store_name: str, user_id: str):
+        if store_name not in opened:
+            try:
+                opened[store_name] = Store.open(store_name)
+            except Exception:  # an unknown or missing store: mask by what the log holds
+                opened[store_name] = None
+        store = opened[store_name]
+        return store.user(user_id) if store is not None else None
+
+    return customer
