@@ -103,7 +103,8 @@ class Agent:
             call = message.tool_call
             texts = customer_texts(self.messages)
             arguments = grounded_numbers(call.arguments, texts)
-            arguments = stated_filters(arguments, texts[-1] if texts else "", self.session.ctx.store)
+            earlier = next((r.arguments for r in reversed(self.session.trace) if r.name == call.name), None)
+            arguments = stated_filters(arguments, texts[-1] if texts else "", self.session.ctx.store, earlier)
             message.tool_call = ToolCall(call.name, arguments, call.id)
         elif message.tool_call is None and "reply_index" in message.meta:
             chosen = options[message.meta["reply_index"]]

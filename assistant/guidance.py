@@ -280,12 +280,16 @@ def _product_type(words: str, names: set[str]) -> str | None:
     return max(found, key=len) if found else None
 
 
-def stated_filters(arguments: dict[str, Any], message: str, store) -> dict[str, Any]:
+def stated_filters(
+    arguments: dict[str, Any], message: str, store, earlier: dict[str, Any] | None = None
+) -> dict[str, Any]:
     """A search's filters with what the customer's current message states: a price bound ("under $60"),
     the product type the query names (its category) and option values the catalog has for that type
     ("any in blue?" after t-shirts → color blue). These are the customer's constraints, read from their
     words; the model chose to search and what for. A value that fits two keys of the type is left out
-    (ambiguous); the model's own filters stay."""
+    (ambiguous); the model's own filters stay. `earlier`: the conversation's previous search; a follow-up
+    on the same type keeps its bounds and options unless this message restates them ("t-shirt under $60",
+    then "any in blue?" → blue t-shirts under $60)."""
     from assistant.requests import parse_request
 
     out = dict(arguments)
@@ -314,6 +318,11 @@ def stated_filters(arguments: dict[str, Any], message: str, store) -> dict[str, 
         if len(keys) == 1:
             ((key, value),) = keys.items()
             options.setdefault(key, value)
+    if earlier and earlier.get("category") == out.get("category"):
+        for key in ("max_price", "min_price"):
+            if key not in out and earlier.get(key) is not None:
+                out[key] = earlier[key]
+        options = {**(earlier.get("options") or {}), **options}
     if options:
         out["options"] = options
     return out

@@ -77,6 +77,16 @@ def test_stated_price_bounds_and_options_reach_the_search_filters(store):
     assert kept == {"query": "t-shirts", "category": "T-Shirt", "max_price": 30, "options": {"color": "purple"}}
     assert stated_filters({"query": "t-shirt"}, "any in stainless steel?", store) == tee
     assert stated_filters({"query": "something nice"}, "something nice in blue", store) == {"query": "something nice"}
+    # a follow-up on the same type keeps the earlier constraints unless it restates them
+    first = {**tee, "max_price": 60, "options": {"color": "black"}}
+    assert stated_filters({"query": "t-shirt"}, "any in blue?", store, first) == {
+        **tee,
+        "max_price": 60,
+        "options": {"color": "blue"},
+    }
+    assert stated_filters({"query": "t-shirt"}, "under $40 then", store, first)["max_price"] == 40
+    other = stated_filters({"query": "backpack"}, "and backpacks?", store, first)
+    assert "max_price" not in other and "options" not in other  # another type starts afresh
     boots = stated_filters({"query": "hiking boots"}, "I need waterproof hiking boots, size 10", store)
     assert boots["options"] == {"size": "10"} and boots["category"] == "Hiking Boots"
 
