@@ -168,6 +168,13 @@ def ground(tool: dict[str, Any], session: PolicySession, messages: list[ChatMess
     orders: dict[str, dict] = {}
     if user is not None:
         orders = {o: d for o in user.get("orders", []) if (d := store.order(o)) is not None}
+    catalog: list[dict] = []
+
+    def products() -> list[dict]:  # the catalog, read once per grounding and only if a key needs it
+        if not catalog:
+            catalog.extend(store.products().values())
+        return catalog
+
     for key, schema in list(props.items()):
         if key == "user_id":
             if user_id is None:
@@ -199,20 +206,16 @@ def ground(tool: dict[str, Any], session: PolicySession, messages: list[ChatMess
             props[key] = {"type": "array", "items": {"type": "string", "enum": values}, "minItems": 1}
         elif key == "category" and name == "search_products":
             said = " ".join(texts).lower()  # a product type the customer named (hiking boots → Hiking Boots)
-            types = sorted({p["name"] for p in store.products().values() if p["name"].lower() in said})
+            types = sorted({p["name"] for p in products() if p["name"].lower() in said})
             if not types:
                 del props[key]
                 continue
             props[key] = {"type": "string", "enum": types, "description": schema.get("description", "")}
         elif key == "options" and name == "search_products":
             # an option is grounded twice: the customer wrote the value, and the catalog has it for that key
-            known: dict[str, set[str]] = {}
-            for p in store.products().values():
-                for v in p["variants"].values():
-                    for k, val in v["options"].items():
-                        known.setdefault(k, set()).add(str(val).lower())
-            said = [w for w in spans(texts, 2) if any(w.lower() in vals for vals in known.values())]
-            keys = sorted(k for k, vals in known.items() if any(w.lower() in vals for w in said))
+            known = option_values(products())
+            said = [w for w in spans(texts, 2) if w.lower() in known]
+            keys = sorted({k for w in said for k in known[w.lower()]})
             if not keys:
                 del props[key]
                 continue
@@ -273,6 +276,16 @@ def legal_tools(
 _OPEN = OPEN_TOOLS - LEFT_OUT  # the policy layer's open tools, less the scratch tools
 
 
+def option_values(products) -> dict[str, dict[str, str]]:
+    """Every option value the products' variants have, lower-cased → {option key: catalog spelling}."""
+    values: dict[str, dict[str, str]] = {}
+    for p in products:
+        for v in p["variants"].values():
+            for k, val in v["options"].items():
+                values.setdefault(str(val).lower(), {})[k] = str(val)
+    return values
+
+
 def _product_type(words: str, names: set[str]) -> str | None:
     """The catalog product type `words` name (plural or singular, any case), the longest one."""
     text = f" {words.lower()} "
@@ -305,13 +318,7 @@ def stated_filters(
         return out
     if "category" not in out:  # the query names a product type: only that type, so a bound can say "none"
         out["category"] = next(p.get("category", p["name"]) for p in products if p["name"] == kind)
-    values: dict[str, dict[str, str]] = {}  # lower-cased value → {key: catalog spelling}
-    for p in products:
-        if p["name"] != kind:
-            continue
-        for v in p["variants"].values():
-            for k, val in v["options"].items():
-                values.setdefault(str(val).lower(), {})[k] = str(val)
+    values = option_values(p for p in products if p["name"] == kind)
     options = dict(out.get("options") or {})
     for said in spans([message], 3):
         keys = values.get(said.lower(), {})

@@ -234,9 +234,10 @@ def stage4_mix(tasks: Path, bitext: Path | None, suite: Path | None, store_name:
     rows += guided_shopping(open_search(store_name), items, store_name, 120, seed=11)
     rows += guided_status(store_name, 70, seed=11)
     rows += guided_acts(store_name, bitext, seed=11, humans=25)
-    with tempfile.TemporaryDirectory(prefix="shopassist-guided-") as tmp, FreshStores(
-        get_pack(store_name), Path(tmp)
-    ).open() as store:
+    with (
+        tempfile.TemporaryDirectory(prefix="shopassist-guided-") as tmp,
+        FreshStores(get_pack(store_name), Path(tmp)).open() as store,
+    ):
         left_out = suite_users(store.users(), suite)  # the suite measures customers the model never saw
     out = [d.to_dict() for d in rows if d.customer not in left_out]
     random.Random(5).shuffle(out)

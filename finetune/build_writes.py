@@ -118,7 +118,7 @@ def _other_variant(store: Store, item: dict[str, Any], rng: random.Random) -> tu
     return rng.choice(sorted(choices)) if choices else None
 
 
-Plan = tuple[str, list[str], ToolCall]  # (customer wording, what it names, the write)
+Plan = tuple[str, ToolCall]  # (customer wording, the write)
 
 
 def _plan(kind: str, store: Store, user: dict, order: dict, rng: random.Random) -> Plan | None:
@@ -129,7 +129,7 @@ def _plan(kind: str, store: Store, user: dict, order: dict, rng: random.Random) 
     name = item["name"].lower()
     if kind == "cancel":
         text, reason = rng.choice(CANCEL)
-        return text.format(order=oid), [], ToolCall("cancel_pending_order", {"order_id": oid, "reason": reason})
+        return text.format(order=oid), ToolCall("cancel_pending_order", {"order_id": oid, "reason": reason})
     if kind == "return":
         if paid is None or sum(i["name"] == item["name"] for i in items) > 1:
             return None
@@ -141,7 +141,7 @@ def _plan(kind: str, store: Store, user: dict, order: dict, rng: random.Random) 
         if method != paid or rng.random() < 0.3:
             text += RETURN_TO.format(method=_method_words(methods[method]))
         args = {"order_id": oid, "item_ids": [item["item_id"]], "payment_method_id": method}
-        return text, [name], ToolCall("return_delivered_order_items", args)
+        return text, ToolCall("return_delivered_order_items", args)
     if kind in ("exchange", "modify_items"):
         if paid is None or sum(i["name"] == item["name"] for i in items) > 1:
             return None
@@ -153,19 +153,21 @@ def _plan(kind: str, store: Store, user: dict, order: dict, rng: random.Random) 
         text = rng.choice(templates).format(item=name, order=oid, value=value)
         tool = "exchange_delivered_order_items" if kind == "exchange" else "modify_pending_order_items"
         args = {"order_id": oid, "item_ids": [item["item_id"]], "new_item_ids": [new_id], "payment_method_id": paid}
-        return text, [name, value], ToolCall(tool, args)
+        return text, ToolCall(tool, args)
     if kind == "modify_payment":
         others = [m for m in methods if m != paid]
         if not others:
             return None
         method = rng.choice(sorted(others))
         text = rng.choice(MODIFY_PAYMENT).format(order=oid, method=_method_words(methods[method]))
-        return text, [], ToolCall("modify_pending_order_payment", {"order_id": oid, "payment_method_id": method})
+        return text, ToolCall("modify_pending_order_payment", {"order_id": oid, "payment_method_id": method})
     if kind == "modify_address":
         city, state, zip_code = rng.choice(CITIES)
         street = f"{rng.randint(10, 999)} {rng.choice(STREETS)}"
         suite = f"Apt {rng.randint(1, 40)}" if rng.random() < 0.5 else ""
-        address = ", ".join(p for p in (street, suite, city, f"{state} {zip_code}", "USA") if p)
+        if not suite:
+            return None  # the schema needs an address2 copied from the customer's words
+        address = ", ".join((street, suite, city, f"{state} {zip_code}", "USA"))
         args = {
             "order_id": oid,
             "address1": street,
@@ -175,13 +177,8 @@ def _plan(kind: str, store: Store, user: dict, order: dict, rng: random.Random) 
             "country": "USA",
             "zip": zip_code,
         }
-        if not suite:
-            return None  # the schema needs an address2 copied from the customer's words
-        return (
-            rng.choice(MODIFY_ADDRESS).format(order=oid, address=address),
-            [],
-            ToolCall("modify_pending_order_address", args),
-        )
+        text = rng.choice(MODIFY_ADDRESS).format(order=oid, address=address)
+        return text, ToolCall("modify_pending_order_address", args)
     return None
 
 
@@ -233,7 +230,7 @@ def guided_writes(
 
 
 def _play(store, registry, store_name, user_id, user, plan: Plan, rng, dialogue_id) -> Dialogue | None:
-    text, _, write = plan
+    text, write = plan
     session = PolicySession(registry, ToolContext(store))
     messages = [ChatMessage("system", system_prompt(store_name))]
     name = user["name"]

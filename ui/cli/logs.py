@@ -28,6 +28,7 @@ def cmd_logs(args: argparse.Namespace) -> int:
 def _customers():
     """customer(store, user_id) → the record in that store's database, for masking (None if unknown)."""
     from assistant.store import Store
+    from retrieval.errors import ShopassistError
 
     opened: dict[str, Store | None] = {}
 
@@ -35,7 +36,7 @@ def _customers():
         if store_name not in opened:
             try:
                 opened[store_name] = Store.open(store_name)
-            except Exception:  # an unknown or missing store: mask by what the log holds
+            except ShopassistError:  # an unknown or missing store: mask by what the log holds
                 opened[store_name] = None
         store = opened[store_name]
         return store.user(user_id) if store is not None else None
