@@ -48,11 +48,19 @@ class Agent:
         if not self.messages:
             self.messages.append(ChatMessage("system", self.system_prompt))
 
-    def respond(self, customer_message: str, on_text: Callable[[str], None] | None = None) -> Turn:
-        """One customer message in, one reply out; `on_text` receives the reply as it is generated."""
+    def respond(
+        self,
+        customer_message: str,
+        on_text: Callable[[str], None] | None = None,
+        on_recorded: Callable[[], None] | None = None,
+    ) -> Turn:
+        """One customer message in, one reply out; `on_text` receives the reply as it is generated,
+        `on_recorded` is called once the message (and a write it confirmed) is recorded, before the model runs."""
         if self.done:
             return Turn(TRANSFER_REPLY, 0, 0, transferred=True)
         self.add_customer_message(customer_message)
+        if on_recorded is not None:
+            on_recorded()
         made: list[tuple[str, dict]] = []  # this turn's calls
         for step in range(1, self.max_steps + 1):
             # Within a turn the store does not change (writes wait for the customer's yes), so a call made

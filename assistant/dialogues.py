@@ -52,7 +52,8 @@ class Dialogue:
         }
 
 
-def _message(data: Any, i: int) -> ChatMessage:
+def message_from_dict(data: Any, i: int = 0) -> ChatMessage:
+    """One message of the format, validated; `i` is its place, for the error message."""
     where = f"messages[{i}]"
     if not isinstance(data, dict):
         raise ValueError(f"{where} must be an object")
@@ -75,7 +76,10 @@ def _message(data: Any, i: int) -> ChatMessage:
     name = data.get("name")
     if role == "tool" and not isinstance(name, str):
         raise ValueError(f"{where}: a tool message needs 'name', the tool that produced it")
-    return ChatMessage(role, content, tool_call, name)
+    author = data.get("author")
+    if author is not None and author != "human":
+        raise ValueError(f"{where}.author must be 'human' when present")
+    return ChatMessage(role, content, tool_call, name, meta={"author": author} if author else {})
 
 
 def dialogue_from_dict(data: Any) -> Dialogue:
@@ -87,7 +91,7 @@ def dialogue_from_dict(data: Any) -> Dialogue:
     raw = data.get("messages")
     if not isinstance(raw, list) or not raw:
         raise ValueError("'messages' must be a non-empty list")
-    messages = [_message(m, i) for i, m in enumerate(raw)]
+    messages = [message_from_dict(m, i) for i, m in enumerate(raw)]
     for i, m in enumerate(messages):
         if m.role == "tool":
             previous = messages[i - 1] if i else None

@@ -33,4 +33,6 @@ class ChatMessage:
             data["tool_call"] = {"name": self.tool_call.name, "arguments": self.tool_call.arguments}
         if self.name:
             data["name"] = self.name
+        if self.meta.get("author"):  # "human": written or approved by a customer-service agent
+            data["author"] = self.meta["author"]
         return data

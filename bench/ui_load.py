@@ -40,8 +40,9 @@ def main() -> None:
 
     from assistant.llm import load_chat_model
     from assistant.store import Store
-    from ui.app import build_app, launch
+    from ui.app import free_port, serve
     from ui.serve import make_hub
+    from ui.staff import StaffLogin
 
     prompts = load_prompts()
     if args.scripted:
@@ -52,8 +53,8 @@ def main() -> None:
         model = load_chat_model(threads=args.threads)
     with tempfile.TemporaryDirectory() as work, Store.open("tau-retail", path=Path(work) / "store.sqlite3") as store:
         hub = make_hub(model, store, open_search(), "tau-retail", logs=Path(work) / "logs")
-        app = build_app(hub)
-        _, url, _ = launch(app, port=None, prevent_thread_lock=True, quiet=True)
+        running = serve(hub, StaffLogin("staff", "unused"), port=free_port(), background=True)
+        url = running.url
         latencies: list[float] = []
         errors: list[str] = []
 
@@ -74,7 +75,7 @@ def main() -> None:
         for t in threads:
             t.join()
         wall = time.perf_counter() - started
-        app.close()
+        running.stop()
     result = {
         "model": getattr(model, "name", "scripted"),
         "sessions": args.sessions,

@@ -12,8 +12,10 @@ from assistant.policy import ToolCallRecord
 from assistant.requests import clean_message
 from assistant.scripted_models import RuleModel as ScriptedModel
 from ui.cards import cards_from_trace, render_cards
+from ui.conversation_store import ConversationStoreError
 from ui.conversations import ConversationError, parse_step
 from ui.serve import make_hub
+from ui.views import HUMAN_MARK, shopper_view
 
 IVAN = "ivan.santos3158@example.com"  # owns pending order #W8770097
 OTHERS_ORDER = "#W6436609"  # a pending order of anya_garcia_3271
@@ -163,6 +165,39 @@ def test_copilot_approve_edit_and_reject_are_recorded(hub, store):
     assert [e["action"] for e in latest.human_edits] == actions
     edit = latest.human_edits[2]
     assert latest.messages[edit["message_index"]].content == "Welcome back, Ivan. How can I help?"
+    # a person's answer is marked as theirs in the log and in the shopper's chat
+    assert latest.messages[edit["message_index"]].meta == {"author": "human"}
+    chat, _ = shopper_view(conversation)
+    assert chat[-1]["content"] == HUMAN_MARK + "Welcome back, Ivan. How can I help?"
+    assert not any(m["content"].startswith(HUMAN_MARK) for m in chat[:-1])
+
+
+def test_a_restarted_hub_has_every_conversation_back_and_confirms_once(hub, store, search, tmp_path):
+    shopper, handed = hub.new(), hub.new()
+    hub.customer_turn(shopper, f"my email is {IVAN}")
+    hub.customer_turn(shopper, "find me a t-shirt")
+    hub.customer_turn(shopper, "please cancel #W8770097")
+    hub.feedback(shopper, 2, "up")
+    hub.customer_turn(handed, "I want to talk to a human")
+    again = make_hub(ScriptedModel(), store, search, "tau-retail", logs=tmp_path / "logs")  # a new process's hub
+    back = again.for_shopper(shopper.token)
+    assert back is not None and back.id == shopper.id and again.for_shopper(shopper.id) is None
+    assert [m.to_dict() for m in back.transcript()] == [m.to_dict() for m in shopper.transcript()]
+    assert back.customer == "ivan_santos_6635" and back.pending == shopper.pending
+    assert back.cards == shopper.cards and back.feedback == {2: "up"} and back.revision == shopper.revision
+    assert [c.id for c in again.queue()] == [handed.id] and again.get(handed.id).agent.done
+    again.customer_turn(back, "yes")
+    assert store.orders()["#W8770097"]["status"] == "cancelled"
+    third = make_hub(ScriptedModel(), store, search, "tau-retail", logs=tmp_path / "logs")
+    assert third.for_shopper(shopper.token).pending is None  # the yes was saved: it cannot run twice
+    runs = [r for r in third.get(shopper.id).agent.session.trace if r.outcome == "confirmed"]
+    assert len(runs) == 1
+
+
+def test_a_damaged_conversation_file_is_one_clear_error(store, search, tmp_path):
+    (tmp_path / "conversations.sqlite3").write_text("not a database" * 100)
+    with pytest.raises(ConversationStoreError, match="not a conversation database"):
+        make_hub(ScriptedModel(), store, search, "tau-retail", logs=tmp_path / "logs")
 
 
 def test_parse_step_reports_bad_tool_calls():

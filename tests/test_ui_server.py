@@ -11,6 +11,7 @@ import subprocess
 import sys
 import threading
 import time
+import urllib.error
 import urllib.request
 from pathlib import Path
 
@@ -24,12 +25,13 @@ IVAN = "ivan.santos3158@example.com"
 SCREENSHOTS = os.environ.get("SHOPASSIST_SCREENSHOTS")  # e.g. docs/screenshots: refresh the README's pictures
 
 
-@pytest.fixture(scope="module")
-def server(tau_collection, tau_state, tmp_path_factory):
-    state = tmp_path_factory.mktemp("ui-state")
-    port = free_port()
-    env = {**os.environ, "SHOPASSIST_STATE_DIR": str(state)}
-    log = (state / "server.log").open("w")
+STAFF = ("staff", "correct horse battery staple")
+
+
+def _start(state: Path, tau_state: Path, port: int, delay: float = 0.01) -> subprocess.Popen:
+    """The server as a user starts it: its own process on 127.0.0.1, state and staff password from the env."""
+    env = {**os.environ, "SHOPASSIST_STATE_DIR": str(state), "SHOPASSIST_STAFF_PASSWORD": STAFF[1]}
+    log = (state / "server.log").open("a")
     process = subprocess.Popen(
         [
             sys.executable,
@@ -39,7 +41,7 @@ def server(tau_collection, tau_state, tmp_path_factory):
             "--index-state",
             str(tau_state),
             "--delay",
-            "0.01",
+            str(delay),
             "--network-log",
             str(state / "network.log"),
         ],
@@ -47,6 +49,7 @@ def server(tau_collection, tau_state, tmp_path_factory):
         stdout=log,
         stderr=subprocess.STDOUT,
     )
+    log.close()
     url = f"http://127.0.0.1:{port}"
 
     def up() -> bool:
@@ -58,10 +61,16 @@ def server(tau_collection, tau_state, tmp_path_factory):
             return False
 
     wait_for(up, 90, "the UI server")
-    yield url, state
+    return process
+
+
+@pytest.fixture(scope="module")
+def server(tau_collection, tau_state, tmp_path_factory):
+    state = tmp_path_factory.mktemp("ui-state")
+    process = _start(state, tau_state, port := free_port())
+    yield f"http://127.0.0.1:{port}", state
     process.terminate()
-    process.wait(10)
-    log.close()
+    process.wait(30)
 
 
 def test_no_outbound_connection_at_start_or_while_serving(server):
@@ -70,10 +79,10 @@ def test_no_outbound_connection_at_start_or_while_serving(server):
     assert (state / "network.log").read_text() == ""
 
 
-def _client(url):
+def _client(url, auth=None):
     from gradio_client import Client
 
-    return Client(url, verbose=False)
+    return Client(url, auth=auth, verbose=False)
 
 
 def _last(result) -> str:
@@ -151,9 +160,111 @@ def test_twenty_concurrent_sessions_no_errors_no_leakage(server):
 
 def test_recommend_endpoint_returns_cards_with_reasons(server):
     url, _ = server
-    cards, method = _client(url).predict("a t-shirt under $60", "", 3, "pointwise", api_name="/recommend")
+    cards, method = _client(url).predict("a t-shirt under $60", 3, "pointwise", api_name="/recommend")
     assert cards.count('class="sa-card"') == 3 and "matches “a t-shirt”" in cards
     assert "3 of" in method and "product search" in method and "no LLM" in method  # the scripted model ranks nothing
+
+
+# --- staff only, and each shopper only their own conversation -------------------------------------------
+
+
+def _http(url: str, body: dict | None = None) -> tuple[int, str]:
+    data = json.dumps(body).encode() if body is not None else None
+    request = urllib.request.Request(url, data=data, headers={"Content-Type": "application/json"})
+    try:
+        with urllib.request.urlopen(request, timeout=10) as response:
+            return response.status, response.read().decode()
+    except urllib.error.HTTPError as exc:
+        return exc.code, exc.read().decode()
+
+
+def test_console_gives_an_unauthenticated_client_nothing(server):
+    url, _ = server
+    _client(url).predict(f"my email is {IVAN}", api_name="/send")  # a conversation with a signed-in customer
+    console = f"{url}/console"
+    for path in ("/config", "/info", "/gradio_api/info", "/gradio_api/queue/status"):
+        status, body = _http(console + path)
+        assert status in (401, 403, 404), path
+        assert "ivan" not in body
+    for fn_index in range(16):  # every event of the console, called by number
+        join = {"data": [], "fn_index": fn_index, "session_hash": "attacker", "trigger_id": None, "event_data": None}
+        status, body = _http(f"{console}/gradio_api/queue/join", join)
+        assert status in (401, 403), fn_index
+        assert "ivan" not in body
+    for endpoint in ("run/conversations", "call/conversations", "api/conversations"):
+        assert _http(f"{console}/gradio_api/{endpoint}", {"data": []})[0] in (401, 403, 404, 405)
+    from gradio_client.exceptions import AuthenticationError
+
+    with pytest.raises((AuthenticationError, ValueError)):
+        _client(f"{console}/", auth=("staff", "not the password"))
+    rows, _ = _client(f"{console}/", auth=STAFF).predict(api_name="/conversations")
+    assert rows["headers"][0] == "conversation"  # staff get in
+
+
+def test_shopper_app_has_no_staff_event_and_cannot_reach_another_conversation(server):
+    url, state = server
+    config = json.loads(urllib.request.urlopen(f"{url}/config", timeout=10).read())
+    elem_ids = {str(c.get("props", {}).get("elem_id")) for c in config["components"]}
+    assert not [e for e in elem_ids if e.startswith("console-") or e == "rec-customer"]
+    assert "conversations" not in {d.get("api_name") for d in config["dependencies"]}
+
+    victim = _client(url)
+    victim.predict(f"my email is {IVAN}", api_name="/send")
+    asked = victim.predict("please cancel #W5183325", api_name="/send")
+    assert "Shall I go ahead?" in _last(asked)
+    rows, _ = _client(f"{url}/console/", auth=STAFF).predict(api_name="/conversations")
+    ids = [row[0] for row in rows["data"]]
+    attacker = _client(url)
+    for guess in [*ids, "", "null", "../" * 3]:  # the ids staff see are no handle for a shopper
+        chat, *_ = attacker.predict(guess, api_name="/resume")
+        assert chat == [] or all("ivan" not in json.dumps(m) for m in chat)
+    confirmed = attacker.predict(api_name="/confirm")  # lands in the attacker's own, empty conversation
+    assert "ivan" not in json.dumps(confirmed[0]).lower()
+    with Store.open("tau-retail", path=state / "stores" / "tau-retail.sqlite3") as store:
+        assert store.orders()["#W5183325"]["status"] == "pending"
+    victim.predict(api_name="/decline")
+
+
+def test_kill_9_mid_conversation_loses_nothing_and_confirm_runs_once(tau_collection, tau_state, tmp_path):
+    port, state = free_port(), tmp_path
+    url = f"http://127.0.0.1:{port}"
+    process = _start(state, tau_state, port)
+    try:
+        shopper = _client(url)
+        shopper.predict(f"my email is {IVAN}", api_name="/send")
+        asked = shopper.predict("please cancel #W8770097", api_name="/send")
+        token, before = asked[-1], asked[0]
+        assert "Shall I go ahead?" in _last(asked)
+        handed = _client(url).predict("I want to talk to a human", api_name="/send")
+        assert "number 1 in the queue" in _last(handed)
+        process.kill()  # SIGKILL: no shutdown hook runs
+        process.wait(10)
+        process = _start(state, tau_state, port)
+
+        rows, _ = _client(f"{url}/console/", auth=STAFF).predict(api_name="/conversations")
+        assert [row[1] for row in rows["data"]] == ["transferred"]  # the queue is back
+        again = _client(url)  # a reloaded page: a new session holding the stored token
+        chat, pending = again.predict(token, api_name="/resume")
+        assert chat == before and "W8770097" in pending  # transcript and pending write are back
+        store_path = state / "stores" / "tau-retail.sqlite3"
+        with Store.open("tau-retail", path=store_path) as store:
+            assert store.orders()["#W8770097"]["status"] == "pending"
+        assert "is now cancelled" in _last(again.predict(api_name="/confirm"))
+        again.predict(api_name="/confirm")  # a second click: nothing is waiting any more
+        with Store.open("tau-retail", path=store_path) as store:
+            assert store.orders()["#W8770097"]["status"] == "cancelled"
+        import sqlite3
+
+        with sqlite3.connect(state / "conversations.sqlite3") as db:
+            saved = [json.loads(s) for (s,) in db.execute("SELECT state FROM conversations")]
+        runs = [
+            r for c in saved for r in c["trace"] if r["name"] == "cancel_pending_order" and r["outcome"] == "confirmed"
+        ]
+        assert len(runs) == 1  # carried out exactly once
+        assert oct((state / "conversations.sqlite3").stat().st_mode & 0o777) == "0o600"
+    finally:
+        process.kill()
+        process.wait(10)
 
 
 # --- a real browser -------------------------------------------------------------------------------------
@@ -217,6 +328,7 @@ def _tab(driver, label: str) -> None:
 
 def test_browser_shopper_flow_and_console(server, browser):
     from selenium.webdriver.common.by import By
+    from selenium.webdriver.common.keys import Keys
 
     url, state = server
     browser.get(url)
@@ -261,7 +373,25 @@ def test_browser_shopper_flow_and_console(server, browser):
     assert browser.execute_script("return window.__pwned") is None  # shown as text, never run
     assert not browser.find_elements(By.CSS_SELECTOR, "#shopper-chat img[src=x]")
 
-    _tab(browser, "Agent console")
+    browser.refresh()  # a reloaded page gets its conversation back from the browser's storage
+    _wait_text(browser, "#shopper-chat", "is now cancelled")
+
+    _tab(browser, "Recommend")
+    browser.find_element(By.CSS_SELECTOR, "#rec-request textarea").send_keys("a t-shirt under $60")
+    browser.find_element(By.CSS_SELECTOR, "#rec-go").click()
+    wait_for(lambda: len(browser.find_elements(By.CSS_SELECTOR, "#rec-cards .sa-card")) == 5, 20, "recommendations")
+    _wait_text(browser, "#rec-method", "method:")
+    assert not browser.find_elements(By.CSS_SELECTOR, "#rec-customer")  # shoppers cannot name a customer
+    _shot(browser, "recommend.png")
+
+    browser.get(f"{url}/console/")  # the staff app asks for the login first
+    wait_for(lambda: browser.find_elements(By.CSS_SELECTOR, "input[type=password]"), 30, "the staff login")
+    assert not browser.find_elements(By.CSS_SELECTOR, "#console-refresh")
+    browser.find_element(By.CSS_SELECTOR, "input[type=text]").send_keys(STAFF[0])
+    password = browser.find_element(By.CSS_SELECTOR, "input[type=password]")
+    password.send_keys(STAFF[1])
+    password.send_keys(Keys.ENTER)
+    wait_for(lambda: browser.find_elements(By.CSS_SELECTOR, "#console-refresh"), 30, "the console after login")
     browser.find_element(By.CSS_SELECTOR, "#console-refresh").click()
     picker = browser.find_element(By.CSS_SELECTOR, "#console-picker input")
     picker.click()
@@ -276,10 +406,3 @@ def test_browser_shopper_flow_and_console(server, browser):
     _wait_text(browser, "#console-trace", "confirmed")
     _wait_text(browser, "#console-trace", "refused")
     _shot(browser, "console.png")
-
-    _tab(browser, "Recommend")
-    browser.find_element(By.CSS_SELECTOR, "#rec-request textarea").send_keys("a t-shirt under $60")
-    browser.find_element(By.CSS_SELECTOR, "#rec-go").click()
-    wait_for(lambda: len(browser.find_elements(By.CSS_SELECTOR, "#rec-cards .sa-card")) == 5, 20, "recommendations")
-    _wait_text(browser, "#rec-method", "method:")
-    _shot(browser, "recommend.png")

@@ -1,6 +1,8 @@
-"""Start the real Gradio app with the scripted RuleModel (assistant/scripted_models.py) for browser and load tests.
+"""Start the real web app (shoppers' app and staff console) with the scripted RuleModel
+(assistant/scripted_models.py) for browser and load tests.
 
-python tests/ui_server.py --port P --index-state DIR [--network-log FILE]   (store, logs: $SHOPASSIST_STATE_DIR)
+python tests/ui_server.py --port P --index-state DIR [--network-log FILE]
+(store, logs, saved conversations, staff password: $SHOPASSIST_STATE_DIR)
 
 With --network-log, every non-loopback connection or name lookup is refused and recorded in FILE (a
 line each), installed before anything else is imported: the app must start and serve without one.
@@ -32,8 +34,9 @@ from assistant.scripted_models import RuleModel as ScriptedModel  # noqa: E402
 from assistant.store import Store  # noqa: E402
 from retrieval.chroma_index import chroma_client, open_collection  # noqa: E402
 from retrieval.search import ProductSearch  # noqa: E402
-from ui.app import build_app, launch  # noqa: E402
+from ui.app import serve  # noqa: E402
 from ui.serve import make_hub  # noqa: E402
+from ui.staff import staff_login  # noqa: E402
 
 
 def main() -> None:
@@ -47,7 +50,7 @@ def main() -> None:
     with Store.open("tau-retail") as store:
         hub = make_hub(ScriptedModel(args.delay), store, search, "tau-retail")
         print(f"ready on {args.port}", flush=True)
-        launch(build_app(hub), port=args.port)
+        serve(hub, staff_login(), port=args.port)
 
 
 if __name__ == "__main__":

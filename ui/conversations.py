@@ -2,8 +2,9 @@
 
 A `ConversationHub` owns every conversation of the running app: each has its own `Agent` and
 `PolicySession` (so sessions never see each other's customer or pending write) over the shared store,
-search and model. Every change is written to the dialogue log as a new revision of the conversation
-(`assistant.dialogues`), so a crash loses at most the step in progress.
+search and model. Every change is saved in one transaction (`ui.conversation_store`, loaded again at
+start, so a restart loses nothing) and appended to the dialogue log as a new revision
+(`assistant.dialogues`). A shopper reaches a conversation only through its secret token; staff see ids.
 
 Conversations are answered by the model until either the model hands over (`transfer_to_human_agents`)
 or a human turns on copilot mode; from then on customer messages wait in the console's queue, where the
@@ -11,20 +12,23 @@ model proposes each step and the human approves, edits or rejects it before it r
 """
 
 import json
+import secrets
 import threading
 import time
 import uuid
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 from typing import Any, Literal
 
 from assistant.agent import Agent, Turn
-from assistant.dialogues import Dialogue, DialogueLog
+from assistant.dialogues import Dialogue, DialogueLog, message_from_dict
 from assistant.messages import ChatMessage, ToolCall
+from assistant.policy import PendingWrite, ToolCallRecord
 from assistant.requests import clean_message
 from assistant.tools import ToolContext
 from retrieval.errors import ShopassistError
 from ui.cards import ProductCard, cards_from_trace
+from ui.conversation_store import ConversationStore, SavedConversation
 from ui.logs import InteractionLog
 
 Status = Literal["model", "copilot", "transferred"]
@@ -48,6 +52,7 @@ class TurnResult:
 class Conversation:
     id: str
     agent: Agent
+    token: str = field(default_factory=lambda: secrets.token_urlsafe(18), repr=False)
     status: Status = "model"
     feedback: dict[int, str] = field(default_factory=dict)  # assistant message index → "up" | "down"
     human_edits: list[dict[str, Any]] = field(default_factory=list)
@@ -55,6 +60,7 @@ class Conversation:
     revision: int = 0
     created: float = field(default_factory=time.time)
     updated: float = field(default_factory=time.time)
+    queued: float | None = None  # when it joined the queue for a human
     lock: threading.RLock = field(default_factory=threading.RLock, repr=False)
 
     @property
@@ -79,11 +85,14 @@ class ConversationHub:
         make_agent: Callable[[Any, ToolContext, str], Agent],
         log: DialogueLog | None = None,
         interactions: InteractionLog | None = None,
+        saved: ConversationStore | None = None,
     ):
         self.model, self.ctx, self.store_name, self.make_agent = model, ctx, store_name, make_agent
-        self.log, self.interactions = log, interactions
+        self.log, self.interactions, self.saved = log, interactions, saved
         self._conversations: dict[str, Conversation] = {}
         self._lock = threading.Lock()
+        for row in saved.load() if saved is not None else []:
+            self._conversations[row.id] = self._restore(row)
 
     # --- conversations -------------------------------------------------------------------------------
 
@@ -92,6 +101,14 @@ class ConversationHub:
         with self._lock:
             self._conversations[conversation.id] = conversation
         return conversation
+
+    def for_shopper(self, token: str | None) -> Conversation | None:
+        """The conversation whose secret token the shopper's browser holds; None if there is none."""
+        if not token:
+            return None
+        with self._lock:
+            found = [c for c in self._conversations.values() if secrets.compare_digest(c.token, str(token))]
+        return found[0] if found else None
 
     def get(self, conversation_id: str) -> Conversation:
         with self._lock:
@@ -105,8 +122,10 @@ class ConversationHub:
             return sorted(self._conversations.values(), key=lambda c: c.updated, reverse=True)
 
     def queue(self) -> list[Conversation]:
-        """Conversations waiting for a human: handed over by the model, or taken over in copilot mode."""
-        return [c for c in self.all() if c.status != "model"]
+        """Conversations waiting for a human, first come first served: handed over by the model, or taken
+        over in copilot mode."""
+        waiting = [c for c in self.all() if c.status != "model"]
+        return sorted(waiting, key=lambda c: c.queued or c.updated)
 
     # --- the shopper's side --------------------------------------------------------------------------
 
@@ -119,13 +138,18 @@ class ConversationHub:
                 conversation.agent.add_customer_message(text)
                 self._save(conversation)
                 return TurnResult(WAITING_REPLY, [], conversation.pending, True, waiting_for_human=True)
-            turn: Turn = conversation.agent.respond(text, on_text=on_text)
+            # saved before the model runs: a write the message confirmed is never forgotten or run twice
+            durable = (lambda: self._persist(conversation)) if self.saved is not None else None
+            turn: Turn = conversation.agent.respond(text, on_text=on_text, on_recorded=durable)
             reply = turn.reply
             if turn.transferred:
-                conversation.status = "transferred"
+                conversation.status, conversation.queued = "transferred", time.time()
                 # what happens next: they joined the end of the queue of those waiting for a person
                 place = len(self.queue())
                 reply = f"{turn.reply} You are number {place} in the queue; please keep this page open."
+                said = [m for m in conversation.transcript() if m.role == "assistant" and m.tool_call is None]
+                if said:  # the chat shows the transcript: the queue place goes into the reply it holds
+                    said[-1].content = reply
             cards = cards_from_trace(conversation.agent.session.trace[shown:])
             if cards:
                 conversation.cards = cards
@@ -162,6 +186,7 @@ class ConversationHub:
             if conversation.status == "transferred" and not on:
                 raise ConversationError("the model handed this conversation over; it stays with a human")
             conversation.status = "copilot" if on else "model"
+            conversation.queued = (conversation.queued or time.time()) if on else None
             self._save(conversation)
 
     def propose(self, conversation: Conversation) -> ChatMessage:
@@ -179,6 +204,8 @@ class ConversationHub:
         """
         with conversation.lock:
             index = len(conversation.agent.messages)  # where the step lands in the transcript
+            if step.tool_call is None:  # the shopper's chat and the log show that a person wrote this
+                step.meta["author"] = "human"
             observation = conversation.agent.apply(step)
             edited = proposed is not None and _step_dict(proposed) != _step_dict(step)
             conversation.human_edits.append(
@@ -218,9 +245,57 @@ class ConversationHub:
         if self.interactions is not None:
             self.interactions.impressions(self._user(conversation), cards, conversation.id)
 
+    def _restore(self, row: SavedConversation) -> Conversation:
+        agent = self.make_agent(self.model, self.ctx, self.store_name)
+        agent.messages = [message_from_dict(m, i) for i, m in enumerate(row.messages)]
+        session = agent.session
+        session.user_id = row.user_id
+        session.pending = PendingWrite(**row.pending) if row.pending else None
+        session.trace = [ToolCallRecord(**r) for r in row.trace]
+        agent.done, agent._turn_start = row.done, row.turn_start
+        return Conversation(
+            row.id,
+            agent,
+            token=row.token,
+            status=row.status,  # type: ignore[arg-type]
+            feedback={int(k): v for k, v in row.feedback.items()},
+            human_edits=row.human_edits,
+            cards=[ProductCard(**c) for c in row.cards],
+            revision=row.revision,
+            created=row.created,
+            updated=row.updated,
+            queued=row.queued,
+        )
+
+    def _persist(self, conversation: Conversation) -> None:
+        agent = conversation.agent
+        pending = agent.session.pending
+        self.saved.save(
+            SavedConversation(
+                id=conversation.id,
+                token=conversation.token,
+                status=conversation.status,
+                messages=[m.to_dict() for m in agent.messages],
+                user_id=agent.session.user_id,
+                pending=asdict(pending) if pending is not None else None,
+                trace=[asdict(r) for r in agent.session.trace],
+                done=agent.done,
+                turn_start=agent._turn_start,
+                feedback={str(k): v for k, v in conversation.feedback.items()},
+                human_edits=conversation.human_edits,
+                cards=[asdict(c) for c in conversation.cards],
+                revision=conversation.revision,
+                created=conversation.created,
+                updated=conversation.updated,
+                queued=conversation.queued,
+            )
+        )
+
     def _save(self, conversation: Conversation) -> None:
         conversation.revision += 1
         conversation.updated = time.time()
+        if self.saved is not None:
+            self._persist(conversation)
         if self.log is None or not any(m.role == "assistant" for m in conversation.transcript()):
             return  # the log format needs an answer; the first one writes the conversation so far
         ratings = set(conversation.feedback.values())

@@ -1,4 +1,7 @@
-"""The Recommend tab: a request and an optional customer id in, product cards with grounded reasons out."""
+"""The Recommend tab: a request in, product cards with grounded reasons out.
+
+In the shoppers' app it is personalised only by the customer signed in to that shopper's own chat (their
+token); only the staff app has a customer-id field, so no shopper can see another customer's history."""
 
 import sys
 
@@ -10,9 +13,14 @@ from ui.cards import ProductCard, render_cards
 from ui.conversations import ConversationHub
 
 
-def build_recommend_tab(hub: ConversationHub) -> None:
-    """The tab, its components and its events, inside the caller's `gr.Blocks`."""
+def build_recommend_tab(hub: ConversationHub, shopper_token: gr.State | None = None) -> None:
+    """The tab inside the caller's `gr.Blocks`: for the shopper holding `shopper_token`, else (staff) for
+    any customer id typed in."""
     recommender = Recommender(hub.ctx.store, hub.ctx.search, hub.ctx.ranker, llm_ranker_for(hub.model))
+
+    def for_shopper(request: str, token: str | None, k: float, method: str = "none"):
+        conversation = hub.for_shopper(token)
+        return recommend(request, (conversation.customer if conversation else None) or "", k, method)
 
     def recommend(request: str, customer: str, k: float, method: str = "none"):
         message, problem = clean_message(request)
@@ -36,7 +44,8 @@ def build_recommend_tab(hub: ConversationHub) -> None:
     with gr.Tab("Recommend", id="recommend"):
         with gr.Row():
             request = gr.Textbox(label="What are you looking for?", scale=4, elem_id="rec-request")
-            customer = gr.Textbox(label="Customer id (optional)", scale=2, elem_id="rec-customer")
+            if shopper_token is None:
+                customer = gr.Textbox(label="Customer id (optional)", scale=2, elem_id="rec-customer")
             k = gr.Slider(1, 20, value=5, step=1, label="How many")
             rec_rank = gr.Radio(
                 [
@@ -51,4 +60,8 @@ def build_recommend_tab(hub: ConversationHub) -> None:
         rec_btn = gr.Button("Recommend", variant="primary", elem_id="rec-go")
         rec_method = gr.Markdown(elem_id="rec-method")
         rec_cards = gr.HTML(elem_id="rec-cards")
-        rec_btn.click(recommend, [request, customer, k, rec_rank], [rec_cards, rec_method], api_name="recommend")
+        if shopper_token is None:
+            rec_btn.click(recommend, [request, customer, k, rec_rank], [rec_cards, rec_method], api_name="recommend")
+        else:
+            inputs = [request, shopper_token, k, rec_rank]
+            rec_btn.click(for_shopper, inputs, [rec_cards, rec_method], api_name="recommend")

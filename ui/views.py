@@ -7,15 +7,19 @@ from typing import Any
 
 from ui.conversations import Conversation
 
+HUMAN_MARK = "**Customer service (a person):** "
+
 
 def shopper_view(conversation: Conversation | None) -> tuple[list[dict[str, str]], list[int]]:
-    """Chat messages the shopper sees (their messages and the answers) and each one's transcript index."""
+    """Chat messages the shopper sees (their messages and the answers) and each one's transcript index;
+    answers a human agent wrote or approved are marked as theirs."""
     if conversation is None:
         return [], []
     shown, index = [], []
     for i, m in enumerate(conversation.transcript()):
         if m.role in ("user", "assistant") and m.tool_call is None and m.content:
-            shown.append({"role": m.role, "content": _escape(m.content)})
+            mark = HUMAN_MARK if m.meta.get("author") == "human" else ""
+            shown.append({"role": m.role, "content": mark + _escape(m.content)})
             index.append(i)
     return shown, index
 
@@ -32,7 +36,8 @@ def console_view(conversation: Conversation) -> list[dict[str, Any]]:
             result = _escape(m.content[:1500])
             out.append({"role": "assistant", "content": result, "metadata": {"title": f"result: {m.name}"}})
         elif m.content:
-            out.append({"role": m.role, "content": _escape(m.content)})
+            mark = HUMAN_MARK if m.meta.get("author") == "human" else ""
+            out.append({"role": m.role, "content": mark + _escape(m.content)})
     return out
 
 

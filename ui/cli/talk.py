@@ -17,7 +17,6 @@ def register(sub) -> None:
     store_argument(p)
     p.add_argument("--host", default="127.0.0.1", help="address to bind (default %(default)s: this machine only)")
     p.add_argument("--port", type=int, default=7860)
-    p.add_argument("--share", action="store_true", help="also open a public gradio.live link (off by default)")
     model_arguments(p)
     p.set_defaults(func=cmd_ui)
 
@@ -41,16 +40,21 @@ def cmd_chat(args: argparse.Namespace) -> int:
 
 def cmd_ui(args: argparse.Namespace) -> int:
     from assistant.store import Store
-    from ui.app import build_app, launch
+    from ui.app import CONSOLE_PATH, serve
     from ui.serve import make_hub
+    from ui.staff import staff_login
 
     search = open_search(args.store)
     model = load_model(args)
+    staff = staff_login()
     with Store.open(args.store) as store:
         hub = make_hub(model, store, search, args.store, settings=agent_settings(args))
+        url = f"http://{args.host}:{args.port}"
         print(f"shopassist ui: model {model.name}, store {args.store!r}, logs in {hub.log.path.parent}")
+        print(f"  shoppers:      {url}/")
+        print(f"  staff console: {url}{CONSOLE_PATH}/ — user {staff.user!r}, password in {staff.source}", flush=True)
         try:
-            launch(build_app(hub), host=args.host, port=args.port, share=args.share)
+            serve(hub, staff, host=args.host, port=args.port)
         except OSError as exc:  # e.g. the port is taken by another server
             raise SystemExit(f"shopassist ui: cannot serve on {args.host}:{args.port}: {exc}; try --port N") from None
     return 0
