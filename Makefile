@@ -46,6 +46,7 @@ bench: install
 	$(BIN)/shopassist index --store tau-retail
 	$(BIN)/python bench/agent_bench.py speed
 	$(BIN)/python bench/ui_load.py --scripted --sessions 20 --turns 3
+	$(BIN)/python bench/ui_soak.py --sessions 20 --turns 20
 	$(BIN)/python bench/ui_load.py --sessions 4 --turns 2
 
 # pass^1 of the agent on τ-retail tasks: hours on 2 cores; resumable (results appended per task)
