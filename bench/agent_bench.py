@@ -142,7 +142,7 @@ def decode_speed(
     def decoder_loop(backend: TransformersChatModel):
         def run() -> int:
             # the backend's own loop (KV cache, greedy), without stopping early
-            backend.decoder.ids, backend.decoder.cache = [], None
+            backend.decoder.reset()
             backend.decoder.start(ids)
             for _ in range(new_tokens):
                 backend.decoder.feed([backend.decoder.next_token()])
@@ -163,7 +163,10 @@ def decode_speed(
     runners[f"transformers, shopassist decoder ({dtype}, the default)"] = decoder_loop(model)
     runners[f"transformers generate() ({dtype})"] = hf_generate
     runners["transformers, shopassist decoder (float32)"] = decoder_loop(fp32)
-    if adapter is not None:  # what the unmerged LoRA costs per token
+    if adapter is not None:  # what an unmerged LoRA costs per token (the default merges it at load)
+        runners[f"transformers, shopassist decoder ({dtype}), LoRA unmerged"] = decoder_loop(
+            TransformersChatModel(base, adapter, threads=2, merge_adapter=False)
+        )
         runners[f"transformers, shopassist decoder ({dtype}), base model without the adapter"] = decoder_loop(
             TransformersChatModel(base, None, threads=2)
         )

@@ -6,6 +6,7 @@ import threading
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import pytest
+import torch
 
 from assistant.llm import GenerationSettings, ModelError, ModelNotFoundError, load_chat_model
 from assistant.llm.decoding import Budget
@@ -278,6 +279,40 @@ def test_a_conversation_longer_than_the_context_loses_its_oldest_exchanges(garba
     assert "SYSTEM" in text and "LAST QUESTION" in text and "question 29" in text and "question 0 " not in text
     reply = model.generate(messages, None)
     assert reply.meta["prompt_tokens"] <= 500
+
+
+def test_a_trimmed_conversation_keeps_its_cut_while_it_grows_so_the_cache_serves_it(garbage_checkpoint):
+    from assistant.llm.transformers_backend import TransformersChatModel
+
+    model = TransformersChatModel(str(garbage_checkpoint), max_context=900)
+    messages = [ChatMessage("system", "SYSTEM")]
+    for i in range(30):
+        messages += [ChatMessage("user", f"question {i} " + "word " * 20), ChatMessage("assistant", f"answer {i}")]
+    cached = []
+    for step in range(4):  # each step adds a short exchange; the cut made at the first step still fits
+        messages += [ChatMessage("user", f"more {step}"), ChatMessage("assistant", "ok")]
+        reply = model.generate([*messages, ChatMessage("user", "next?")], None)
+        assert reply.meta["prompt_tokens"] <= 500
+        cached.append(reply.meta["cached_tokens"] / reply.meta["prompt_tokens"])
+    assert min(cached[1:]) > 0.8  # not re-read from the start at every step
+
+
+def test_conversations_taking_turns_are_each_served_from_their_own_cached_prefix(garbage):
+    garbage.decoder.reset()
+    talks = {n: conversation(f"conversation {n} " + "about tents and boots " * 40) for n in range(3)}
+    for n, messages in talks.items():  # three conversations in turn, then each continues
+        talks[n] = [*messages, garbage.generate(messages, None, tool_choice="none")]
+    for n, messages in talks.items():
+        follow = [*messages, ChatMessage("user", "and cheaper ones?")]
+        again = garbage.generate(follow, None, tool_choice="none")
+        assert again.meta["cached_tokens"] >= 0.9 * len(garbage.prompt_ids(messages[:-1], None)), n
+    # the cache changes speed only: the logits after a prompt served from a parked cache are the fresh ones
+    prompt = garbage.prompt_ids([*talks[0], ChatMessage("user", "last one")], None)
+    garbage.decoder.start(prompt)
+    served = garbage.decoder.logits.clone()
+    garbage.decoder.reset()
+    garbage.decoder.start(prompt)
+    assert torch.allclose(served, garbage.decoder.logits, atol=1e-3, rtol=1e-3)
 
 
 def test_a_shipped_adapter_is_found_only_for_packaged_model_names(tmp_path, monkeypatch):

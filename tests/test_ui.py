@@ -4,6 +4,7 @@ import json
 import threading
 
 import pytest
+from conftest import wait_for
 
 from assistant.dialogues import latest_revisions, load_dialogues
 from assistant.masking import export_dialogues, mask_dialogue
@@ -298,3 +299,40 @@ def test_masking_leaves_no_personal_data_typed_or_fetched(store, tmp_path):
     # without the store record, the typed name is still found
     alone = mask_dialogue(Dialogue("c2", messages, "app", "tau-retail"))
     assert "Fatima" not in json.dumps(alone.to_dict()) and customer_record_values(None) == set()
+
+
+class SerialRuleModel(ScriptedModel):
+    """The scripted model as a CPU model is: one generation at a time, slowly."""
+
+    serial = True
+
+    def __init__(self):
+        super().__init__()
+        self.order: list[str] = []
+        self.gate = threading.Event()  # the first turn holds the model until the test lets it go
+
+    def generate(self, messages, tools=None, **kwargs):
+        if messages[-1].role == "user":
+            self.order.append(messages[-1].content)
+        self.gate.wait(30)
+        return super().generate(messages, tools, **kwargs)
+
+
+def test_waiting_shoppers_are_served_in_arrival_order_and_told_their_place(store, search, tmp_path):
+    model = SerialRuleModel()
+    hub = make_hub(model, store, search, "tau-retail", logs=tmp_path / "logs")
+    told: dict[int, list[int]] = {n: [] for n in range(4)}
+
+    def talk(n: int) -> None:
+        hub.customer_turn(hub.new(), f"shopper {n} says hello", on_wait=told[n].append)
+
+    threads = []
+    for n in range(4):
+        threads.append(threading.Thread(target=talk, args=(n,)))
+        threads[-1].start()
+        wait_for(lambda n=n: len(hub.line) == n + 1, 10, f"shopper {n} in line")
+    model.gate.set()
+    for t in threads:
+        t.join(60)
+    assert [m.split()[1] for m in model.order] == ["0", "1", "2", "3"]  # first come, first served
+    assert told == {0: [], 1: [1], 2: [2, 1], 3: [3, 2, 1]}  # each hears their place as the line moves

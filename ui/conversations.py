@@ -17,6 +17,7 @@ import threading
 import time
 import uuid
 from collections.abc import Callable
+from contextlib import contextmanager, nullcontext
 from dataclasses import asdict, dataclass, field
 from typing import Any, Literal
 
@@ -76,6 +77,39 @@ class Conversation:
         return self.agent.messages
 
 
+class TurnLine:
+    """First come, first served, one turn at a time, for a model that runs one generation at a time
+    (`model.serial`): a lock alone lets any waiter in next, this line keeps arrival order and tells each
+    waiting shopper how many turns are ahead of theirs."""
+
+    def __init__(self):
+        self._cond = threading.Condition()
+        self._line: list[object] = []
+
+    @contextmanager
+    def turn(self, on_wait: Callable[[int], None] | None = None):
+        ticket = object()
+        with self._cond:
+            self._line.append(ticket)
+            told = None
+            while self._line[0] is not ticket:
+                ahead = self._line.index(ticket)
+                if on_wait is not None and ahead != told:
+                    on_wait(ahead)
+                    told = ahead
+                self._cond.wait()
+        try:
+            yield
+        finally:
+            with self._cond:
+                self._line.remove(ticket)
+                self._cond.notify_all()
+
+    def __len__(self) -> int:
+        with self._cond:
+            return len(self._line)
+
+
 class ConversationHub:
     def __init__(
         self,
@@ -91,6 +125,7 @@ class ConversationHub:
         self.log, self.interactions, self.saved = log, interactions, saved
         self._conversations: dict[str, Conversation] = {}
         self._lock = threading.Lock()
+        self.line = TurnLine() if getattr(model, "serial", False) else None
         for row in saved.load() if saved is not None else []:
             self._conversations[row.id] = self._restore(row)
 
@@ -130,8 +165,14 @@ class ConversationHub:
     # --- the shopper's side --------------------------------------------------------------------------
 
     def customer_turn(
-        self, conversation: Conversation, text: str, on_text: Callable[[str], None] | None = None
+        self,
+        conversation: Conversation,
+        text: str,
+        on_text: Callable[[str], None] | None = None,
+        on_wait: Callable[[int], None] | None = None,
     ) -> TurnResult:
+        """One shopper message in, the agent's answer out; `on_wait(n)` hears how many other shoppers'
+        turns are ahead while this one waits for the model."""
         with conversation.lock:
             shown = len(conversation.agent.session.trace)
             if conversation.status != "model":
@@ -140,7 +181,8 @@ class ConversationHub:
                 return TurnResult(WAITING_REPLY, [], conversation.pending, True, waiting_for_human=True)
             # saved before the model runs: a write the message confirmed is never forgotten or run twice
             durable = (lambda: self._persist(conversation)) if self.saved is not None else None
-            turn: Turn = conversation.agent.respond(text, on_text=on_text, on_recorded=durable)
+            with self.line.turn(on_wait) if self.line is not None else nullcontext():
+                turn: Turn = conversation.agent.respond(text, on_text=on_text, on_recorded=durable)
             reply = turn.reply
             if turn.transferred:
                 conversation.status, conversation.queued = "transferred", time.time()

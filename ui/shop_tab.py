@@ -20,6 +20,11 @@ from ui.views import _escape, pending_text, shopper_view
 SORRY = "Sorry, something went wrong on our side and nothing was changed. Please try again in a moment."
 
 
+def waiting_text(ahead: int) -> str:
+    others = "1 other shopper" if ahead == 1 else f"{ahead} other shoppers"
+    return f"*One moment: the assistant is answering {others} first; yours is next in line after them.*"
+
+
 def build_shop_tab(hub: ConversationHub, app: gr.Blocks) -> gr.State:
     """The tab, its components and its events, inside `app`; returns the State holding the shopper's token."""
 
@@ -48,12 +53,12 @@ def build_shop_tab(hub: ConversationHub, app: gr.Blocks) -> gr.State:
             user = {"role": "user", "content": _escape(str(text or "")[:200])}
             yield chat_only([*shown, user, {"role": "assistant", "content": problem}], token)
             return
-        chunks: queue.Queue[str | None] = queue.Queue()
+        chunks: queue.Queue[str | int | None] = queue.Queue()  # reply text, or how many turns are ahead
         outcome: dict[str, Any] = {}
 
         def work() -> None:
             try:
-                outcome["turn"] = hub.customer_turn(conversation, message, on_text=chunks.put)
+                outcome["turn"] = hub.customer_turn(conversation, message, on_text=chunks.put, on_wait=chunks.put)
             except Exception as exc:  # the shopper gets a plain message; the server keeps running
                 outcome["error"] = exc
             finally:
@@ -63,6 +68,9 @@ def build_shop_tab(hub: ConversationHub, app: gr.Blocks) -> gr.State:
         asked = [*shown, {"role": "user", "content": _escape(message)}]
         streamed = ""
         while (chunk := chunks.get()) is not None:
+            if isinstance(chunk, int):  # still in line for the model: say so instead of a frozen box
+                yield chat_only([*asked, {"role": "assistant", "content": waiting_text(chunk)}], token)
+                continue
             streamed += chunk
             yield chat_only([*asked, {"role": "assistant", "content": _escape(streamed)}], token)
         if "error" in outcome:

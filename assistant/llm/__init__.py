@@ -62,6 +62,7 @@ def load_chat_model(
         threads,
         dtype=os.environ.get("SHOPASSIST_DTYPE", "auto"),
         settings=settings,
+        merge_adapter={"0": False, "1": True}.get(os.environ.get("SHOPASSIST_MERGE_LORA", "")),  # unset: by dtype
     )
 
 

@@ -9,6 +9,7 @@ decoder closes the value itself. (A JSON-schema regex index such as outlines' ta
 schema on this CPU; here the masks are built once per tokenizer in well under a second for SmolLM2.)
 """
 
+import copy
 import threading
 from dataclasses import dataclass
 from typing import Any
@@ -97,18 +98,32 @@ def _safe(text: str) -> bool:
     return all(c >= " " and c not in '"\\' for c in text)
 
 
+PARK_MIN_TOKENS = 256  # a sequence this short is cheaper to prefill again than to keep a copy of
+
+
+def common_prefix(a: list[int], b: list[int]) -> int:
+    n = 0
+    for x, y in zip(a, b, strict=False):
+        if x != y:
+            break
+        n += 1
+    return n
+
+
 class Decoder:
     """Runs a causal LM token by token over one growing sequence, reusing the KV cache of a shared prefix.
 
     Not thread-safe: the backend holds a lock around each generation.
     """
 
-    def __init__(self, model, tokenizer):
+    def __init__(self, model, tokenizer, slots: int = 4):
         self.model = model
         self.tokenizer = tokenizer
         self.device = next(model.parameters()).device
         self.ids: list[int] = []
         self.cache = None
+        self.slots = slots  # sequences whose KV cache is kept: the active one and the parked ones
+        self.parked: list[tuple[list[int], Any]] = []
         self.logits: torch.Tensor | None = None
         self.masks: TokenMasks | None = None
         self.logprob = 0.0  # summed over the model's constrained choices since the caller last reset it
@@ -116,22 +131,42 @@ class Decoder:
 
     # --- sequence and cache -------------------------------------------------------------------------
     def start(self, prompt_ids: list[int]) -> int:
-        """Position the decoder after `prompt_ids`; returns how many prompt tokens were served from the cache."""
+        """Position the decoder after `prompt_ids`; returns how many prompt tokens were served from the cache.
+
+        The cache of the active sequence is kept with up to `slots - 1` parked ones (other conversations
+        the model served lately): the prompt continues whichever shares the longest prefix with it, so
+        sessions that take turns do not re-read each other's conversations, and every conversation
+        shares the system prompt's keys and values."""
         self.carry = ""  # nothing carries over from an earlier (possibly interrupted) generation
-        reuse = 0
-        for a, b in zip(self.ids, prompt_ids, strict=False):
-            if a != b:
-                break
-            reuse += 1
-        reuse = min(reuse, len(prompt_ids) - 1)  # at least one token must run to get fresh logits
-        if self.cache is not None and reuse > 0 and getattr(self.cache, "is_croppable", False):
-            if len(self.ids) > reuse:
-                self.cache.crop(reuse - len(self.ids))  # a negative value drops that many trailing tokens
-            self.ids = self.ids[:reuse]
-        else:
+        candidates = [(self.ids, self.cache), *self.parked]
+        shared = [common_prefix(ids, prompt_ids) if cache is not None else 0 for ids, cache in candidates]
+        best = max(range(len(candidates)), key=lambda i: shared[i])
+        reuse = min(shared[best], len(prompt_ids) - 1)  # at least one token must run to get fresh logits
+        ids, cache = candidates[best]
+        if best:  # a parked conversation comes back: the active one is parked in its place
+            del self.parked[best - 1]
+            self._park(self.ids, self.cache)
+        if cache is None or reuse <= 0 or not getattr(cache, "is_croppable", False):
+            if best == 0:
+                self._park(ids, cache)
             reuse, self.ids, self.cache = 0, [], None
+        else:
+            if len(ids) - reuse > PARK_MIN_TOKENS:  # most of it would be cut: keep the whole of it parked
+                self._park(list(ids), copy.deepcopy(cache))
+            if len(ids) > reuse:
+                cache.crop(reuse - len(ids))  # a negative value drops that many trailing tokens
+            self.ids, self.cache = ids[:reuse], cache
         self.feed(prompt_ids[reuse:])
         return reuse
+
+    def _park(self, ids: list[int], cache) -> None:
+        if cache is None or len(ids) <= PARK_MIN_TOKENS or self.slots <= 1:
+            return
+        self.parked.insert(0, (ids, cache))  # most recent first; the oldest is dropped
+        del self.parked[self.slots - 1 :]
+
+    def reset(self) -> None:
+        self.ids, self.cache, self.parked = [], None, []
 
     @torch.inference_mode()
     def feed(self, ids: list[int]) -> None:

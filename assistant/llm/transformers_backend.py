@@ -11,7 +11,7 @@ import torch
 
 from assistant.llm.base import GenerationSettings, OnText, PromptProfile, ToolChoice
 from assistant.llm.checkpoints import DEFAULT_MODEL, resolve_checkpoint
-from assistant.llm.decoding import TOOL_CLOSE, TOOL_OPEN, Budget, Decoder
+from assistant.llm.decoding import TOOL_CLOSE, TOOL_OPEN, Budget, Decoder, common_prefix
 from assistant.llm.prompting import CHATML_TEMPLATE, GEMMA_TEMPLATE, parse_tool_call, to_template_messages
 from assistant.messages import ChatMessage, ToolCall
 
@@ -75,6 +75,7 @@ class TransformersChatModel:
     """`generate()` is serialised by a lock: one CPU model serves one generation at a time, many sessions."""
 
     guided = True  # understands legal tools with grounded schemas and reply options (assistant.guidance)
+    serial = True  # one generation at a time: the web app keeps waiting shoppers in line (ui.conversations)
 
     def __init__(
         self,
@@ -86,6 +87,7 @@ class TransformersChatModel:
         max_context: int = 6144,
         settings: GenerationSettings | None = None,
         budget: Budget | None = None,
+        merge_adapter: bool | None = None,
     ):
         from transformers import AutoModelForCausalLM
 
@@ -94,12 +96,18 @@ class TransformersChatModel:
         self.name = model if adapter is None else f"{model}+{Path(adapter).name}"
         self.tokenizer = load_tokenizer(checkpoint)
         device = device or ("cuda" if torch.cuda.is_available() else "cpu")
-        network = AutoModelForCausalLM.from_pretrained(checkpoint, dtype=pick_dtype(dtype, device)).to(device)
+        torch_dtype = pick_dtype(dtype, device)
+        network = AutoModelForCausalLM.from_pretrained(checkpoint, dtype=torch_dtype).to(device)
         self.profile = read_profile(adapter) or read_profile(checkpoint) or PromptProfile.base()
         if adapter is not None:
             from peft import PeftModel
 
             network = PeftModel.from_pretrained(network, str(adapter))
+            # Folded into the weights once, the adapter costs nothing per token — but only in float32: in
+            # bf16 the small update is rounded to the weights' precision and 6 of 122 suite decisions
+            # changed (bench/decision_agreement.py), so bf16 keeps it unmerged.
+            if merge_adapter if merge_adapter is not None else torch_dtype == torch.float32:
+                network = network.merge_and_unload()
         self.model = network.eval()
         # prompts beyond this are shortened: longer contexts are slow on a CPU and past what 135M models handle
         self.max_context = min(getattr(network.config, "max_position_embeddings", 8192), max_context)
@@ -123,24 +131,37 @@ class TransformersChatModel:
 
     def prompt_ids(self, messages: list[ChatMessage], tools: list[dict[str, Any]] | None) -> list[int]:
         """The prompt tokens; when a long conversation outgrows the context, its oldest exchanges are left
-        out (whole customer turns, the system message always stays)."""
+        out (whole customer turns, the system message always stays).
+
+        Leaving out one more exchange changes the prompt's start, so the whole of it must be read again.
+        Hence a trimmed prompt is cut to leave room (a quarter of the budget) for the turns to come, and
+        a later step keeps whichever cut the decoder's cache already holds while it still fits."""
         budget = self.max_context - max(self.settings.max_new_tokens, 400)
-        while True:
-            text = self.tokenizer.apply_chat_template(
-                to_template_messages(
-                    messages,
-                    tools if self.profile.tools_in_prompt else None,
-                    self.profile.brief_tools,
-                    self.markers,
-                ),
-                tokenize=False,
-                add_generation_prompt=True,
-            )
-            ids = self.tokenizer.encode(text, add_special_tokens=False)
-            shorter = drop_oldest_exchange(messages)
-            if len(ids) <= budget or shorter is None:
-                return ids
-            messages = shorter
+        variants = [self._render(messages, tools)]
+        while len(variants[-1]) > budget - budget // 4:
+            messages = drop_oldest_exchange(messages)
+            if messages is None:
+                break
+            variants.append(self._render(messages, tools))
+        if len(variants[0]) <= budget:
+            return variants[0]
+        fitting = [v for v in variants if len(v) <= budget] or variants[-1:]
+        held = [self.decoder.ids, *(ids for ids, _ in self.decoder.parked)]
+        # the cut sharing the most with a cached sequence; when they share only the system prompt, the shortest
+        return max(fitting, key=lambda v: (max(common_prefix(v, h) for h in held), -len(v)))
+
+    def _render(self, messages: list[ChatMessage], tools: list[dict[str, Any]] | None) -> list[int]:
+        text = self.tokenizer.apply_chat_template(
+            to_template_messages(
+                messages,
+                tools if self.profile.tools_in_prompt else None,
+                self.profile.brief_tools,
+                self.markers,
+            ),
+            tokenize=False,
+            add_generation_prompt=True,
+        )
+        return self.tokenizer.encode(text, add_special_tokens=False)
 
     def generate(
         self,

@@ -1,0 +1,114 @@
+"""Do two ways of running the agent model take the same decisions? Step-by-step agreement on the suite.
+
+    .venv/bin/python bench/decision_agreement.py                     # merged LoRA vs unmerged, both bf16
+    .venv/bin/python bench/decision_agreement.py --suite bench/conversations.json --core
+
+The reference (the shipped adapter unmerged, peft's own forward) plays every conversation of the suite
+(bench/conversations.json) through the guided agent; at each of its model calls the candidate (the
+LoRA merged into the weights at load, what `make run` serves) is asked for the same step with the same
+inputs (messages, legal tools, reply options), teacher-forced on the reference's trajectory, and the
+chosen actions are compared: the same tool with the same arguments, or the same
+reply. Results: bench/results/decision_agreement-<dtype>.json (SHOPASSIST_DTYPE=float32 for the float32 path).
+"""
+
+import argparse
+import copy
+import json
+import os
+import platform
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+from retrieval.offline import enforce_offline
+
+enforce_offline()
+
+BENCH = Path(__file__).parent
+
+
+class Shadow:
+    """Plays the reference model and asks the candidate for the same step at once (the legal tools'
+    grounded schemas read the conversation's store, open only while it runs); the reference's step is
+    the one taken, so the candidate is teacher-forced on the reference's trajectory."""
+
+    def __init__(self, model, candidate):
+        self.model, self.candidate = model, candidate
+        self.steps: list[tuple[str, dict, dict]] = []
+        self.seconds = {"reference": 0.0, "candidate": 0.0}
+
+    def __getattr__(self, name):
+        return getattr(self.model, name)
+
+    def generate(self, messages, tools=None, **kwargs):
+        kwargs.pop("on_text", None)
+        started = time.perf_counter()
+        got = decision(self.candidate.generate(copy.deepcopy(messages), copy.deepcopy(tools), **kwargs))
+        self.seconds["candidate"] += time.perf_counter() - started
+        started = time.perf_counter()
+        message = self.model.generate(messages, tools, **kwargs)
+        self.seconds["reference"] += time.perf_counter() - started
+        self.steps.append((messages[-1].content[:200], decision(message), got))
+        return message
+
+
+def decision(message) -> dict:
+    if message.tool_call is not None:
+        return {"tool": message.tool_call.name, "arguments": message.tool_call.arguments}
+    return {"reply": message.content}
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--suite", type=Path, default=BENCH / "conversations.json")
+    parser.add_argument("--core", action="store_true", help="only the conversations make test runs")
+    parser.add_argument("--threads", type=int, default=2)
+    args = parser.parse_args()
+
+    from agent_bench import open_search
+
+    from assistant.conversations import load_suite, run_suite
+    from assistant.llm import shipped_adapter
+    from assistant.llm.transformers_backend import TransformersChatModel
+    from assistant.runtime import agent_for_session
+    from assistant.store import get_pack
+
+    adapter = shipped_adapter("smollm2")
+    dtype = os.environ.get("SHOPASSIST_DTYPE", "auto")
+    candidate = TransformersChatModel("smollm2", adapter, args.threads, dtype=dtype, merge_adapter=True)
+    unmerged = TransformersChatModel("smollm2", adapter, args.threads, dtype=dtype, merge_adapter=False)
+    reference = Shadow(unmerged, candidate)
+    suite = [c for c in load_suite(args.suite) if c.get("core") or not args.core]
+    search = open_search()
+    with tempfile.TemporaryDirectory(prefix="agreement-") as work:
+        results = run_suite(
+            suite, get_pack("tau-retail"), Path(work), lambda s: agent_for_session(reference, s, "tau-retail"), search
+        )
+    differing = [
+        {"last_message": m, "reference": want, "candidate": got} for m, want, got in reference.steps if want != got
+    ]
+    steps = len(reference.steps)
+    same = steps - len(differing)
+    result = {
+        "reference": f"{reference.name}, LoRA unmerged ({str(reference.model.model.dtype).removeprefix('torch.')})",
+        "candidate": f"{candidate.name}, LoRA merged at load ({str(candidate.model.dtype).removeprefix('torch.')})",
+        "conversations": len(suite),
+        "steps": steps,
+        "agreeing_steps": same,
+        "agreement": round(same / steps, 4) if steps else None,
+        "differing": differing[:20],
+        "reference_suite_passed": sum(r.passed for r in results),
+        "model_seconds": {k: round(v, 1) for k, v in reference.seconds.items()},
+        "machine": f"{platform.machine()} {os.cpu_count()} cores, torch threads {args.threads}",
+        "command": "python bench/decision_agreement.py " + " ".join(sys.argv[1:]),
+    }
+    out = BENCH / "results" / f"decision_agreement-{str(candidate.model.dtype).removeprefix('torch.')}.json"
+    out.write_text(json.dumps(result, indent=2, ensure_ascii=False) + "\n")
+    print(json.dumps({k: v for k, v in result.items() if k != "differing"}, indent=2))
+    for d in differing[:10]:
+        print(json.dumps(d, ensure_ascii=False)[:400])
+
+
+if __name__ == "__main__":
+    main()
