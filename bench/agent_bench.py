@@ -162,7 +162,13 @@ def decode_speed(
     dtype = str(model.model.dtype).removeprefix("torch.")
     runners[f"transformers, shopassist decoder ({dtype}, the default)"] = decoder_loop(model)
     runners[f"transformers generate() ({dtype})"] = hf_generate
-    runners["transformers, shopassist decoder (float32)"] = decoder_loop(fp32)
+    runners["transformers, shopassist decoder (float32, LoRA merged at load: the default on CPUs without bf16)"] = (
+        decoder_loop(fp32)
+    )
+    if adapter is not None:
+        runners["transformers, shopassist decoder (float32), LoRA unmerged"] = decoder_loop(
+            TransformersChatModel(base, adapter, threads=2, dtype="float32", merge_adapter=False)
+        )
     if adapter is not None:  # what an unmerged LoRA costs per token (the default merges it at load)
         runners[f"transformers, shopassist decoder ({dtype}), LoRA unmerged"] = decoder_loop(
             TransformersChatModel(base, adapter, threads=2, merge_adapter=False)
@@ -201,6 +207,12 @@ def decode_speed(
 def run_speed(args: argparse.Namespace) -> dict:
     prompts = load_prompts()
     model = load_chat_model(args.model, args.adapter or "none", threads=2)
+    if args.decode_only:
+        return {
+            "machine": f"{platform.machine()} {os.cpu_count()} cores, torch threads 2",
+            "model": model.name,
+            "decode_tokens_per_s": decode_speed(model, args.model, args.adapter),
+        }
     with tempfile.TemporaryDirectory() as tmp:
         turns = tool_turns(model, prompts, Path(tmp))
     result = {
@@ -262,6 +274,7 @@ def main() -> None:
     parser.add_argument("--max-turns", type=int, default=10)
     parser.add_argument("--max-steps", type=int, default=8)
     parser.add_argument("--unguided", action="store_true", help="tasks: the model's free choices (no guidance)")
+    parser.add_argument("--decode-only", action="store_true", help="speed: only the decode tokens/s table")
     args = parser.parse_args()
     # resolved here so every part of a run measures the same model (the shipped adapter, as `shopassist chat`)
     args.adapter = args.adapter or shipped_adapter(args.model)
@@ -269,7 +282,8 @@ def main() -> None:
         args.adapter = None
     RESULTS.mkdir(exist_ok=True)
     result = run_speed(args) if args.what == "speed" else run_tasks(args)
-    name = f"agent_speed{args.tag}.json" if args.what == "speed" else f"agent_tasks_{args.split}{args.tag}.json"
+    tag = args.tag + ("-decode" if args.what == "speed" and args.decode_only else "")
+    name = f"agent_speed{tag}.json" if args.what == "speed" else f"agent_tasks_{args.split}{args.tag}.json"
     (RESULTS / name).write_text(json.dumps(result, indent=2) + "\n")
     print(json.dumps(result, indent=2))
 

@@ -37,7 +37,9 @@ def test_reads_the_recbole_files(tiny):
         ("tiny.test.inter", "u1\t1 2\t99\n", "tiny.test.inter line 1: item id\\(s\\) not in the item file: 99"),
         ("tiny.test.inter", "u1\t1\t2\nu1\t2\t1\n", "line 2: user u1 listed twice"),
         ("tiny.test.inter", "u1\t \t2\n", "line 1: empty field"),
-        ("tiny.random", "u1\t1 2 77\n", "tiny.random line 1: item id\\(s\\) not in the item file: 77"),
+        ("tiny.random", "u1\t77 78\n", "tiny.random line 1: none of the candidate ids is in the item file"),
+        ("tiny.random", "u1\t1 2\nu1\t2 1\n", "tiny.random line 2: user u1 listed twice"),
+        ("tiny.random", "u1\t1 2\nu9\t1 2\n", "1 user\\(s\\) have no line in tiny.test.inter, e.g. u9"),
         ("tiny.random", "", "no data lines"),
     ],
 )
@@ -50,6 +52,25 @@ def test_malformed_lines_name_the_line(tmp_path, file, content, message):
     (folder / file).write_text(content)
     with pytest.raises(ProtocolFileError, match=message):
         protocol.load(folder)
+
+
+def test_llmranks_published_layout_evaluates_the_candidate_files_users_in_its_order():
+    # laid out as LLMRank's datasets: .random without a header, listing 8 of the 40 users of .test.inter,
+    # ids that do not start at 0, in an order of its own, with a candidate id the item file does not know
+    data = protocol.load(DATA / "llmrank" / "published")
+    order = [
+        line.split("\t")[0]
+        for line in (DATA / "llmrank" / "published" / "published.random").read_text().split("\n")
+        if line
+    ]
+    assert [x.user_id for x in data.interactions] == order and len(order) == 8
+    assert len(data.histories) == 40  # popularity still counts every history
+    assert all("999999" not in ids for ids in data.candidates.values())
+    report = protocol.evaluate(data, "oracle", lambda x, items: [1.0 if i == x.target else 0.0 for i in items], users=3)
+    assert len(report.ranks) == 3 and set(report.ranks) == {1}  # --users N: the first N of the candidate file
+    evaluated = []
+    protocol.evaluate(data, "seen", lambda x, items: evaluated.append(x.user_id) or [0.0] * len(items), users=5)
+    assert evaluated == order[:5]
 
 
 def test_candidate_sets_follow_the_protocol(tiny):

@@ -124,26 +124,30 @@ class ConversationHub:
         self.model, self.ctx, self.store_name, self.make_agent = model, ctx, store_name, make_agent
         self.log, self.interactions, self.saved = log, interactions, saved
         self._conversations: dict[str, Conversation] = {}
+        self._by_token: dict[str, Conversation] = {}
         self._lock = threading.Lock()
         self.line = TurnLine() if getattr(model, "serial", False) else None
         for row in saved.load() if saved is not None else []:
-            self._conversations[row.id] = self._restore(row)
+            self._add(self._restore(row))
 
     # --- conversations -------------------------------------------------------------------------------
 
     def new(self) -> Conversation:
         conversation = Conversation(uuid.uuid4().hex[:12], self.make_agent(self.model, self.ctx, self.store_name))
+        self._add(conversation)
+        return conversation
+
+    def _add(self, conversation: Conversation) -> None:
         with self._lock:
             self._conversations[conversation.id] = conversation
-        return conversation
+            self._by_token[conversation.token] = conversation
 
     def for_shopper(self, token: str | None) -> Conversation | None:
         """The conversation whose secret token the shopper's browser holds; None if there is none."""
         if not token:
             return None
         with self._lock:
-            found = [c for c in self._conversations.values() if secrets.compare_digest(c.token, str(token))]
-        return found[0] if found else None
+            return self._by_token.get(str(token))
 
     def get(self, conversation_id: str) -> Conversation:
         with self._lock:

@@ -7,6 +7,10 @@ Files (tab-separated, RecBole atomic header `name:type`):
 - `<name>.random`: `user_id:token  candidate_item_id_list:token_seq` — random candidate ids per user
   (LLMRank's own files have no header line; both forms are read).
 
+As LLMRank's trainer does, the users evaluated are those of the candidate file, in its order, each
+with their line of `.test.inter` (which may hold many more users); candidate ids the item file does
+not know are skipped (LLMRank maps them to its padding item).
+
 For each user: the first 19 candidates that are neither the target nor in the history, plus the
 target, shuffled (seeded); a method scores the 20; the target's rank gives NDCG@1/5/10 and
 Hit@1/5/10; 95 % intervals by bootstrap over users.
@@ -41,9 +45,13 @@ class Interaction:
 @dataclass
 class ProtocolData:
     titles: dict[str, str]
-    interactions: list[Interaction]
+    interactions: list[Interaction]  # the evaluated users: the candidate file's, in its order
     candidates: dict[str, list[str]]
     name: str = ""
+    histories: list[Interaction] = field(default_factory=list)  # every line of .test.inter (popularity)
+
+    def __post_init__(self) -> None:
+        self.histories = self.histories or list(self.interactions)
 
     def candidate_set(self, inter: Interaction, n: int = N_CANDIDATES, seed: int = 0) -> list[str]:
         """The first n-1 candidates not the target nor in the history, plus the target, shuffled."""
@@ -110,12 +118,14 @@ def read_interactions(path: Path, titles: dict[str, str]) -> list[Interaction]:
 
 
 def read_candidates(path: Path, titles: dict[str, str]) -> dict[str, list[str]]:
+    """User → candidate ids, in the file's order; ids the item file does not know are left out."""
     out = {}
     for n, (user, items) in _rows(Path(path), 2, "user_id:"):
-        ids = items.split()
-        unknown = [i for i in ids if i not in titles]
-        if unknown:
-            raise ProtocolFileError(f"{path} line {n}: item id(s) not in the item file: {', '.join(unknown[:3])}")
+        if user in out:
+            raise ProtocolFileError(f"{path} line {n}: user {user} listed twice")
+        ids = [i for i in items.split() if i in titles]
+        if not ids:
+            raise ProtocolFileError(f"{path} line {n}: none of the candidate ids is in the item file")
         out[user] = ids
     return out
 
@@ -127,7 +137,14 @@ def load(folder: Path, name: str | None = None) -> ProtocolData:
     titles = read_items(folder / f"{name}.item")
     inters = read_interactions(folder / f"{name}.test.inter", titles)
     cands = read_candidates(folder / f"{name}.random", titles)
-    return ProtocolData(titles, inters, cands, name)
+    by_user = {x.user_id: x for x in inters}
+    missing = [u for u in cands if u not in by_user]
+    if missing:
+        raise ProtocolFileError(
+            f"{folder / f'{name}.random'}: {len(missing)} user(s) have no line in {name}.test.inter, "
+            f"e.g. {', '.join(missing[:3])}"
+        )
+    return ProtocolData(titles, [by_user[u] for u in cands], cands, name, histories=inters)
 
 
 def write(folder: Path, name: str, titles: dict[str, str], inters: list[Interaction], cands: dict[str, list[str]]):

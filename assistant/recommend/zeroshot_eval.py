@@ -41,7 +41,7 @@ def random_scorer(seed: int = 0):
 
 
 def popularity_scorer(data: ProtocolData):
-    counts = Counter(i for x in data.interactions for i in x.history)
+    counts = Counter(i for x in data.histories for i in x.history)
 
     def score(_inter: Interaction, items: list[str]) -> list[float]:
         return [float(counts[i]) for i in items]

@@ -50,7 +50,7 @@ def register(sub) -> None:
 
     p = kinds.add_parser("zeroshot", help="recommenders on LLMRank files (docs/RECOMMEND.md)")
     p.add_argument("--data", type=Path, required=True, help="folder with <name>.item, .test.inter and .random")
-    p.add_argument("--users", type=int, default=200, help="users evaluated (default 200)")
+    p.add_argument("--users", type=int, default=200, help="the first N users of the candidate file (default 200)")
     p.add_argument("--llm-users", type=int, help="users for the LLM methods (default --users)")
     p.add_argument("--shuffles", type=int, default=3, help="orderings per listwise ranking")
     p.add_argument(
