@@ -286,13 +286,6 @@ def option_values(products) -> dict[str, dict[str, str]]:
     return values
 
 
-def _product_type(words: str, names: set[str]) -> str | None:
-    """The catalog product type `words` name (plural or singular, any case), the longest one."""
-    text = f" {words.lower()} "
-    found = [n for n in names if f" {n.lower()} " in text or f" {n.lower()}s " in text or f" {n.lower()}es " in text]
-    return max(found, key=len) if found else None
-
-
 def stated_filters(
     arguments: dict[str, Any], message: str, store, earlier: dict[str, Any] | None = None
 ) -> dict[str, Any]:
@@ -303,7 +296,7 @@ def stated_filters(
     (ambiguous); the model's own filters stay. `earlier`: the conversation's previous search; a follow-up
     on the same type keeps its bounds and options unless this message restates them ("t-shirt under $60",
     then "any in blue?" → blue t-shirts under $60)."""
-    from assistant.requests import parse_request
+    from assistant.requests import named_product_type, parse_request
 
     out = dict(arguments)
     bounds = parse_request(message)
@@ -313,7 +306,7 @@ def stated_filters(
     if store is None:
         return out
     products = list(store.products().values())
-    kind = _product_type(str(out.get("query", "")), {p["name"] for p in products})
+    kind = named_product_type(str(out.get("query", "")), {p["name"] for p in products})
     if kind is None:
         return out
     if "category" not in out:  # the query names a product type: only that type, so a bound can say "none"

@@ -26,10 +26,18 @@ def parse_request(message: str) -> ParsedRequest:
     below, above = _BELOW.search(message), _ABOVE.search(message)
     query = _ABOVE.sub(" ", _BELOW.sub(" ", message))
     return ParsedRequest(
-        query=" ".join(query.split()) or message,
+        # the request cut at its price leaves punctuation behind ("a gift for a hiker, under $100")
+        query=" ".join(query.split()).strip(" ,;:.-") or message,
         max_price=float(below.group(1)) if below else None,
         min_price=float(above.group(1)) if above else None,
     )
+
+
+def named_product_type(words: str, names: set[str]) -> str | None:
+    """The catalog product type `words` name (plural or singular, any case), the longest one."""
+    text = f" {words.lower()} "
+    found = [n for n in names if f" {n.lower()} " in text or f" {n.lower()}s " in text or f" {n.lower()}es " in text]
+    return max(found, key=len) if found else None
 
 
 def clean_message(text: str) -> tuple[str | None, str | None]:

@@ -207,6 +207,22 @@ def test_recommendations_have_grounded_reasons(store, search):
     assert any("bought_before" in r.sources or "co_purchase" in r.sources for r in with_user)
 
 
+def test_the_method_line_names_only_the_sources_used_and_an_empty_list_says_why(store, search):
+    from assistant.recommend.recommender import Recommender
+
+    rec = Recommender(store, search)
+    out = rec.recommend("a t-shirt, under $60", None, k=3)
+    assert all(r.facts.get("matched") == "a t-shirt" for r in out if "search" in r.sources)  # no stray comma
+    assert "the customer's purchases" not in rec.describe(len(out), "none")  # no customer was given
+    rec.recommend("something nice", "mei_kovacs_8020", k=20)
+    assert "the customer's purchases" in rec.describe(20, "none")
+    assert rec.recommend("a backpack under $100", None, k=3) == []  # the cheapest backpack is $193.38
+    assert rec.why_empty("a backpack under $100") == (
+        "no Backpack is under $100.00; the nearest is Backpack at $193.38 (item 9851293632)"
+    )
+    assert "no product type of this store" in rec.why_empty("snacks for a movie night under $10")
+
+
 def test_bad_requests_get_clear_errors(store, search):
     from assistant.recommend.recommender import Recommender, RecommendError
 

@@ -35,6 +35,8 @@ def build_recommend_tab(hub: ConversationHub, shopper_token: gr.State | None = N
         except Exception as exc:  # the model or the index failed: say so, keep the server up
             print(f"shopassist ui: recommend failed: {type(exc).__name__}: {exc}", file=sys.stderr)
             return "", "Recommendations are not available right now; nothing was changed."
+        if not recs:
+            return "", f"Nothing to recommend: {recommender.why_empty(message)}."
         cards = [
             ProductCard(r.item_id, r.name, r.options, r.price, True, r.reason, i, message)
             for i, r in enumerate(recs, 1)

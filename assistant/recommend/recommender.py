@@ -19,11 +19,18 @@ from typing import Any
 import numpy as np
 
 from assistant.ranking.history import purchased_orders, store_history
-from assistant.requests import parse_request
+from assistant.requests import named_product_type, parse_request
 from retrieval.errors import ShopassistError
 
 _HOUSEHOLD = re.compile(r"\bhousehold[\s_#]*(\d+)\b", re.IGNORECASE)
 MAX_REQUEST = 1000
+SOURCES = {  # evidence kind → how the method line names it
+    "search": "product search",
+    "bought_before": "the customer's purchases",
+    "co_purchase": "items bought with theirs",
+    "popular": "best sellers",
+    "ctr": "the purchase model",
+}
 
 
 class RecommendError(ShopassistError, ValueError):
@@ -120,6 +127,7 @@ class Recommender:
         self._baskets_of_item: dict[str, list[tuple[str, ...]]] | None = None
         self._sales: Counter[str] | None = None
         self.last_pool = 0  # candidates the last request ranked
+        self.last_sources: list[str] = []  # where they came from
 
     # -- store views, built once ----------------------------------------------------------------------
 
@@ -158,9 +166,12 @@ class Recommender:
         self._order_index()
         parsed = parse_request(request)
         pool: dict[str, Candidate] = {}
+        # a request that names a product type ("a backpack under $100") gets only that type, from every source
+        kind = named_product_type(parsed.query, {c.name for c in catalog.values()})
+        kind = next((c.category for c in catalog.values() if c.name == kind), None) if kind else None
 
         def add(item_id: str, source: str, evidence: Any, prescore: float) -> None:
-            if item_id not in catalog:
+            if item_id not in catalog or (kind is not None and catalog[item_id].category != kind):
                 return
             c = pool.get(item_id)
             if c is None:
@@ -173,7 +184,9 @@ class Recommender:
             from retrieval.search import SearchInputError
 
             try:
-                hits = self.search.search(parsed.query, max_price=parsed.max_price, min_price=parsed.min_price, k=15)
+                hits = self.search.search(
+                    parsed.query, max_price=parsed.max_price, min_price=parsed.min_price, category=kind, k=15
+                )
             except SearchInputError as exc:
                 raise RecommendError(str(exc)) from None
             for r, h in enumerate(hits):
@@ -205,7 +218,25 @@ class Recommender:
             except ToolError:
                 pass  # items the model has no features for: keep the other evidence
         cands.sort(key=lambda c: c.prescore, reverse=True)
-        return cands[: self.max_candidates], history
+        cands = cands[: self.max_candidates]
+        self.last_sources = [s for s in SOURCES if any(s in c.evidence for c in cands)]
+        return cands, history
+
+    def why_empty(self, request: str) -> str:
+        """Why a request found nothing: the price bound removed every item of the type it names (naming
+        the nearest), or the store has no product type by that name."""
+        parsed = parse_request(" ".join((request or "").split()))
+        bound = f"under ${parsed.max_price:,.2f}" if parsed.max_price is not None else ""
+        if parsed.min_price is not None:
+            bound = (bound + " and " if bound else "") + f"over ${parsed.min_price:,.2f}"
+        catalog = self._catalog().values()
+        kind = named_product_type(parsed.query, {c.name for c in catalog})
+        of_kind = [c for c in catalog if c.name == kind]
+        if not of_kind:
+            what = f"nothing {bound} matches" if bound else "nothing matches"
+            return f"{what} “{parsed.query}”, and no product type of this store is named in it"
+        near = min(of_kind, key=lambda c: c.price if parsed.max_price is not None else -c.price)
+        return f"no {kind} is {bound}; the nearest is {near.name} at ${near.price:,.2f} (item {near.item_id})"
 
     def describe(self, shown: int, method: str) -> str:
         """One line saying where the last list came from and how it was ordered (shown under the cards)."""
@@ -214,8 +245,8 @@ class Recommender:
         else:
             kind = "P(Yes) per item" if method == "pointwise" else "lettered lists"
             how = f"zero-shot LLM ranking, {kind}, {self.llm.name}"
-        sources = "product search, the customer's purchases, best sellers"
-        if self.ranker is not None:
+        sources = ", ".join(SOURCES[s] for s in self.last_sources if s != "ctr") or "none"
+        if "ctr" in self.last_sources and self.ranker is not None:
             sources += f", scored by {self.ranker.method}"
         return f"{shown} of {self.last_pool} candidates ({sources}) · method: {how}"
 

@@ -46,8 +46,8 @@ def cmd_recommend(args: argparse.Namespace) -> int:
     with Store.open(args.store) as store:
         rec = Recommender(store, search, ranker_for_store(args.store, store), model)
         results = rec.recommend(args.request, args.user, args.k, args.method, args.diversity)
-    if not results:
-        print("no items match", file=sys.stderr)
+        if not results:
+            print(f"shopassist recommend: {rec.why_empty(args.request)}", file=sys.stderr)
     for n, r in enumerate(results, 1):
         if args.json:
             print(json.dumps({"rank": n, **r.__dict__}))
