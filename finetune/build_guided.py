@@ -244,6 +244,61 @@ def stage4_mix(tasks: Path, bitext: Path | None, suite: Path | None, store_name:
     return out
 
 
+HUMAN_ASKS = [
+    "I want to talk to a human",
+    "can I speak to a real person?",
+    "actually, get me a human agent",
+    "I'd rather talk to someone from your team",
+    "let me speak to a person please",
+    "can you connect me with customer service?",
+]
+
+
+def handover_midway(dialogues: list[Dialogue], bitext: Path | None, seed: int = 0) -> list[Dialogue]:
+    """Each dialogue continued by the customer asking for a person and the agent handing over at once —
+    stage 4 only ever saw hand-overs as a conversation's first message, and after a search it searched again."""
+    rng = random.Random(seed)
+    requests = bitext_requests(bitext) if bitext else {}
+    asks = HUMAN_ASKS + requests.get("contact_human_agent", []) + requests.get("contact_customer_service", [])
+    call = ToolCall("transfer_to_human_agents", {"summary": "The customer asked for a human agent."})
+    return [
+        Dialogue(
+            f"{d.id}-then-human",
+            [*d.messages, ChatMessage("user", rng.choice(asks)), ChatMessage("assistant", tool_call=call)],
+            "acts",
+            d.store,
+            customer=d.customer,
+        )
+        for d in dialogues
+    ]
+
+
+def stage5_mix(tasks: Path, bitext: Path | None, suite: Path | None, store_name: str = "tau-retail") -> list[dict]:
+    """The stage-5 data: 25 searches and 15 status conversations continued by a request for a person
+    (handover_midway), with fresh (seed 13) searches (60), status conversations (20), writes (100) and
+    acts (10 first-message hand-overs), so follow-up searches stay searches and writes keep their share
+    (a first try with 90 hand-overs midway and 40 writes lost returns: 37/45); shuffled (seed 6)."""
+    from assistant.runtime import open_search
+    from finetune.build_writes import suite_users, write_dialogues
+    from retrieval.catalog import items_from_products
+
+    items = items_from_products(get_pack(store_name).read_documents()["products"])
+    search = open_search(store_name)
+    shopping = guided_shopping(search, items, store_name, 120, seed=13)
+    status = guided_status(store_name, 60, seed=13)
+    rows = handover_midway(shopping[:25] + status[:15], bitext, seed=13) + shopping[25:85] + status[15:35]
+    rows += write_dialogues(store_name, 100, tasks, suite, seed=13)
+    rows += guided_acts(store_name, bitext, seed=13, humans=10)
+    with (
+        tempfile.TemporaryDirectory(prefix="shopassist-guided-") as tmp,
+        FreshStores(get_pack(store_name), Path(tmp)).open() as store,
+    ):
+        left_out = suite_users(store.users(), suite)
+    out = [d.to_dict() for d in rows if d.customer not in left_out]
+    random.Random(6).shuffle(out)
+    return out
+
+
 def main(argv: list[str] | None = None) -> int:
     """python -m finetune.build_guided --stage3b --tau runs/data/guided_tau.jsonl --bitext B --out F
     python -m finetune.build_guided --stage4 --tasks ../shared/data/tau-retail/tasks_train.json --bitext B \
@@ -257,6 +312,7 @@ def main(argv: list[str] | None = None) -> int:
     stage = parser.add_mutually_exclusive_group(required=True)
     stage.add_argument("--stage3b", action="store_true")
     stage.add_argument("--stage4", action="store_true")
+    stage.add_argument("--stage5", action="store_true")
     parser.add_argument("--tau", type=Path, help="--stage3b: guided τ dialogues (shopassist data dialogues)")
     parser.add_argument(
         "--tasks", type=Path, help="--stage4: the τ training tasks (their evaluation users are left out)"
@@ -265,9 +321,13 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--bitext", type=Path)
     parser.add_argument("--out", type=Path, required=True)
     args = parser.parse_args(argv)
-    if args.stage3b and args.tau is None or args.stage4 and args.tasks is None:
-        parser.error("--stage3b needs --tau; --stage4 needs --tasks")
-    rows = stage3b_mix(args.tau, args.bitext) if args.stage3b else stage4_mix(args.tasks, args.bitext, args.suite)
+    if args.stage3b and args.tau is None or (args.stage4 or args.stage5) and args.tasks is None:
+        parser.error("--stage3b needs --tau; --stage4 and --stage5 need --tasks")
+    if args.stage3b:
+        rows = stage3b_mix(args.tau, args.bitext)
+    else:
+        mix = stage4_mix if args.stage4 else stage5_mix
+        rows = mix(args.tasks, args.bitext, args.suite)
     args.out.write_text("".join(json.dumps(r) + "\n" for r in rows), encoding="utf-8")
     print(json.dumps({"written": str(args.out), "dialogues": len(rows)}))
     return 0

@@ -99,3 +99,16 @@ def test_evaluation_and_suite_customers_are_left_out(writes, store):
     suite = suite_users(store.users(), SUITE)
     assert suite and {d.customer for d in writes}.isdisjoint(dev | held | suite)
     assert guided_writes("tau-retail", 5, set(store.users())) == []  # everyone excluded: nothing to build
+
+
+def test_mid_conversation_handovers_continue_a_whole_dialogue_and_hand_over_at_once():
+    from assistant.dialogues import dialogue_from_dict
+    from finetune.build_guided import guided_status, handover_midway
+
+    base = guided_status("tau-retail", 4, seed=1)
+    for before, after in zip(base, handover_midway(base, None, seed=1), strict=True):
+        again = dialogue_from_dict(after.to_dict())  # a valid line of the dialogue format
+        assert [m.to_dict() for m in again.messages[: len(before.messages)]] == [m.to_dict() for m in before.messages]
+        asked, answer = again.messages[len(before.messages) :]
+        assert asked.role == "user" and answer.tool_call.name == "transfer_to_human_agents"
+        assert after.customer == before.customer
