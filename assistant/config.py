@@ -25,6 +25,13 @@ def state_dir() -> Path:
     return Path(os.environ.get("SHOPASSIST_STATE_DIR", default)).resolve()
 
 
+def owner_only_file(path: Path) -> None:
+    """Create `path` if missing and make it readable by its owner only (customers' data: databases, logs;
+    SQLite gives its -wal/-shm files the same mode)."""
+    os.close(os.open(path, os.O_RDWR | os.O_CREAT, 0o600))
+    os.chmod(path, 0o600)
+
+
 def imported_packs_dir() -> Path:
     """Store packs built from public data (`shopassist store import`): local, never committed."""
     return state_dir() / "packs"

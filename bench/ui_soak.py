@@ -42,11 +42,6 @@ SEARCHES = ["find me a t-shirt", "find a backpack", "show me hiking boots", "loo
 SORRY = "something went wrong on our side"
 
 
-def percentile(values: list[float], q: float) -> float:
-    ordered = sorted(values)
-    return ordered[min(len(ordered) - 1, round(q * (len(ordered) - 1)))] if ordered else float("nan")
-
-
 def start(state: Path, index_state: Path, port: int) -> subprocess.Popen:
     env = {**os.environ, "SHOPASSIST_STATE_DIR": str(state), "SHOPASSIST_STAFF_PASSWORD": "soak"}
     with (state / "server.log").open("a") as log:
@@ -73,6 +68,14 @@ def start(state: Path, index_state: Path, port: int) -> subprocess.Popen:
         except OSError:
             time.sleep(0.2)
     raise SystemExit("ui_soak: the server did not start within 120 s")
+
+
+def _quantiles(values: list[float]) -> dict[str, float | None]:
+    from agent_bench import percentile
+
+    if not values:  # every turn of that phase failed: counted under errors
+        return {"p50": None, "p95": None}
+    return {"p50": round(percentile(values, 0.5), 3), "p95": round(percentile(values, 0.95), 3)}
 
 
 def customers_with_pending_orders(n: int) -> list[tuple[str, str]]:
@@ -193,8 +196,8 @@ def main() -> None:
         "writes_lost": not_done,
         "errors": len(errors),
         "error_examples": errors[:5],
-        "turn_s_before_restart": {"p50": round(percentile(before, 0.5), 3), "p95": round(percentile(before, 0.95), 3)},
-        "turn_s_after_restart": {"p50": round(percentile(after, 0.5), 3), "p95": round(percentile(after, 0.95), 3)},
+        "turn_s_before_restart": _quantiles(before),
+        "turn_s_after_restart": _quantiles(after),
         "restart_s": round(restart_s, 1),
         "wall_s": round(wall, 1),
         "mean_turn_s": round(statistics.mean(before + after), 3) if before + after else None,

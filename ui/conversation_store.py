@@ -7,13 +7,13 @@ leaves either the previous or the new state of a conversation, never half of one
 """
 
 import json
-import os
 import sqlite3
 import threading
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from assistant.config import owner_only_file
 from retrieval.errors import ShopassistError
 
 SCHEMA = """
@@ -56,9 +56,7 @@ class ConversationStore:
     def __init__(self, path: Path):
         self.path = Path(path)
         self.path.parent.mkdir(parents=True, exist_ok=True)
-        # transcripts hold personal data: owner-only, like the logs and the store
-        os.close(os.open(self.path, os.O_RDWR | os.O_CREAT, 0o600))
-        os.chmod(self.path, 0o600)
+        owner_only_file(self.path)  # transcripts hold personal data, like the logs and the store
         self._lock = threading.Lock()
         try:
             self._conn = sqlite3.connect(self.path, isolation_level=None, check_same_thread=False)

@@ -18,8 +18,7 @@ def shopper_view(conversation: Conversation | None) -> tuple[list[dict[str, str]
     shown, index = [], []
     for i, m in enumerate(conversation.transcript()):
         if m.role in ("user", "assistant") and m.tool_call is None and m.content:
-            mark = HUMAN_MARK if m.meta.get("author") == "human" else ""
-            shown.append({"role": m.role, "content": mark + _escape(m.content)})
+            shown.append({"role": m.role, "content": _said(m)})
             index.append(i)
     return shown, index
 
@@ -36,9 +35,13 @@ def console_view(conversation: Conversation) -> list[dict[str, Any]]:
             result = _escape(m.content[:1500])
             out.append({"role": "assistant", "content": result, "metadata": {"title": f"result: {m.name}"}})
         elif m.content:
-            mark = HUMAN_MARK if m.meta.get("author") == "human" else ""
-            out.append({"role": m.role, "content": mark + _escape(m.content)})
+            out.append({"role": m.role, "content": _said(m)})
     return out
+
+
+def _said(m) -> str:
+    """A message's text as shown, marked when a person on the staff wrote or approved it."""
+    return (HUMAN_MARK if m.meta.get("author") == "human" else "") + _escape(m.content)
 
 
 def _escape(text: str) -> str:

@@ -9,7 +9,6 @@ so a process killed mid-write leaves the previous state (WAL journal, synchronou
 """
 
 import json
-import os
 import shutil
 import sqlite3
 import tempfile
@@ -20,6 +19,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+from assistant.config import owner_only_file
 from assistant.store.packs import StorePack
 from assistant.store.state_hash import StateHasher
 
@@ -110,9 +110,7 @@ class Store:
         self.path.parent.mkdir(parents=True, exist_ok=True)
         self._lock = threading.RLock()
         self._hasher = SHARED_HASHER
-        # customers' names, addresses and payment methods: owner-only (SQLite gives its -wal/-shm the same)
-        os.close(os.open(self.path, os.O_RDWR | os.O_CREAT, 0o600))
-        os.chmod(self.path, 0o600)
+        owner_only_file(self.path)  # customers' names, addresses and payment methods
         self._conn = sqlite3.connect(self.path, isolation_level=None, check_same_thread=False)
         self._conn.execute("PRAGMA journal_mode=WAL")
         self._conn.execute("PRAGMA synchronous=FULL")
