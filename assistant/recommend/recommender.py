@@ -232,9 +232,11 @@ class Recommender:
         catalog = self._catalog().values()
         kind = named_product_type(parsed.query, {c.name for c in catalog})
         of_kind = [c for c in catalog if c.name == kind]
+        what = f"nothing {bound} matches" if bound else "nothing matches"
         if not of_kind:
-            what = f"nothing {bound} matches" if bound else "nothing matches"
             return f"{what} “{parsed.query}”, and no product type of this store is named in it"
+        if not bound:  # the type exists but nothing reached the list (no index, no sales of it)
+            return f"{what} “{parsed.query}”"
         near = min(of_kind, key=lambda c: c.price if parsed.max_price is not None else -c.price)
         return f"no {kind} is {bound}; the nearest is {near.name} at ${near.price:,.2f} (item {near.item_id})"
 
