@@ -8,11 +8,15 @@ observations. All state lives in the `Agent` instance: one per conversation, not
 
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Protocol
+from typing import TYPE_CHECKING, Protocol
 
 from assistant.messages import ChatMessage, ToolCall
 from assistant.policy import PolicySession, ToolCallRecord
 
+if TYPE_CHECKING:
+    from assistant.intents import Intent, IntentReader
+
+CATALOG_FIRST = ("search_products", "list_all_product_types")  # what a product question may start with
 STEP_LIMIT_REPLY = "I'm sorry, I couldn't finish that on my own. Could you rephrase, or ask for a human agent?"
 TRANSFER_REPLY = "I've passed your request to a human colleague, who will continue from here."
 
@@ -42,6 +46,8 @@ class Agent:
     # Guided (default for models that support it): only legal tools with grounded identifiers, replies from
     # tool results or conversation acts (assistant.guidance, assistant.replies). False: the model's free text.
     guided: bool = True
+    # reads what the customer's message asks for (assistant.intents); guided mode acts on it when sure
+    intents: "IntentReader | None" = None
     _turn_start: int = 0  # trace position where the current customer turn began
 
     def __post_init__(self) -> None:
@@ -102,11 +108,37 @@ class Agent:
         if not (self.guided and getattr(self.model, "guided", False)):
             return self.model.generate(view, tools=self.session.registry.schemas() if tools else None, **streaming)
         from assistant.guidance import customer_texts, grounded_numbers, legal_tools, stated_filters
-        from assistant.replies import reply_options
+        from assistant.replies import ACTS, reply_options
 
         legal = legal_tools(self.session, self.messages, self.this_turn) if tools else []
         options = reply_options(self.session, self.this_turn)
-        message = self.model.generate(view, tools=legal or None, replies=[o.text for o in options], **streaming)
+        intent = self._read_intent() if tools and not self.this_turn else None
+        required = False
+        if intent is not None and intent.label == "human":  # an explicit request for a person: at once
+            act = next(o for o in ACTS if o.act == "handover")
+            meta = {
+                "act": act.act,
+                "action": act.action,
+                "intent": intent.label,
+                "intent_p": round(intent.probability, 3),
+            }
+            if on_text is not None:
+                on_text(act.text)
+            return ChatMessage("assistant", act.text, meta=meta)
+        if intent is not None and intent.label == "shopping" and self.session.user_id is None:
+            # a product question starts with the catalog (signed-in customers may be choosing an item of an
+            # order: the model decides there); the model still chooses the tool and writes its arguments
+            catalog = [t for t in legal if t["function"]["name"] in CATALOG_FIRST]
+            legal, required = catalog or legal, bool(catalog)
+        message = self.model.generate(
+            view,
+            tools=legal or None,
+            replies=[o.text for o in options],
+            **({"tool_choice": "required"} if required else {}),
+            **streaming,
+        )
+        if intent is not None:
+            message.meta.update(intent=intent.label, intent_p=round(intent.probability, 3))
         if message.tool_call is not None and message.tool_call.name == "search_products":
             call = message.tool_call
             texts = customer_texts(self.messages)
@@ -120,6 +152,14 @@ class Agent:
             if chosen.action is not None:
                 message.meta["action"] = chosen.action
         return message
+
+    def _read_intent(self) -> "Intent | None":
+        """What the customer's latest message asks for, when the reader is sure of it."""
+        if self.intents is None:
+            return None
+        text = next((m.content for m in reversed(self.messages) if m.role == "user"), "")
+        intent = self.intents.read(text) if text.strip() else None
+        return intent if intent is not None and intent.sure else None
 
     def apply(self, message: ChatMessage) -> str | None:
         """Record a step; a tool call runs through the policy layer and its observation is returned."""

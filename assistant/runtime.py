@@ -55,6 +55,7 @@ class AgentSettings:
     few_shot: bool | None = None  # None: as the model's prompt profile says (base models need examples)
     max_steps: int = 8
     guided: bool = True  # legal actions, grounded arguments and replies (False: `--unguided`, for comparison)
+    intents: bool = True  # act on the intent reader where it is sure (assistant.intents; guided mode only)
 
 
 def agent_for_session(model, session: PolicySession, store_name: str, settings: AgentSettings | None = None) -> Agent:
@@ -69,7 +70,16 @@ def agent_for_session(model, session: PolicySession, store_name: str, settings: 
         max_steps=settings.max_steps,
         examples=examples,
         guided=settings.guided,
+        intents=_intent_reader(session) if settings.guided and settings.intents else None,
     )
+
+
+def _intent_reader(session: PolicySession):
+    """The shipped intent reader, sharing the product search's embedding model where there is one."""
+    from assistant.intents import shipped_reader
+
+    search = session.ctx.search
+    return shipped_reader(getattr(search, "embedder", None))
 
 
 def new_agent(model, ctx: ToolContext, store_name: str, settings: AgentSettings | None = None) -> Agent:

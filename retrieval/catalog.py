@@ -39,6 +39,9 @@ class CatalogItem:
     available: bool
     options: dict[str, str] = field(default_factory=dict)
     description: str = ""
+    # what the product type is for, in the store's words: searched (so a need such as "a gift for a hiker"
+    # reaches hiking boots) but never shown or returned, so tool outputs stay as the store's data has them
+    about: str = ""
 
     def document(self) -> str:
         """The text that is embedded and matched lexically."""
@@ -49,6 +52,8 @@ class CatalogItem:
             parts.append(", ".join(f"{k}: {v}" for k, v in self.options.items()))
         if self.description:
             parts.append(self.description)
+        if self.about:
+            parts.append(self.about)
         return ". ".join(parts)
 
     def metadata(self) -> dict[str, Any]:
@@ -64,6 +69,8 @@ class CatalogItem:
             "options_json": json.dumps(self.options),
             "description": self.description,
         }
+        if self.about:
+            meta["about"] = self.about
         for key, value in self.options.items():
             meta[option_field(key)] = value.lower()
         return meta
@@ -79,6 +86,7 @@ class CatalogItem:
             available=meta["available"],
             options=json.loads(meta["options_json"]),
             description=meta.get("description", ""),
+            about=meta.get("about", ""),
         )
 
 
@@ -87,11 +95,13 @@ def option_field(key: str) -> str:
     return "opt_" + re.sub(r"\W+", "_", key.strip().lower()).strip("_")
 
 
-def items_from_products(products: dict[str, dict[str, Any]]) -> list[CatalogItem]:
+def items_from_products(products: dict[str, dict[str, Any]], about: dict[str, str] | None = None) -> list[CatalogItem]:
     """Flatten τ-retail style products (each with variants) into one catalog item per variant.
 
     A product's optional `category` and `description` (imported packs have them) are kept; without a
-    category the product name serves, as in tau-retail."""
+    category the product name serves, as in tau-retail. `about`: product name → what that type is for
+    (a store pack's `descriptions.json`), searched only."""
+    about = about or {}
     items = []
     for product_id, product in products.items():
         for item_id, variant in product["variants"].items():
@@ -105,6 +115,7 @@ def items_from_products(products: dict[str, dict[str, Any]]) -> list[CatalogItem
                     available=bool(variant["available"]),
                     options={str(k): str(v) for k, v in variant["options"].items()},
                     description=product.get("description", ""),
+                    about=about.get(product["name"], ""),
                 )
             )
     return items

@@ -112,6 +112,9 @@ class CatalogSnapshot:
         }
         self.lexical = LexicalIndex(documents)
         self.position = {item_id: i for i, item_id in enumerate(ids)}
+        # product type → its name and what it is for, where the catalog describes its types
+        self.type_documents = {it.title: f"{it.title}. {it.about}" for it in self.items if it.about}
+        self.type_vectors: tuple[list[str], np.ndarray] | None = None  # embedded on first use
 
     @classmethod
     def from_collection(cls, collection) -> "CatalogSnapshot":
@@ -170,10 +173,14 @@ def _price(name: str, value: Any) -> float | None:
 class ProductSearch:
     """Search over one indexed catalog. Reads the collection lazily; `refresh()` after re-indexing."""
 
-    def __init__(self, collection, embedder: PackagedMiniLM | None = None, mode: Mode = "fused"):
+    def __init__(
+        self, collection, embedder: PackagedMiniLM | None = None, mode: Mode = "fused", by_type: bool = True
+    ):
+        """`by_type`: fused search also ranks by product-type descriptions, where the catalog has them."""
         self.collection = collection
         self.embedder = embedder or PackagedMiniLM()
         self.mode = mode
+        self.by_type = by_type
         self._snapshot: CatalogSnapshot | None = None
 
     @property
@@ -268,6 +275,8 @@ class ProductSearch:
             ranked.append(self._dense(text, filters, depth, need=k))
         if mode in ("lexical", "fused"):
             ranked.append(self._lexical(text, filters, depth))
+        if mode == "fused" and self.by_type and self.snapshot.type_documents:
+            ranked.append(self._by_type(text, filters, depth, ranked[0]))
         scores = _fuse(ranked) if len(ranked) > 1 else {i: 1.0 / (r + 1) for r, i in enumerate(ranked[0])}
         best = sorted(scores, key=scores.get, reverse=True)[:k]
         return [self._hit(item_id, scores[item_id]) for item_id in best]
@@ -302,6 +311,36 @@ class ProductSearch:
         return self.collection.query(query_embeddings=[vector], n_results=min(depth, allowed), include=[], **restrict)[
             "ids"
         ][0]
+
+    def type_scores(self, text: str) -> dict[str, float]:
+        """Cosine similarity of the query to each product type's description (name and what it is for)."""
+        snap = self.snapshot
+        if snap.type_vectors is None:
+            names = list(snap.type_documents)
+            vectors = np.asarray(self.embedder.encode([snap.type_documents[n] for n in names]), dtype=np.float32)
+            snap.type_vectors = (names, vectors / np.maximum(np.linalg.norm(vectors, axis=1, keepdims=True), 1e-9))
+        names, vectors = snap.type_vectors
+        query = np.asarray(self.embedder.encode([text])[0], dtype=np.float32)
+        sims = vectors @ (query / max(float(np.linalg.norm(query)), 1e-9))
+        return dict(zip(names, sims.tolist(), strict=True))
+
+    def _by_type(self, text: str, filters: SearchFilters, depth: int, dense: list[str]) -> list[str]:
+        """Items of the product types whose descriptions are nearest the query, nearest type first and,
+        within a type, in dense order: a need ("a gift for a hiker") reaches the types it describes even
+        when no item's own name or options say so."""
+        snap = self.snapshot
+        scores = self.type_scores(text)
+        by_type: dict[str, list[int]] = {}
+        for i in np.flatnonzero(filters.mask(snap)):
+            by_type.setdefault(snap.items[i].title, []).append(int(i))
+        seen = {item_id: r for r, item_id in enumerate(dense)}
+        out: list[str] = []
+        for name in sorted(by_type, key=lambda n: -scores.get(n, 0.0)):
+            ids = [snap.ids[i] for i in by_type[name]]
+            out += sorted(ids, key=lambda item_id: seen.get(item_id, len(seen)))
+            if len(out) >= depth:
+                break
+        return out[:depth]
 
     def _lexical(self, text: str, filters: SearchFilters, depth: int) -> list[str]:
         snap = self.snapshot

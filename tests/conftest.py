@@ -14,7 +14,6 @@ from retrieval.offline import enforce_offline
 enforce_offline()
 
 from assistant.store import Store, get_pack  # noqa: E402
-from retrieval.catalog import items_from_products  # noqa: E402
 
 TESTS = Path(__file__).parent
 DATA = TESTS / "data"
@@ -43,7 +42,7 @@ def pack():
 
 @pytest.fixture(scope="session")
 def tau_items(pack):
-    return items_from_products(pack.read_documents()["products"])
+    return pack.catalog_items()  # what `shopassist index` indexes: with the pack's type descriptions
 
 
 @pytest.fixture

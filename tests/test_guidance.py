@@ -160,3 +160,24 @@ def test_garbage_model_takes_only_legal_grounded_actions_and_never_writes_markup
         assert turn.reply in acts or turn.reply in grounded or turn.transferred
         if turn.transferred:
             break
+
+
+@pytest.mark.parametrize(
+    "script", [["hmm, I want to talk to a human"], ["do you have backpacks?", "can I talk to a real person instead?"]]
+)
+def test_a_request_for_a_person_is_honoured_at_once_whatever_the_model_prefers(garbage, store, search, script):
+    agent = new_agent(garbage, ToolContext(store, search), "tau-retail")
+    for text in script:
+        before = len(agent.session.trace)
+        turn = agent.respond(text)
+    assert turn.transferred and agent.done
+    assert [r.name for r in agent.session.trace[before:]] == ["transfer_to_human_agents"]  # first and only action
+
+
+def test_a_product_question_starts_with_the_catalog_whatever_the_model_prefers(garbage, store, search):
+    from assistant.agent import CATALOG_FIRST
+
+    agent = new_agent(garbage, ToolContext(store, search), "tau-retail")
+    agent.respond("any bluetooth speakers in stock?")
+    assert agent.session.trace and agent.session.trace[0].name in CATALOG_FIRST
+    assert agent.session.user_id is None  # nothing about an account was asked of the store

@@ -102,3 +102,36 @@ def test_broad_and_narrow_filters_agree_with_unfiltered_ranking(search, tau_item
     fleece = [i.item_id for i in tau_items if i.category == "Fleece Jacket"]
     assert sorted(h.item_id for h in narrow) == sorted(fleece)
     assert [h.item_id for h in narrow] == [i for i in unfiltered if i in set(fleece)][: len(fleece)]
+
+
+def test_requests_that_describe_a_need_reach_the_types_that_serve_it(search):
+    # no item's name or options say "hiking" or "sleep": only the pack's type descriptions do
+    for request, wanted in [
+        ("a gift for someone who likes hiking", {"Hiking Boots", "Backpack", "Water Bottle", "Fleece Jacket"}),
+        ("my dog needs somewhere comfy to sleep", {"Pet Bed"}),
+        ("my energy bills are too high", {"Smart Thermostat", "LED Light Bulb"}),
+    ]:
+        hits = search.search(request, k=10)
+        assert hits[0].category in wanted, (request, [h.category for h in hits])
+        assert len({h.category for h in hits[:10]} & wanted) >= min(2, len(wanted)), [h.category for h in hits]
+
+
+def test_type_descriptions_are_searched_but_never_returned(search, tau_items):
+    assert all(it.about for it in tau_items)
+    hit = search.search("hiking boots", k=1)[0].to_dict()
+    assert "about" not in hit and "description" not in hit  # tool outputs stay as the store's data has them
+
+
+def test_a_malformed_descriptions_file_is_one_clear_error(tmp_path, pack):
+    import shutil
+
+    from assistant.store import StorePackError
+    from assistant.store.packs import StorePack
+
+    for doc in ("products", "users", "orders"):
+        shutil.copy(pack.root / f"{doc}.json", tmp_path / f"{doc}.json")
+    local = StorePack.from_dir(tmp_path)
+    assert local.type_descriptions() == {}
+    (tmp_path / "descriptions.json").write_text('{"Laptop": 3}')
+    with pytest.raises(StorePackError, match="descriptions.json"):
+        local.type_descriptions()

@@ -20,6 +20,7 @@ from assistant.prompts import render
 
 POINTWISE = "rank_pointwise.v1"
 LISTWISE = "rank_listwise.v1"
+TYPE_FIT = "type_fit.v1"
 LETTERS = string.ascii_uppercase
 
 
@@ -86,6 +87,14 @@ class LLMRanker:
     def pointwise(self, context: str, items: list[str]) -> list[float]:
         prefix, suffix = self._split_prompt(POINTWISE, "item", context=context)
         logits = self.next_token_logits(prefix, items, suffix)
+        pair = torch.stack([logits[:, self.yes], logits[:, self.no]], dim=1)
+        return torch.softmax(pair, dim=1)[:, 0].tolist()
+
+    def type_fit(self, request: str, types: list[str]) -> list[float]:
+        """P(Yes) that each product type suits the request: the model's reading of a need ("a gift for a
+        hiker") as product types, one shared-prefix batch over the catalog's types."""
+        prefix, suffix = self._split_prompt(TYPE_FIT, "item", request=request)
+        logits = self.next_token_logits(prefix, types, suffix)
         pair = torch.stack([logits[:, self.yes], logits[:, self.no]], dim=1)
         return torch.softmax(pair, dim=1)[:, 0].tolist()
 

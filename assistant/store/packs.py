@@ -9,10 +9,13 @@ import json
 import re
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from assistant.config import STORES_DIR, imported_packs_dir
 from retrieval.errors import ShopassistError
+
+if TYPE_CHECKING:
+    from retrieval.catalog import CatalogItem
 
 DOCUMENTS = ("products", "users", "orders")
 
@@ -38,6 +41,25 @@ class StorePack:
     def policy_path(self) -> Path | None:
         path = self.root / "policy.md"
         return path if path.is_file() else None
+
+    def type_descriptions(self) -> dict[str, str]:
+        """Product name → what that type is for (optional `descriptions.json`; searched, never shown)."""
+        path = self.root / "descriptions.json"
+        if not path.is_file():
+            return {}
+        try:
+            value = json.loads(path.read_text(encoding="utf-8"))
+        except json.JSONDecodeError as exc:
+            raise StorePackError(f"{path}: not valid JSON ({exc})") from None
+        if not isinstance(value, dict) or not all(isinstance(v, str) for v in value.values()):
+            raise StorePackError(f"{path}: expected a JSON object of product name → description text")
+        return value
+
+    def catalog_items(self) -> list["CatalogItem"]:
+        """The pack's catalog as search items, one per variant, with the type descriptions."""
+        from retrieval.catalog import items_from_products
+
+        return items_from_products(self.read_documents()["products"], self.type_descriptions())
 
     def read_documents(self) -> dict[str, dict[str, Any]]:
         """The three documents, in file order, with JSON ints and floats kept apart."""

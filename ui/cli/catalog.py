@@ -33,7 +33,7 @@ def register(sub) -> None:
 
 def cmd_index(args: argparse.Namespace) -> int:
     from assistant.config import chroma_dir
-    from retrieval.catalog import items_from_products, read_catalog_file
+    from retrieval.catalog import read_catalog_file
     from retrieval.chroma_index import chroma_client, index_catalog, open_collection
     from retrieval.embeddings import PackagedMiniLM
 
@@ -42,7 +42,7 @@ def cmd_index(args: argparse.Namespace) -> int:
     else:
         from assistant.store import get_pack
 
-        items, name = items_from_products(get_pack(args.store).read_documents()["products"]), args.store
+        items, name = get_pack(args.store).catalog_items(), args.store
     embedder = PackagedMiniLM()
     collection = open_collection(chroma_client(chroma_dir()), name, embedder)
     report = index_catalog(collection, items, batch_size=args.batch_size, force=args.force, embedder=embedder)

@@ -49,18 +49,16 @@ def cmd_dialogues(args: argparse.Namespace) -> int:
     if args.guided and (args.shopping or args.status):
         from assistant.store import get_pack
         from finetune.build_guided import guided_dialogues
-        from retrieval.catalog import items_from_products
 
-        items = items_from_products(get_pack(args.store).read_documents()["products"])
+        items = get_pack(args.store).catalog_items()
         guided = guided_dialogues(open_search(args.store), items, args.store, args.shopping, args.status, args.bitext)
         append_dialogues(args.out, guided)
         print(json.dumps({"guided_shopping_status_acts": len(guided)}))
     elif args.shopping:
         from assistant.store import get_pack
         from finetune.build_shopping import build_shopping_dialogues
-        from retrieval.catalog import items_from_products
 
-        items = items_from_products(get_pack(args.store).read_documents()["products"])
+        items = get_pack(args.store).catalog_items()
         shopping = build_shopping_dialogues(open_search(args.store), items, args.store, args.shopping, args.bitext)
         append_dialogues(args.out, shopping)
         print(json.dumps({"shopping_and_no_tool": len(shopping)}))

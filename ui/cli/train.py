@@ -1,4 +1,5 @@
-"""`shopassist train sft | ctr`: fine-tune the agent model, train the CTR ranker (both from a YAML config)."""
+"""`shopassist train sft | ctr | intents`: fine-tune the agent model, train the CTR ranker (both from a YAML
+config), train the intent reader the agent acts on."""
 
 import argparse
 import json
@@ -6,8 +7,10 @@ from pathlib import Path
 
 
 def register(sub) -> None:
-    group = sub.add_parser("train", help="train: sft (the agent's LoRA adapter), ctr (the CTR ranker)")
-    kinds = group.add_subparsers(dest="what", required=True, metavar="{sft,ctr}")
+    group = sub.add_parser(
+        "train", help="train: sft (the agent's LoRA adapter), ctr (the CTR ranker), intents (the intent reader)"
+    )
+    kinds = group.add_subparsers(dest="what", required=True, metavar="{sft,ctr,intents}")
 
     p = kinds.add_parser("sft", help="fine-tune the agent model with LoRA (docs/FINETUNING.md)")
     p.add_argument(
@@ -22,6 +25,13 @@ def register(sub) -> None:
     p.add_argument("--output-dir", help="where to save the model (overrides the config's output_dir)")
     p.add_argument("--quiet", action="store_true", help="no progress bars")
     p.set_defaults(func=cmd_ctr)
+
+    p = kinds.add_parser("intents", help="train the intent reader (assistant/intents.py) on Bitext and our wordings")
+    p.add_argument("--bitext", type=Path, required=True, help="Bitext customer_support_requests.csv")
+    p.add_argument("--tasks", type=Path, required=True, help="τ training tasks (their evaluation users are left out)")
+    p.add_argument("--suite", type=Path, help="conversation suite: its customers left out, its messages a check")
+    p.add_argument("--out", type=Path, default=None, help="output folder (default: models/intent-minilm)")
+    p.set_defaults(func=cmd_intents)
 
 
 def cmd_sft(args: argparse.Namespace) -> int:
@@ -39,4 +49,12 @@ def cmd_ctr(args: argparse.Namespace) -> int:
         config.output_dir = args.output_dir
     metrics = run(config, progress=not args.quiet)
     print(json.dumps({k: v for k, v in metrics.items() if k != "calibration_test"}, indent=2))
+    return 0
+
+
+def cmd_intents(args: argparse.Namespace) -> int:
+    from assistant.intents import SHIPPED
+    from finetune.intents import train
+
+    print(json.dumps(train(args.bitext, args.tasks, args.suite, args.out or SHIPPED), indent=1))
     return 0

@@ -1,0 +1,222 @@
+"""Requests that describe a need, a person or an occasion: do they reach the right product types?
+
+    .venv/bin/python bench/need_bench.py                 # all methods (loads the LLM; ~5 min on 2 cores)
+    .venv/bin/python bench/need_bench.py --no-model      # search-only methods
+
+Requests: bench/need_requests.json (62 requests over the tau-retail catalog, written for this bench,
+none naming a product type). Each grades product types: 2 = what the request asks for, 1 = a sensible
+second choice; an item's gain is its type's grade, 0 above the request's price bound, one less when it
+lacks an option the request states. Only available items count (search hides the rest). nDCG@10 over
+the items each method returns; type hit@3 = share of requests whose top three distinct types include a
+grade-2 type. Latency: median and p95 per request, after one warm-up request.
+
+Methods
+- search, names only: the product's fused search (dense + BM25) over item documents as they were
+  before type descriptions (name, options), on the request cut at its price bound.
+- search (+ type descriptions): the same over documents with the pack's descriptions.json (what the
+  product indexes now); dense and lexical alone for comparison.
+- model types: the model's P(Yes) to "would this request be served by a <type>?" for every product type
+  of the catalog (request-conditioned pointwise scoring, one shared-prefix batch per request); items are
+  the best types' items in search order.
+- hybrid: search's reciprocal-rank score plus the model's type probability.
+- recommend: `Recommender.recommend` with method none (what `shopassist recommend` runs without a model).
+Results: stdout (Markdown) and bench/results/need_requests.json.
+"""
+
+import argparse
+import json
+import math
+import platform
+import statistics
+import tempfile
+import time
+from pathlib import Path
+
+from retrieval.offline import enforce_offline
+
+enforce_offline()
+
+from assistant.requests import parse_request  # noqa: E402
+from assistant.store import get_pack  # noqa: E402
+from retrieval.catalog import CatalogItem, items_from_products  # noqa: E402
+from retrieval.chroma_index import chroma_client, index_catalog, open_collection  # noqa: E402
+from retrieval.embeddings import PackagedMiniLM  # noqa: E402
+from retrieval.search import ProductSearch  # noqa: E402
+
+BENCH = Path(__file__).parent
+
+
+def load_requests() -> list[dict]:
+    return json.loads((BENCH / "need_requests.json").read_text(encoding="utf-8"))
+
+
+def gains(request: dict, items: list[CatalogItem]) -> dict[str, int]:
+    out = {}
+    bound = request.get("max_price")
+    wanted = request.get("options", {})
+    for item in items:
+        grade = request["relevant"].get(item.title, 0)
+        if not item.available or not grade or (bound is not None and item.price > bound):
+            continue
+        if any(item.options.get(k, "").lower() != v.lower() for k, v in wanted.items()):
+            grade -= 1
+        if grade:
+            out[item.item_id] = grade
+    return out
+
+
+def ndcg_at_10(ranked: list[str], gain: dict[str, int]) -> float:
+    dcg = sum(gain.get(i, 0) / math.log2(r + 2) for r, i in enumerate(ranked[:10]))
+    ideal = sorted(gain.values(), reverse=True)[:10]
+    return dcg / sum(g / math.log2(r + 2) for r, g in enumerate(ideal)) if ideal else 0.0
+
+
+def type_hit_at_3(ranked: list[str], request: dict, title_of: dict[str, str]) -> float:
+    types = list(dict.fromkeys(title_of[i] for i in ranked if i in title_of))[:3]
+    return float(any(request["relevant"].get(t) == 2 for t in types))
+
+
+def percentile(values: list[float], q: float) -> float:
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, math.ceil(q * len(ordered)) - 1)]
+
+
+def run_method(name: str, fn, requests: list[dict], items: list[CatalogItem]) -> dict:
+    title_of = {it.item_id: it.title for it in items}
+    fn(requests[0])  # warm-up
+    nd, hits, seconds, per_request = [], [], [], []
+    for r in requests:
+        started = time.perf_counter()
+        ranked = fn(r)
+        seconds.append(time.perf_counter() - started)
+        nd.append(ndcg_at_10(ranked, gains(r, items)))
+        hits.append(type_hit_at_3(ranked, r, title_of))
+        per_request.append(round(nd[-1], 3))
+    out = {
+        "ndcg@10": round(statistics.mean(nd), 3),
+        "type_hit@3": round(statistics.mean(hits), 3),
+        "p50_ms": round(1000 * statistics.median(seconds), 1),
+        "p95_ms": round(1000 * percentile(seconds, 0.95), 1),
+        "per_request": per_request,
+    }
+    print(f"| {name} | {out['ndcg@10']:.3f} | {out['type_hit@3']:.3f} | {out['p50_ms']:.0f} | {out['p95_ms']:.0f} |")
+    return out
+
+
+def searcher(search: ProductSearch, mode: str = "fused", k: int = 10):
+    def ranked(r: dict) -> list[str]:
+        parsed = parse_request(r["request"])
+        hits = search.search(parsed.query, max_price=parsed.max_price, min_price=parsed.min_price, k=k, mode=mode)
+        return [h.item_id for h in hits]
+
+    return ranked
+
+
+def model_types(llm, search: ProductSearch, hybrid: bool):
+    """Items of the product types the model scores highest for the request (request-conditioned pointwise
+    scoring); `hybrid` adds the type route's cosine similarity to the model's probability."""
+    types = sorted(search.snapshot.type_documents)
+
+    def ranked(r: dict) -> list[str]:
+        parsed = parse_request(r["request"])
+        score = dict(zip(types, llm.type_fit(parsed.query, types), strict=True))
+        if hybrid:
+            cosine = search.type_scores(parsed.query)
+            score = {t: score[t] + cosine.get(t, 0.0) for t in types}
+        out: list[str] = []
+        for name in sorted(types, key=lambda t: -score[t])[:3]:
+            category = next(it.category for it in search.snapshot.items if it.title == name)
+            hits = search.search(parsed.query, max_price=parsed.max_price, category=category, k=10)
+            out += [h.item_id for h in hits]
+            if len(out) >= 10:
+                break
+        return out
+
+    return ranked
+
+
+def recommender(search: ProductSearch):
+    from assistant.recommend.recommender import Recommender
+    from assistant.store import FreshStores
+
+    store = FreshStores(get_pack("tau-retail"), Path(tempfile.mkdtemp(prefix="shopassist-need-"))).open()
+    rec = Recommender(store, search)
+
+    def ranked(r: dict) -> list[str]:
+        return [x.item_id for x in rec.recommend(r["request"], k=10)]
+
+    return ranked
+
+
+def name_queries(search: ProductSearch, items: list[CatalogItem]) -> dict:
+    """The search bench's 50 product-name queries (bench/search_queries.jsonl): the type route must not
+    cost the searches shoppers type most."""
+    from search_bench import gains as name_gains
+    from search_bench import load_queries
+
+    scores = [
+        ndcg_at_10([h.item_id for h in search.search(q["query"], k=10)], name_gains(q, items)) for q in load_queries()
+    ]
+    out = {"ndcg@10": round(statistics.mean(scores), 3), "queries": len(scores)}
+    print(f"- product-name queries (bench/search_queries.jsonl), nDCG@10: {out['ndcg@10']:.3f}")
+    return out
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--no-model", action="store_true", help="only the methods that need no LLM")
+    parser.add_argument("--out", type=Path, default=BENCH / "results" / "need_requests.json")
+    args = parser.parse_args()
+
+    import torch
+
+    pack = get_pack("tau-retail")
+    plain = items_from_products(pack.read_documents()["products"])
+    described = pack.catalog_items()
+    requests = load_requests()
+    embedder = PackagedMiniLM()
+    out: dict = {
+        "machine": f"{platform.machine()}, {torch.get_num_threads()} torch threads, {platform.python_version()}",
+        "date": time.strftime("%Y-%m-%d"),
+        "requests": len(requests),
+        "methods": {},
+    }
+    print(f"\n## Need-style requests (bench/need_requests.json, {len(requests)} requests, tau-retail)\n")
+    print("| method | nDCG@10 | type hit@3 | p50 ms | p95 ms |\n|---|---|---|---|---|")
+    with tempfile.TemporaryDirectory() as tmp:
+        collections = {}
+        for label, items in (("names only", plain), ("descriptions", described)):
+            collection = open_collection(chroma_client(Path(tmp) / label.replace(" ", "_")), "tau-retail", embedder)
+            index_catalog(collection, items, progress=False)
+            collections[label] = collection
+        plain_search = ProductSearch(collections["names only"], embedder)
+        item_search = ProductSearch(collections["descriptions"], embedder, by_type=False)
+        search = ProductSearch(collections["descriptions"], embedder)  # the product's search
+        methods = out["methods"]
+        runs = [
+            ("search, names only (before)", searcher(plain_search), plain),
+            ("+ type descriptions in item documents, fused", searcher(item_search), described),
+            ("+ type descriptions, dense only", searcher(item_search, "dense"), described),
+            ("+ type descriptions, lexical only", searcher(item_search, "lexical"), described),
+            ("+ type route (fused dense + BM25 + types; shipped)", searcher(search), described),
+            ("recommend, method none (shipped)", recommender(search), described),
+        ]
+        if not args.no_model:
+            from assistant.llm import load_chat_model
+            from assistant.recommend.llm_rank import LLMRanker
+
+            llm = LLMRanker(load_chat_model("smollm2", None))
+            runs += [
+                ("model types: P(Yes) per product type, SmolLM2-135M", model_types(llm, search, False), described),
+                ("hybrid: type route + model type probability", model_types(llm, search, True), described),
+            ]
+        for name, fn, items in runs:
+            methods[name] = run_method(name, fn, requests, items)
+        methods["name queries: fused before"] = name_queries(plain_search, plain)
+        methods["name queries: shipped search"] = name_queries(search, described)
+    args.out.write_text(json.dumps(out, indent=1) + "\n", encoding="utf-8")
+    print(f"\nwrote {args.out}")
+
+
+if __name__ == "__main__":
+    main()

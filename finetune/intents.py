@@ -1,0 +1,194 @@
+"""Train the intent reader (assistant.intents): which first action a customer's message asks for.
+
+    shopassist train intents --bitext ../shared/data/bitext/customer_support_requests.csv \
+        --tasks ../shared/data/tau-retail/tasks_train.json --suite bench/conversations.json
+
+Examples, each a customer message with one label:
+- human: Bitext `contact_human_agent` and `contact_customer_service`, plus a few plain wordings;
+- shopping: product requests over the store's catalog in shoppers' forms (a type, "a laptop",
+  "backpacks", sometimes an option or a price bound) and follow-ups ("any in blue?");
+- order: Bitext's order, delivery, refund and payment intents, and our status and write wordings
+  (finetune.build_guided / build_writes: customers of evaluation tasks and of the suite left out);
+- other: the Bitext intents our tools cannot serve (accounts, invoices, newsletter, reviews),
+  greetings, thanks and off-topic questions (weather, jokes, homework).
+A stratified fifth is held out; the conversation suite's messages (never trained on) are a second,
+out-of-distribution check. Logistic regression (scikit-learn) over the packaged MiniLM embedding.
+"""
+
+import random
+from pathlib import Path
+
+import numpy as np
+
+from assistant.intents import INTENTS, SURE, IntentReader
+
+HUMAN_INTENTS = ("contact_human_agent", "contact_customer_service")
+ORDER_INTENTS = (
+    "cancel_order",
+    "change_order",
+    "change_shipping_address",
+    "track_order",
+    "get_refund",
+    "track_refund",
+    "check_refund_policy",
+    "payment_issue",
+    "delivery_period",
+    "check_cancellation_fee",
+    "set_up_shipping_address",
+    "complaint",
+    "place_order",
+)
+OTHER_INTENTS = (
+    "delete_account",
+    "recover_password",
+    "create_account",
+    "registration_problems",
+    "check_invoice",
+    "get_invoice",
+    "newsletter_subscription",
+    "edit_account",
+    "switch_account",
+    "review",
+    "delivery_options",
+    "check_payment_methods",
+)
+PLAIN_HUMAN = [
+    "I want to talk to a human",
+    "can I speak to a real person?",
+    "get me a human agent",
+    "let me talk to someone from your team",
+    "is there a person I can chat with?",
+    "transfer me to a representative",
+]
+OFF_TOPIC = [  # questions a store's assistant has no tool for: the model answers with "cannot"
+    "will it rain this weekend?",
+    "what's the forecast for Saturday?",
+    "tell me a joke",
+    "who won the game last night?",
+    "what's the capital of France?",
+    "what time is it in Tokyo?",
+    "can you help me with my math homework?",
+    "write me a poem about the sea",
+    "what's in the news today?",
+    "how old are you?",
+    "what is the meaning of life?",
+    "book me a flight to Paris",
+    "translate this into Spanish for me",
+    "how do I cook pasta?",
+    "who is the president of the United States?",
+    "order me a pizza",
+    "what's Apple's stock price?",
+    "set an alarm for 7am",
+    "is it going to be sunny tomorrow?",
+    "what movie should I watch tonight?",
+]
+SMALL_TALK = ["hi", "hello", "hey there", "good morning", "thanks", "thank you!", "ok thanks, bye", "great"]
+
+
+def examples(bitext: Path, tasks: Path, suite: Path | None, store_name: str = "tau-retail", seed: int = 0):
+    """(texts, labels) for every class, shuffled."""
+    from assistant.runtime import open_search
+    from finetune.build_guided import FOLLOW_UPS, guided_shopping, guided_status
+    from finetune.build_tau import bitext_requests
+    from finetune.build_writes import write_dialogues
+
+    requests = bitext_requests(bitext)
+    rows: list[tuple[str, str]] = []
+    rows += [(t, "human") for i in HUMAN_INTENTS for t in requests.get(i, [])] + [(t, "human") for t in PLAIN_HUMAN]
+    rows += [(t, "order") for i in ORDER_INTENTS for t in requests.get(i, [])]
+    rows += [(t, "other") for i in OTHER_INTENTS for t in requests.get(i, [])] + [(t, "other") for t in SMALL_TALK + OFF_TOPIC]
+    from assistant.store import get_pack
+
+    items = get_pack(store_name).catalog_items()
+    for d in guided_shopping(open_search(store_name), items, store_name, 500, seed=seed + 21, natural=True):
+        rows.append((d.messages[1].content, "shopping"))
+    values = sorted({v for it in items for k, v in it.options.items() if k != "size"})
+    rng = random.Random(seed)
+    rows += [(rng.choice(FOLLOW_UPS).format(value=rng.choice(values)), "shopping") for _ in range(120)]
+    for d in guided_status(store_name, 150, seed=seed + 21) + write_dialogues(store_name, 300, tasks, suite, seed + 21):
+        rows += [(m.content, "order") for m in d.messages[1:3] if m.role == "user" and not _is_yes_no(m.content)]
+    rows = list(dict.fromkeys(rows))
+    rng.shuffle(rows)
+    return [t for t, _ in rows], [label for _, label in rows]
+
+
+def _is_yes_no(text: str) -> bool:
+    first = text.lower().split(maxsplit=1)[0].strip(",.!") if text.strip() else ""
+    return first in {"yes", "no", "ok", "sure", "actually", "yep", "nope"}
+
+
+def suite_messages(suite: Path) -> list[tuple[str, str]]:
+    """The suite's first messages whose expectation names the first action: a hand-over, a search or a
+    sign-in (the message's label by what the suite expects the agent to do)."""
+    from assistant.conversations import load_suite
+
+    out = []
+    for conv in load_suite(Path(suite)):
+        for turn in conv["turns"]:
+            expect = turn.get("expect", {})
+            names = [c["name"] for c in expect.get("calls", [])]
+            if expect.get("transferred"):
+                out.append((turn["say"], "human"))
+            elif names[:1] == ["search_products"]:
+                out.append((turn["say"], "shopping"))
+            elif names[:1] and names[0].startswith("find_user_id"):
+                out.append((turn["say"], "order"))
+    return out
+
+
+def train(bitext: Path, tasks: Path, suite: Path | None, out: Path, seed: int = 0) -> dict:
+    from sklearn.linear_model import LogisticRegression
+    from sklearn.model_selection import train_test_split
+
+    from retrieval.embeddings import PackagedMiniLM
+
+    texts, labels = examples(bitext, tasks, suite, seed=seed)
+    embedder = PackagedMiniLM()
+    x = np.asarray(embedder.encode(texts), dtype=np.float32)
+    y = np.array([INTENTS.index(label) for label in labels])
+    x_tr, x_te, y_tr, y_te = train_test_split(x, y, test_size=0.2, stratify=y, random_state=seed)
+
+    def fit(xs, ys):
+        return LogisticRegression(C=10.0, max_iter=2000, class_weight="balanced").fit(xs, ys)
+
+    held = IntentReader(*_weights(fit(x_tr, y_tr)), INTENTS, embedder)
+    metrics = {
+        "examples": {label: labels.count(label) for label in INTENTS},
+        "held_out": _scores(held, x_te, y_te),
+    }
+    if suite is not None:
+        pairs = suite_messages(suite)
+        sx = np.asarray(embedder.encode([t for t, _ in pairs]), dtype=np.float32)
+        metrics["suite_messages"] = _scores(held, sx, np.array([INTENTS.index(label) for _, label in pairs]))
+    final = IntentReader(*_weights(fit(x, y)), INTENTS, embedder)  # shipped: trained on every example
+    final.save(out, metrics)
+    return metrics
+
+
+def _weights(model) -> tuple[np.ndarray, np.ndarray]:
+    # scikit-learn orders classes by label number; every class is present, so rows follow INTENTS
+    return np.asarray(model.coef_, dtype=np.float32), np.asarray(model.intercept_, dtype=np.float32)
+
+
+def _probabilities(reader: IntentReader, x: np.ndarray) -> np.ndarray:
+    logits = x @ reader.coef.T + reader.intercept
+    p = np.exp(logits - logits.max(axis=1, keepdims=True))
+    return p / p.sum(axis=1, keepdims=True)
+
+
+def _scores(reader: IntentReader, x: np.ndarray, y: np.ndarray) -> dict:
+    """Accuracy, and for each class the agent acts on: how often it acts (above the threshold) and how
+    often it is right when it does."""
+    p = _probabilities(reader, x)
+    pred = p.argmax(axis=1)
+    out: dict = {"n": int(len(y)), "accuracy": round(float((pred == y).mean()), 4)}
+    for label, threshold in SURE.items():
+        k = INTENTS.index(label)
+        acted = (pred == k) & (p[:, k] >= threshold)
+        out[label] = {
+            "threshold": threshold,
+            "acted": int(acted.sum()),
+            "precision_when_acting": round(float((y[acted] == k).mean()), 4) if acted.any() else None,
+            "recall_when_acting": round(float(acted[y == k].mean()), 4) if (y == k).any() else None,
+        }
+    return out

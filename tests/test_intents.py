@@ -1,0 +1,59 @@
+"""The shipped intent reader: what a customer's message asks for, on messages it was never trained on."""
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from assistant.intents import INTENTS, SHIPPED, SURE, IntentModelError, IntentReader, shipped_reader
+from finetune.intents import suite_messages
+
+SUITE = Path(__file__).parent.parent / "bench" / "conversations.json"
+
+
+@pytest.fixture(scope="module")
+def reader(embedder):
+    return IntentReader.load(SHIPPED, embedder)
+
+
+def test_the_suite_messages_are_read_as_the_suite_expects(reader):
+    pairs = suite_messages(SUITE)  # never trained on: the trainer leaves the suite out
+    assert {label for _, label in pairs} == {"human", "shopping", "order"}
+    read = [reader.read(text) for text, _ in pairs]
+    right = sum(r.label == label for r, (_, label) in zip(read, pairs, strict=True))
+    assert right / len(pairs) >= 0.95, [(t, r) for r, (t, _) in zip(read, pairs, strict=True)]
+    for r, (text, label) in zip(read, pairs, strict=True):
+        if r.sure:  # acting on a wrong reading would skip the model entirely: never on these
+            assert r.label == label, text
+
+
+def test_orders_and_off_topic_questions_are_left_to_the_model(reader):
+    for text in [
+        "I'd like to exchange the hiking boots I got for a bigger size",
+        "I want to cancel my order",
+        "I'm Fatima Anderson, zip 32100",
+        "yes",
+        "what's the weather like tomorrow?",
+    ]:
+        assert not reader.read(text).sure, text
+
+
+def test_the_shipped_metrics_come_from_a_held_out_split():
+    metrics = json.loads((SHIPPED / "metrics.json").read_text())
+    held = metrics["held_out"]
+    assert held["n"] >= 0.15 * sum(metrics["examples"].values())
+    for label in SURE:
+        assert held[label]["precision_when_acting"] >= 0.98 and held[label]["recall_when_acting"] >= 0.9
+
+
+def test_a_damaged_model_file_is_one_clear_error(tmp_path, embedder):
+    (tmp_path / "intents.npz").write_bytes(b"not a numpy file")
+    with pytest.raises(IntentModelError, match="shopassist train intents"):
+        IntentReader.load(tmp_path, embedder)
+    with pytest.raises(IntentModelError):
+        IntentReader(np.zeros((2, 4)), np.zeros(4), INTENTS)
+
+
+def test_the_reader_is_loaded_once_per_process(embedder):
+    assert shipped_reader(embedder) is shipped_reader(embedder)
