@@ -15,10 +15,12 @@ Methods
   before type descriptions (name, options), on the request cut at its price bound.
 - search (+ type descriptions): the same over documents with the pack's descriptions.json (what the
   product indexes now); dense and lexical alone for comparison.
-- model types: the model's P(Yes) to "would this request be served by a <type>?" for every product type
-  of the catalog (request-conditioned pointwise scoring, one shared-prefix batch per request); items are
-  the best types' items in search order.
-- hybrid: search's reciprocal-rank score plus the model's type probability.
+- model types: the model's P(Yes) to "would a <type> suit what this shopper needs?" for every product
+  type of the catalog (request-conditioned pointwise scoring, prompts/type_fit.v1.md, one shared-prefix
+  batch per request); items are the three best types' items in search order.
+- hybrid: the type route's cosine plus the model's type probability, items of the three best types.
+The shipped fused search ranks a query that names no product type by dense + type route, one that
+names a type by dense + BM25 (type route and BM25 together cost the product-name queries; measured).
 - recommend: `Recommender.recommend` with method none (what `shopassist recommend` runs without a model).
 Results: stdout (Markdown) and bench/results/need_requests.json.
 """
@@ -198,7 +200,7 @@ def main() -> None:
             ("+ type descriptions in item documents, fused", searcher(item_search), described),
             ("+ type descriptions, dense only", searcher(item_search, "dense"), described),
             ("+ type descriptions, lexical only", searcher(item_search, "lexical"), described),
-            ("+ type route (fused dense + BM25 + types; shipped)", searcher(search), described),
+            ("+ type route (shipped search: dense + types; + BM25 if a type is named)", searcher(search), described),
             ("recommend, method none (shipped)", recommender(search), described),
         ]
         if not args.no_model:

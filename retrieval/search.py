@@ -115,6 +115,12 @@ class CatalogSnapshot:
         # product type → its name and what it is for, where the catalog describes its types
         self.type_documents = {it.title: f"{it.title}. {it.about}" for it in self.items if it.about}
         self.type_vectors: tuple[list[str], np.ndarray] | None = None  # embedded on first use
+        self._type_names = {it.title.lower() for it in self.items}
+
+    def names_type(self, text: str) -> bool:
+        """Whether the query names a product type of the catalog (singular or plural)."""
+        words = f" {' '.join(re.findall(r'[a-z0-9-]+', text.lower()))} "
+        return any(f" {n}{end} " in words for n in self._type_names for end in ("", "s", "es"))
 
     @classmethod
     def from_collection(cls, collection) -> "CatalogSnapshot":
@@ -173,9 +179,7 @@ def _price(name: str, value: Any) -> float | None:
 class ProductSearch:
     """Search over one indexed catalog. Reads the collection lazily; `refresh()` after re-indexing."""
 
-    def __init__(
-        self, collection, embedder: PackagedMiniLM | None = None, mode: Mode = "fused", by_type: bool = True
-    ):
+    def __init__(self, collection, embedder: PackagedMiniLM | None = None, mode: Mode = "fused", by_type: bool = True):
         """`by_type`: fused search also ranks by product-type descriptions, where the catalog has them."""
         self.collection = collection
         self.embedder = embedder or PackagedMiniLM()
@@ -273,9 +277,12 @@ class ProductSearch:
         ranked: list[list[str]] = []
         if mode in ("dense", "fused"):
             ranked.append(self._dense(text, filters, depth, need=k))
-        if mode in ("lexical", "fused"):
+        # a query naming no product type describes a need ("a gift for a hiker"): the types whose descriptions
+        # it is nearest rank it, in place of BM25 over words such as "gift" (bench/need_bench.py)
+        need = mode == "fused" and self.by_type and self.snapshot.type_documents and not self.snapshot.names_type(text)
+        if mode == "lexical" or (mode == "fused" and not need):
             ranked.append(self._lexical(text, filters, depth))
-        if mode == "fused" and self.by_type and self.snapshot.type_documents:
+        if need:
             ranked.append(self._by_type(text, filters, depth, ranked[0]))
         scores = _fuse(ranked) if len(ranked) > 1 else {i: 1.0 / (r + 1) for r, i in enumerate(ranked[0])}
         best = sorted(scores, key=scores.get, reverse=True)[:k]
