@@ -306,7 +306,12 @@ def stated_filters(
     if store is None:
         return out
     products = list(store.products().values())
-    kind = named_product_type(str(out.get("query", "")), {p["name"] for p in products})
+    names = {p["name"] for p in products}
+    kind = named_product_type(str(out.get("query", "")), names)
+    if kind is None and message.strip() and named_product_type(message, names) is None:
+        # a need, not a product ("a gift for my dad who loves coffee"): search the whole request, whose
+        # words the type descriptions answer, not the few the model copied ("gift")
+        out["query"] = bounds.query[:200]
     if kind is None:
         return out
     if "category" not in out:  # the query names a product type: only that type, so a bound can say "none"

@@ -11,6 +11,7 @@ from assistant.llm import load_chat_model
 from assistant.messages import ChatMessage
 from assistant.policy import AUTH_TOOLS, PolicySession
 from assistant.replies import ACTS, reply_options
+from assistant.requests import parse_request
 from assistant.runtime import new_agent
 from assistant.tools import ToolContext, ToolRegistry
 
@@ -76,7 +77,12 @@ def test_stated_price_bounds_and_options_reach_the_search_filters(store):
     kept = stated_filters({"query": "t-shirts", "max_price": 30}, "under $60 in purple", store)
     assert kept == {"query": "t-shirts", "category": "T-Shirt", "max_price": 30, "options": {"color": "purple"}}
     assert stated_filters({"query": "t-shirt"}, "any in stainless steel?", store) == tee
-    assert stated_filters({"query": "something nice"}, "something nice in blue", store) == {"query": "something nice"}
+    # a request naming no product type is searched whole: the type descriptions answer its words
+    assert stated_filters({"query": "something nice"}, "something nice in blue", store) == {
+        "query": "something nice in blue"
+    }
+    gift = stated_filters({"query": "gift"}, "looking for a gift for my dad who loves coffee, under $300", store)
+    assert gift == {"query": "looking for a gift for my dad who loves coffee", "max_price": 300}
     # a follow-up on the same type keeps the earlier constraints unless it restates them
     first = {**tee, "max_price": 60, "options": {"color": "black"}}
     assert stated_filters({"query": "t-shirt"}, "any in blue?", store, first) == {
@@ -134,7 +140,8 @@ def _check_grounded(record, session, said_texts):
             assert new in store.product(products[old])["variants"]
     for key in ("email", "first_name", "last_name", "zip", "query", "address1", "city"):
         if key in args:
-            assert args[key] in spans(said_texts, *FIELDS[key]), (key, args[key])
+            whole = [parse_request(t).query for t in said_texts] if key == "query" else []  # a need, searched whole
+            assert args[key] in spans(said_texts, *FIELDS[key]) + whole, (key, args[key])
 
 
 @pytest.mark.parametrize("script", CONVERSATIONS)
