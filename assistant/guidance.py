@@ -308,10 +308,11 @@ def stated_filters(
     products = list(store.products().values())
     names = {p["name"] for p in products}
     kind = named_product_type(str(out.get("query", "")), names)
-    if kind is None and message.strip() and named_product_type(message, names) is None:
+    plain = re.fullmatch(r"[\w\s$.,!?'&/-]{1,200}", bounds.query) is not None  # words only, never markup
+    if kind is None and plain and named_product_type(message, names) is None:
         # a need, not a product ("a gift for my dad who loves coffee"): search the whole request, whose
         # words the type descriptions answer, not the few the model copied ("gift")
-        out["query"] = bounds.query[:200]
+        out["query"] = bounds.query
     if kind is None:
         return out
     if "category" not in out:  # the query names a product type: only that type, so a bound can say "none"
