@@ -7,6 +7,8 @@ imports nothing heavy.
 import re
 from dataclasses import dataclass
 
+from retrieval.catalog import named_product_type  # noqa: F401 — the agent and the recommender read it here
+
 MAX_MESSAGE_CHARS = 4000
 
 _BELOW = re.compile(
@@ -31,13 +33,6 @@ def parse_request(message: str) -> ParsedRequest:
         max_price=float(below.group(1)) if below else None,
         min_price=float(above.group(1)) if above else None,
     )
-
-
-def named_product_type(words: str, names: set[str]) -> str | None:
-    """The catalog product type `words` name (plural or singular, any case), the longest one."""
-    text = f" {words.lower()} "
-    found = [n for n in names if f" {n.lower()} " in text or f" {n.lower()}s " in text or f" {n.lower()}es " in text]
-    return max(found, key=len) if found else None
 
 
 def clean_message(text: str) -> tuple[str | None, str | None]:

@@ -96,7 +96,9 @@ def examples(bitext: Path, tasks: Path, suite: Path | None, store_name: str = "t
     rows: list[tuple[str, str]] = []
     rows += [(t, "human") for i in HUMAN_INTENTS for t in requests.get(i, [])] + [(t, "human") for t in PLAIN_HUMAN]
     rows += [(t, "order") for i in ORDER_INTENTS for t in requests.get(i, [])]
-    rows += [(t, "other") for i in OTHER_INTENTS for t in requests.get(i, [])] + [(t, "other") for t in SMALL_TALK + OFF_TOPIC]
+    rows += [(t, "other") for i in OTHER_INTENTS for t in requests.get(i, [])] + [
+        (t, "other") for t in SMALL_TALK + OFF_TOPIC
+    ]
     from assistant.store import get_pack
 
     items = get_pack(store_name).catalog_items()

@@ -90,6 +90,14 @@ class CatalogItem:
         )
 
 
+def named_product_type(words: str, names: set[str]) -> str | None:
+    """The catalog product type `words` name (plural or singular, any case, punctuation ignored), the
+    longest one; None if they name none."""
+    text = f" {' '.join(re.findall(r'[a-z0-9-]+', words.lower()))} "
+    found = [n for n in names if any(f" {n.lower()}{end} " in text for end in ("", "s", "es"))]
+    return max(found, key=len) if found else None
+
+
 def option_field(key: str) -> str:
     """Metadata field of an option key: `screen size` → `opt_screen_size`."""
     return "opt_" + re.sub(r"\W+", "_", key.strip().lower()).strip("_")

@@ -13,7 +13,7 @@ from typing import Any, Literal
 
 import numpy as np
 
-from retrieval.catalog import CatalogItem, option_field
+from retrieval.catalog import CatalogItem, named_product_type, option_field
 from retrieval.chroma_index import FINGERPRINT_KEY, IndexMissingError, get_all
 from retrieval.embeddings import PackagedMiniLM
 from retrieval.errors import ShopassistError
@@ -115,12 +115,7 @@ class CatalogSnapshot:
         # product type → its name and what it is for, where the catalog describes its types
         self.type_documents = {it.title: f"{it.title}. {it.about}" for it in self.items if it.about}
         self.type_vectors: tuple[list[str], np.ndarray] | None = None  # embedded on first use
-        self._type_names = {it.title.lower() for it in self.items}
-
-    def names_type(self, text: str) -> bool:
-        """Whether the query names a product type of the catalog (singular or plural)."""
-        words = f" {' '.join(re.findall(r'[a-z0-9-]+', text.lower()))} "
-        return any(f" {n}{end} " in words for n in self._type_names for end in ("", "s", "es"))
+        self.type_names = {it.title for it in self.items}
 
     @classmethod
     def from_collection(cls, collection) -> "CatalogSnapshot":
@@ -275,20 +270,24 @@ class ProductSearch:
 
         depth = max(50, 5 * k)
         ranked: list[list[str]] = []
-        if mode in ("dense", "fused"):
-            ranked.append(self._dense(text, filters, depth, need=k))
+        vector = self.embedder.encode([text])[0] if mode in ("dense", "fused") else None
+        if vector is not None:
+            ranked.append(self._dense(vector, filters, depth, need=k))
         # a query naming no product type describes a need ("a gift for a hiker"): the types whose descriptions
         # it is nearest rank it, in place of BM25 over words such as "gift" (bench/need_bench.py)
-        need = mode == "fused" and self.by_type and self.snapshot.type_documents and not self.snapshot.names_type(text)
+        snap = self.snapshot
+        need = (
+            mode == "fused" and self.by_type and snap.type_documents and not named_product_type(text, snap.type_names)
+        )
         if mode == "lexical" or (mode == "fused" and not need):
             ranked.append(self._lexical(text, filters, depth))
         if need:
-            ranked.append(self._by_type(text, filters, depth, ranked[0]))
+            ranked.append(self._by_type(vector, filters, depth, ranked[0]))
         scores = _fuse(ranked) if len(ranked) > 1 else {i: 1.0 / (r + 1) for r, i in enumerate(ranked[0])}
         best = sorted(scores, key=scores.get, reverse=True)[:k]
         return [self._hit(item_id, scores[item_id]) for item_id in best]
 
-    def _dense(self, text: str, filters: SearchFilters, depth: int, need: int) -> list[str]:
+    def _dense(self, vector, filters: SearchFilters, depth: int, need: int) -> list[str]:
         """Up to `depth` nearest items that pass the filters (at least `need` of them if that many pass).
 
         Chroma's `where` filters cost 50-400 ms at 20k-100k items (docs/BENCHMARKS.md), so filters are
@@ -300,7 +299,7 @@ class ProductSearch:
         allowed = int(mask.sum())
         if allowed == 0:
             return []
-        vector = self.embedder.encode([text])[0].tolist()
+        vector = [float(x) for x in vector]
         total = len(snap.ids)
         fetch = min(total, MAX_OVERFETCH, math.ceil(OVERFETCH * depth * total / allowed))
         while True:
@@ -319,24 +318,24 @@ class ProductSearch:
             "ids"
         ][0]
 
-    def type_scores(self, text: str) -> dict[str, float]:
-        """Cosine similarity of the query to each product type's description (name and what it is for)."""
+    def type_scores(self, query) -> dict[str, float]:
+        """Cosine similarity of the query (text, or its embedding) to each product type's description."""
         snap = self.snapshot
         if snap.type_vectors is None:
             names = list(snap.type_documents)
             vectors = np.asarray(self.embedder.encode([snap.type_documents[n] for n in names]), dtype=np.float32)
             snap.type_vectors = (names, vectors / np.maximum(np.linalg.norm(vectors, axis=1, keepdims=True), 1e-9))
         names, vectors = snap.type_vectors
-        query = np.asarray(self.embedder.encode([text])[0], dtype=np.float32)
+        query = np.asarray(self.embedder.encode([query])[0] if isinstance(query, str) else query, dtype=np.float32)
         sims = vectors @ (query / max(float(np.linalg.norm(query)), 1e-9))
         return dict(zip(names, sims.tolist(), strict=True))
 
-    def _by_type(self, text: str, filters: SearchFilters, depth: int, dense: list[str]) -> list[str]:
+    def _by_type(self, vector, filters: SearchFilters, depth: int, dense: list[str]) -> list[str]:
         """Items of the product types whose descriptions are nearest the query, nearest type first and,
         within a type, in dense order: a need ("a gift for a hiker") reaches the types it describes even
         when no item's own name or options say so."""
         snap = self.snapshot
-        scores = self.type_scores(text)
+        scores = self.type_scores(vector)
         by_type: dict[str, list[int]] = {}
         for i in np.flatnonzero(filters.mask(snap)):
             by_type.setdefault(snap.items[i].title, []).append(int(i))
