@@ -107,7 +107,7 @@ class Agent:
         streaming = {"on_text": on_text} if on_text is not None else {}
         if not (self.guided and getattr(self.model, "guided", False)):
             return self.model.generate(view, tools=self.session.registry.schemas() if tools else None, **streaming)
-        from assistant.guidance import customer_texts, grounded_numbers, legal_tools, stated_filters
+        from assistant.guidance import customer_texts, grounded_numbers, legal_tools, stated_filters, write_step
         from assistant.replies import ACTS, reply_options
 
         legal = legal_tools(self.session, self.messages, self.this_turn) if tools else []
@@ -130,6 +130,10 @@ class Agent:
             # order: the model decides there); the model still chooses the tool and writes its arguments
             catalog = [t for t in legal if t["function"]["name"] in CATALOG_FIRST]
             legal, required = catalog or legal, bool(catalog)
+        wanted = self._wanted_writes() if legal else set()
+        carried = write_step(legal, self.session, self.messages, wanted)
+        if carried:  # a write the customer asked for: find its order, then propose it
+            legal, required = carried, True
         message = self.model.generate(
             view,
             tools=legal or None,
@@ -139,6 +143,8 @@ class Agent:
         )
         if intent is not None:
             message.meta.update(intent=intent.label, intent_p=round(intent.probability, 3))
+        if carried:
+            message.meta["wanted_writes"] = sorted(wanted)
         if message.tool_call is not None and message.tool_call.name == "search_products":
             call = message.tool_call
             texts = customer_texts(self.messages)
@@ -160,6 +166,24 @@ class Agent:
         text = next((m.content for m in reversed(self.messages) if m.role == "user"), "")
         intent = self.intents.read(text) if text.strip() else None
         return intent if intent is not None and intent.sure else None
+
+    def _wanted_writes(self) -> set[str]:
+        """Writes a customer message asked for (the reader sure of it) that no proposal has answered since:
+        a write proposed after the message, confirmed or declined, is settled until a new message asks
+        for it again."""
+        if self.intents is None or getattr(self.intents, "writes", None) is None:
+            return set()
+        wanted: set[str] = set()
+        said: set[str] = set()
+        for m in self.messages:
+            if m.role == "user":
+                text = " ".join(m.content.lower().split())
+                if text not in said:  # a request said again word for word is not a new one
+                    wanted |= set(self.intents.wanted_writes(m.content))
+                said.add(text)
+            elif m.role == "assistant" and m.tool_call is not None:
+                wanted.discard(m.tool_call.name)
+        return wanted
 
     def apply(self, message: ChatMessage) -> str | None:
         """Record a step; a tool call runs through the policy layer and its observation is returned."""

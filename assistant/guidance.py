@@ -10,9 +10,14 @@ and the conversation and returns the tool schemas the decoder may choose from no
 - identifiers take only grounded values, as schema enums: `user_id` is the signed-in customer,
   `order_id` one of their orders in the status the tool needs, `item_ids` items of the order chosen in
   the same call, `new_item_ids` available variants of those items' products (one per item),
-  `payment_method_id` the customer's own methods, product ids those the conversation has seen;
+  `payment_method_id` the customer's own methods, product ids those the conversation has seen; where
+  the customer's words pick among them they are narrowed to those: the order's items whose product they
+  named (all of them), the variants with the option values they wrote, the method they named;
 - strings the customer supplies (email, names, zip, address, a search query, option values) are copied
   from the customer's own messages (`x-copy`: the decoder may only continue a substring of them).
+
+`write_step` carries a write the customer asked for (assistant.intents' write head): it looks up the
+orders the write may be about, then offers only that write on them.
 
 The schemas stay valid JSON schemas plus two keys the local decoder reads: `x-copy` (copy sources) and
 `x-refine` (a function that narrows the remaining properties once earlier arguments are chosen); they
@@ -27,6 +32,7 @@ from typing import Any
 
 from assistant.messages import ChatMessage
 from assistant.policy import AUTH_TOOLS, OPEN_TOOLS, PolicySession, ToolCallRecord
+from retrieval.catalog import named_product_type
 
 # tools a guided model never needs: free-form scratch space a small model loops on
 LEFT_OUT = frozenset({"think", "calculate"})
@@ -42,6 +48,9 @@ ONCE_PER_TURN = frozenset(
     {"search_products", "list_all_product_types", "get_user_details", "rank_products", "transfer_to_human_agents"}
 )
 _ORDER_ID = re.compile(r"#W\d{7}\b")
+_UNITS = re.compile(r"\b(\d+)[ -]?(?:feet|foot)\b")  # "5-feet" is the catalog's "5 ft"
+# how customers name a payment method's kind (the store's `source`)
+SOURCE_WORDS = {"gift_card": "gift card", "paypal": "paypal", "credit_card": "credit card"}
 FAILED = ("error", "refused", "invalid")
 
 
@@ -128,9 +137,12 @@ def _enum(schema: dict[str, Any], values: list[str]) -> None:
     schema.update({"type": "string", "enum": list(dict.fromkeys(values))})
 
 
-def _items_refiner(store, orders: dict[str, dict], new_items: bool) -> Callable:
-    """Once `order_id` is chosen, `item_ids` are that order's items; once they are, `new_item_ids` are
-    available variants of the same products, other than the item itself, one per item."""
+def _items_refiner(store, orders: dict[str, dict], new_items: bool, texts: list[str]) -> Callable:
+    """Once `order_id` is chosen, `item_ids` are that order's items (exactly the ones whose product the
+    customer named, where they named any); once they are, `new_item_ids` are available variants of the
+    same products, other than the item itself, one per item (those with the most option values the
+    customer wrote, where they wrote any)."""
+    said = " ".join(texts)
 
     def refine(chosen: dict[str, Any], props: dict[str, Any]) -> dict[str, Any]:
         props = dict(props)
@@ -139,23 +151,49 @@ def _items_refiner(store, orders: dict[str, dict], new_items: bool) -> Callable:
             return props
         if "item_ids" in props and "item_ids" not in chosen:
             ids = [it["item_id"] for it in order["items"]]
+            named = [it["item_id"] for it in order["items"] if named_product_type(said, {it["name"]})]
             props["item_ids"] = {
                 "type": "array",
-                "items": {"type": "string", "enum": ids},
-                "minItems": 1,
+                "items": {"type": "string", "enum": named or ids},
+                "minItems": len(set(named)) or 1,
                 "uniqueItems": True,
             }
         if new_items and "item_ids" in chosen and "new_item_ids" not in chosen:
-            by_item = {it["item_id"]: it["product_id"] for it in order["items"]}
+            by_item = {it["item_id"]: it for it in order["items"]}
             per_item = []  # one enum per position: a variant of that item's own product
             for item_id in chosen["item_ids"]:
-                product = store.product(by_item.get(item_id, "")) or {"variants": {}}
-                ids = [v for v, d in product["variants"].items() if d.get("available") and v != item_id]
+                item = by_item.get(item_id, {})
+                product = store.product(item.get("product_id", "")) or {"variants": {}}
+                variants = {v: d for v, d in product["variants"].items() if d.get("available") and v != item_id}
+                ids = _most_said(variants, item.get("options", {}), said) or list(variants)
                 per_item.append({"type": "string", "enum": ids or [item_id]})
             props["new_item_ids"] = {"type": "array", "prefixItems": per_item, "items": False}
         return props
 
     return refine
+
+
+def _named_methods(methods: dict[str, dict], texts: list[str]) -> list[str]:
+    """The customer's payment methods they named: by kind ("gift card", "PayPal") or a card's last four."""
+    said = " ".join(texts).lower()
+    return [
+        m
+        for m, d in methods.items()
+        if SOURCE_WORDS.get(d.get("source", ""), "\0") in said
+        or (d.get("last_four") and re.search(rf"\b{re.escape(str(d['last_four']))}\b", said))
+    ]
+
+
+def _most_said(variants: dict[str, dict], current: dict[str, str], said: str) -> list[str]:
+    """The variants with the most option values the customer wrote that differ from the item's own."""
+    words = re.findall(r"[a-z0-9.-]+", _UNITS.sub(r"\1 ft", said.lower()))
+    text = f" {' '.join(words)} "
+    scores = {}
+    for v, d in variants.items():
+        changed = [str(x).lower() for k, x in d.get("options", {}).items() if current.get(k) != x]
+        scores[v] = sum(f" {x} " in text for x in changed if x not in ("yes", "no"))
+    best = max(scores.values(), default=0)
+    return [v for v, n in scores.items() if n == best] if best else []
 
 
 def ground(tool: dict[str, Any], session: PolicySession, messages: list[ChatMessage]) -> dict[str, Any] | None:
@@ -193,7 +231,8 @@ def ground(tool: dict[str, Any], session: PolicySession, messages: list[ChatMess
         elif key == "payment_method_id":
             if user is None:
                 return None
-            _enum(schema, list(user.get("payment_methods", {})))
+            methods = user.get("payment_methods", {})
+            _enum(schema, _named_methods(methods, texts) or list(methods))
         elif key == "product_id":
             values = _seen_product_ids(messages)
             if not values:
@@ -236,7 +275,7 @@ def ground(tool: dict[str, Any], session: PolicySession, messages: list[ChatMess
                 continue
             schema["x-copy"] = values
     if "item_ids" in props and name in STATUS_FOR:
-        fn["parameters"]["x-refine"] = _items_refiner(store, orders, "new_item_ids" in props)
+        fn["parameters"]["x-refine"] = _items_refiner(store, orders, "new_item_ids" in props, texts)
     return {"type": "function", "function": fn}
 
 
@@ -274,6 +313,53 @@ def legal_tools(
 
 
 _OPEN = OPEN_TOOLS - LEFT_OUT  # the policy layer's open tools, less the scratch tools
+
+
+def write_step(
+    legal: list[dict[str, Any]], session: PolicySession, messages: list[ChatMessage], wanted: set[str]
+) -> list[dict[str, Any]]:
+    """The step that carries a write the customer asked for: the wanted writes whose order is known, each
+    narrowed to it; else a look-up of an order it may be about; empty when neither is legal.
+
+    The orders a write may be about are the customer's orders in its status: those the customer typed,
+    else those holding a product they named, else all. Known once every one of them has been looked up
+    (the model then picks among them by their items, and writes every other argument)."""
+    if not wanted or session.user_id is None:
+        return []
+    texts, seen = customer_texts(messages), _fetched_orders(messages)
+    writes, unseen = [], []
+    for tool in legal:
+        name = tool["function"]["name"]
+        if name not in wanted or name not in STATUS_FOR:
+            continue
+        about = _orders_about(session, texts, STATUS_FOR[name])
+        if about and set(about) <= seen:
+            narrowed = copy.deepcopy(tool)
+            narrowed["function"]["parameters"]["properties"]["order_id"]["enum"] = about
+            writes.append(narrowed)
+    if writes:
+        return writes
+    for status in {STATUS_FOR[w] for w in wanted if w in STATUS_FOR}:
+        unseen += [o for o in _orders_about(session, texts, status) if o not in seen]
+    look = next((t for t in legal if t["function"]["name"] == "get_order_details"), None)
+    if look is None or not unseen:
+        return []
+    narrowed = copy.deepcopy(look)
+    enum = narrowed["function"]["parameters"]["properties"]["order_id"]["enum"]
+    enum[:] = [o for o in enum if o in unseen]
+    return [narrowed] if enum else []
+
+
+def _orders_about(session: PolicySession, texts: list[str], status: str) -> list[str]:
+    store = session.ctx.store
+    user = store.user(session.user_id) or {}
+    orders = {o: d for o in user.get("orders", []) if (d := store.order(o)) is not None and d["status"] == status}
+    typed = [o for t in texts for o in _ORDER_ID.findall(t)]
+    if typed:  # the orders they typed, if in the status (not another order: never theirs, or not in it)
+        return [o for o in dict.fromkeys(typed) if o in orders]
+    said = " ".join(texts)
+    named = [o for o, d in orders.items() if named_product_type(said, {i["name"] for i in d["items"]})]
+    return named or list(orders)
 
 
 def option_values(products) -> dict[str, dict[str, str]]:

@@ -61,17 +61,24 @@ MODIFY_PAYMENT = [
     "For my order {order} I want to pay with my {method} instead.",
     "can I change the payment of order {order} to my {method}?",
     "please charge order {order} to my {method}",
+    "I'd rather pay for {order} with my {method}",
+    "switch the payment on my pending order {order} to the {method}",
+    "can order {order} be paid by {method} instead of what I used?",
 ]
 MODIFY_ADDRESS = [
     "Please ship my order {order} to {address} instead.",
     "I moved. Can you send order {order} to {address}?",
     "change the delivery address of {order} to {address}",
+    "I gave the wrong address for {order}, it should go to {address}",
+    "could you deliver my pending order {order} to {address} instead?",
+    "please update the shipping address on order {order}: {address}",
 ]
 EMAIL = ["my email is {email}. ", "Hi, I'm {email}. ", "hello, {email} here. "]
 NAME = ["I'm {first} {last}, zip {zip}. ", "My name is {first} {last} and my zip is {zip}. "]
 IDENTITY = ["my email is {email}", "{first} {last}, zip {zip}", "it's {email}"]
 STREETS = ["Maple Avenue", "Cedar Lane", "Pine Street", "Elm Road", "Birch Court", "Willow Way", "Lake Drive"]
 CITIES = [("Denver", "CO", "80202"), ("Portland", "OR", "97201"), ("Boston", "MA", "02108"), ("Tampa", "FL", "33602")]
+# as customers write them (assistant.guidance.SOURCE_WORDS is what the decoder matches, lower-cased)
 SOURCE_WORDS = {"gift_card": "gift card", "paypal": "PayPal", "credit_card": "credit card"}
 
 
@@ -286,6 +293,31 @@ def _play(store, registry, store_name, user_id, user, plan: Plan, rng, dialogue_
     messages.append(ChatMessage("tool", settled, name=session.trace[-1].name))
     messages.append(ChatMessage("assistant", grounded_reply(session.trace[-1], session)))
     return Dialogue(dialogue_id, messages, "writes", store_name, customer=user_id, meta={"write": write.name})
+
+
+def write_requests(
+    store_name: str, per_kind: int, train_tasks: Path, suite: Path | None, seed: int = 0
+) -> list[tuple[str, str]]:
+    """(request, the write it asks for): `per_kind` wordings of each write over the same customers as
+    `write_dialogues`, without the dialogue around them (balanced examples for the write reader)."""
+    rng = random.Random(seed)
+    out: list[tuple[str, str]] = []
+    with tempfile.TemporaryDirectory(prefix="shopassist-writes-") as tmp:
+        with FreshStores(get_pack(store_name), Path(tmp)).open() as store:
+            excluded = evaluation_users(train_tasks) | suite_users(store.users(), suite)
+            users = sorted((u, d) for u, d in store.users().items() if u not in excluded)
+            orders = store.orders()
+            for kind, status in KINDS.items():
+                found = attempts = 0
+                while found < per_kind and attempts < per_kind * 50:
+                    attempts += 1
+                    _, user = rng.choice(users)
+                    mine = [orders[o] for o in user["orders"] if o in orders and orders[o]["status"] == status]
+                    plan = _plan(kind, store, user, rng.choice(mine), rng) if mine else None
+                    if plan is not None:
+                        out.append((plan[0], plan[1].name))
+                        found += 1
+    return out
 
 
 def write_dialogues(store_name: str, n: int, train_tasks: Path, suite: Path | None, seed: int = 0) -> list[Dialogue]:

@@ -13,14 +13,27 @@ Examples, each a customer message with one label:
   greetings, thanks and off-topic questions (weather, jokes, homework).
 A stratified fifth is held out; the conversation suite's messages (never trained on) are a second,
 out-of-distribution check. Logistic regression (scikit-learn) over the packaged MiniLM embedding.
+
+The write head (which order writes a message asks for, each a yes/no) learns from:
+- τ-retail training tasks in the first person, labelled by their gold writes: not the fixed held-out
+  sample and no customer of an evaluation task (finetune.build_writes.evaluation_users);
+- the request messages of our write dialogues (build_writes), labelled by their write; sign-in-only
+  messages as none; and 60 more requests for each write (`write_requests`: writes differ in how
+  often a dialogue can be built, payment changes least);
+- Bitext: `cancel_order` → cancel, `change_shipping_address` → the order's address; requests that do
+  not say which write (`get_refund`, `change_order`, `set_up_shipping_address`) are left out;
+- every other example above as none (asking about a cancellation fee is not asking to cancel).
+Classes are weighted by frequency (writes are rare among all messages); held-out precision and recall
+per write at WRITE_SURE are in metrics.json, for all held-out messages and for the τ tasks alone.
 """
 
 import random
+import re
 from pathlib import Path
 
 import numpy as np
 
-from assistant.intents import INTENTS, SURE, IntentReader
+from assistant.intents import INTENTS, SURE, WRITE_SURE, IntentReader, WriteHead
 
 HUMAN_INTENTS = ("contact_human_agent", "contact_customer_service")
 ORDER_INTENTS = (
@@ -101,6 +114,50 @@ def examples(bitext: Path, tasks: Path, suite: Path | None, store_name: str = "t
     return [t for t, _ in rows], [label for _, label in rows]
 
 
+WRITES = (
+    "cancel_pending_order",
+    "modify_pending_order_address",
+    "modify_pending_order_items",
+    "modify_pending_order_payment",
+    "return_delivered_order_items",
+    "exchange_delivered_order_items",
+)
+BITEXT_WRITES = {"cancel_order": "cancel_pending_order", "change_shipping_address": "modify_pending_order_address"}
+UNSAID_WRITE = ("get_refund", "change_order", "set_up_shipping_address")
+_ORDER_NUMBER = re.compile(r"#W\d{7}")
+
+
+def write_examples(
+    bitext: Path, tasks: Path, suite: Path | None, others: list[tuple[str, str]], store_name: str = "tau-retail", seed=0
+) -> tuple[list[str], list[frozenset[str]], set[str]]:
+    """(texts, the writes each asks for, the τ task texts among them); `others` are `examples()`'s pairs."""
+    from assistant.evaluation import first_person, held_out_sample, load_tasks
+    from finetune.build_tau import bitext_requests
+    from finetune.build_writes import evaluation_users, write_dialogues, write_requests
+
+    rows: list[tuple[str, frozenset[str]]] = []
+    train, excluded = load_tasks(tasks), evaluation_users(tasks)
+    held = set(held_out_sample(len(train)))
+    for i, task in enumerate(train):
+        if i not in held and task.user_id not in excluded:
+            rows.append((first_person(task.instruction), frozenset(a["name"] for a in task.actions) & set(WRITES)))
+    tau = {t for t, _ in rows}
+    for d in write_dialogues(store_name, 300, tasks, suite, seed + 21):
+        for m in d.messages[1:3]:
+            if m.role == "user" and not _is_yes_no(m.content):  # every request names its order; sign-ins do not
+                asked = frozenset([d.meta["write"]]) if _ORDER_NUMBER.search(m.content) else frozenset()
+                rows.append((m.content, asked))
+    rows += [(text, frozenset([write])) for text, write in write_requests(store_name, 60, tasks, suite, seed + 22)]
+    for intent, texts in bitext_requests(bitext).items():
+        if intent not in UNSAID_WRITE:
+            rows += [(t, frozenset([BITEXT_WRITES[intent]]) if intent in BITEXT_WRITES else frozenset()) for t in texts]
+    known = {t for t, _ in rows}
+    rows += [(t, frozenset()) for t, label in others if label != "order" and t not in known]
+    rows = list(dict.fromkeys(rows))
+    random.Random(seed).shuffle(rows)
+    return [t for t, _ in rows], [w for _, w in rows], tau
+
+
 def _is_yes_no(text: str) -> bool:
     first = text.lower().split(maxsplit=1)[0].strip(",.!") if text.strip() else ""
     return first in {"yes", "no", "ok", "sure", "actually", "yep", "nope"}
@@ -132,6 +189,7 @@ def train(bitext: Path, tasks: Path, suite: Path | None, out: Path, seed: int = 
     from retrieval.embeddings import PackagedMiniLM
 
     texts, labels = examples(bitext, tasks, suite, seed=seed)
+    w_texts, w_labels, tau = write_examples(bitext, tasks, suite, list(zip(texts, labels, strict=True)), seed=seed)
     embedder = PackagedMiniLM()
     x = np.asarray(embedder.encode(texts), dtype=np.float32)
     y = np.array([INTENTS.index(label) for label in labels])
@@ -149,9 +207,45 @@ def train(bitext: Path, tasks: Path, suite: Path | None, out: Path, seed: int = 
         pairs = suite_messages(suite)
         sx = np.asarray(embedder.encode([t for t, _ in pairs]), dtype=np.float32)
         metrics["suite_messages"] = _scores(held, sx, np.array([INTENTS.index(label) for _, label in pairs]))
-    final = IntentReader(*_weights(fit(x, y)), INTENTS, embedder)  # shipped: trained on every example
+    wx = np.asarray(embedder.encode(w_texts), dtype=np.float32)
+    wy = np.array([[w in ws for w in WRITES] for ws in w_labels])
+    cut = int(0.8 * len(w_texts))  # the rows are shuffled; every write has held-out positives
+    head = _fit_writes(wx[:cut], wy[:cut])
+    is_tau = np.array([t in tau for t in w_texts[cut:]])
+    metrics["writes"] = {
+        "examples": {w: int(wy[:, j].sum()) for j, w in enumerate(WRITES)} | {"none": int((~wy.any(axis=1)).sum())},
+        "held_out": _write_scores(head, wx[cut:], wy[cut:]),
+        "held_out_tau_tasks": _write_scores(head, wx[cut:][is_tau], wy[cut:][is_tau]),
+    }
+    final = IntentReader(*_weights(fit(x, y)), INTENTS, embedder, _fit_writes(wx, wy))  # shipped: every example
     final.save(out, metrics)
     return metrics
+
+
+def _fit_writes(x: np.ndarray, y: np.ndarray) -> WriteHead:
+    from sklearn.linear_model import LogisticRegression
+
+    def fit(j: int):
+        return LogisticRegression(C=10.0, max_iter=3000, class_weight="balanced").fit(x, y[:, j])
+
+    fits = [fit(j) for j in range(y.shape[1])]
+    coef = np.stack([f.coef_[0] for f in fits]).astype(np.float32)
+    return WriteHead(coef, np.array([f.intercept_[0] for f in fits], dtype=np.float32), WRITES)
+
+
+def _write_scores(head: WriteHead, x: np.ndarray, y: np.ndarray) -> dict:
+    """Per write: positives, how often the agent would act (p ≥ WRITE_SURE), and its precision / recall."""
+    p = head.probabilities(x) >= WRITE_SURE
+    out: dict = {"n": int(len(y)), "threshold": WRITE_SURE}
+    for j, w in enumerate(WRITES):
+        acted, pos = p[:, j], y[:, j]
+        out[w] = {
+            "positives": int(pos.sum()),
+            "acted": int(acted.sum()),
+            "precision_when_acting": round(float(pos[acted].mean()), 4) if acted.any() else None,
+            "recall_when_acting": round(float(acted[pos].mean()), 4) if pos.any() else None,
+        }
+    return out
 
 
 def _weights(model) -> tuple[np.ndarray, np.ndarray]:

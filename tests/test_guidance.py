@@ -190,3 +190,141 @@ def test_a_product_question_starts_with_the_catalog_whatever_the_model_prefers(g
     agent.respond("any bluetooth speakers in stock?")
     assert agent.session.trace and agent.session.trace[0].name in CATALOG_FIRST
     assert agent.session.user_id is None  # nothing about an account was asked of the store
+
+
+class _Offered:
+    """A guided model that records what the agent offers at each step and follows a fixed plan."""
+
+    guided = True
+
+    def __init__(self, plan):
+        self.plan, self.offered, self.enums = list(plan), [], []
+
+    def generate(self, messages, tools=None, replies=None, tool_choice=None, **_):
+        from assistant.messages import ToolCall
+
+        self.offered.append((sorted(names(tools or [])), tool_choice))
+        order = (tools or [{}])[0].get("function", {}).get("parameters", {}).get("properties", {}).get("order_id", {})
+        self.enums.append(order.get("enum"))
+        if tools and self.plan:
+            name, arguments = self.plan.pop(0)
+            return ChatMessage("assistant", tool_call=ToolCall(name, arguments))
+        return ChatMessage("assistant", (replies or ["ok"])[0], meta={"reply_index": 0})
+
+
+class _Reads:
+    """An intent reader that is sure of nothing but the writes named in a message."""
+
+    writes = True
+
+    def read(self, text):
+        from assistant.intents import Intent
+
+        return Intent("order", 0.5, False)
+
+    def wanted_writes(self, text):
+        return {"cancel_pending_order": 0.99} if "cancel" in text else {}
+
+
+def _agent(model, store):
+    agent = new_agent(model, ToolContext(store), "tau-retail")
+    agent.intents = _Reads()
+    return agent
+
+
+def test_a_wanted_write_is_proposed_once_its_order_is_known(store):
+    cancel = ("cancel_pending_order", {"order_id": "#W2631563", "reason": "ordered by mistake"})
+    model = _Offered(
+        [("find_user_id_by_email", {"email": MEI}), ("get_order_details", {"order_id": "#W2631563"}), cancel]
+    )
+    agent = _agent(model, store)
+    agent.respond(f"my email is {MEI}, please cancel #W2631563, I ordered it by mistake")
+    assert model.offered[2] == (["cancel_pending_order"], "required")  # only the write asked for, at once
+    assert agent.session.pending is not None and agent.session.pending.name == "cancel_pending_order"
+    agent.respond("no")
+    agent.respond("what else is in my account?")  # settled by the "no": the model is free again
+    assert all(offer[1] is None for offer in model.offered[3:])
+    assert store.order("#W2631563")["status"] == "pending"
+
+
+def test_a_wanted_write_first_looks_up_every_order_it_may_be_about(store):
+    # Fatima Anderson has two pending orders and names neither: both are looked up, then she is asked
+    model = _Offered(
+        [
+            ("find_user_id_by_name_zip", {"first_name": "Fatima", "last_name": "Anderson", "zip": "32100"}),
+            ("get_order_details", {"order_id": "#W2974929"}),
+            ("get_order_details", {"order_id": "#W4514908"}),
+            ("cancel_pending_order", {"order_id": "#W4514908", "reason": "no longer needed"}),
+        ]
+    )
+    agent = _agent(model, store)
+    agent.respond("I'm Fatima Anderson, zip 32100, and I want to cancel my pending order")
+    assert model.offered[2] == (["get_order_details"], "required")
+    assert model.enums[2] == ["#W4514908"]  # the other pending order, not the one already seen
+    assert model.offered[3] == (["cancel_pending_order"], "required")
+    assert sorted(model.enums[3]) == ["#W2974929", "#W4514908"]  # the model picks between them
+    assert agent.session.pending is not None
+
+
+def test_a_named_product_picks_the_order_to_look_up(store):
+    model = _Offered([("find_user_id_by_name_zip", {"first_name": "Fatima", "last_name": "Anderson", "zip": "32100"})])
+    agent = _agent(model, store)
+    agent.respond("I'm Fatima Anderson, zip 32100, please cancel the order with the skateboard")
+    assert model.offered[1] == (["get_order_details"], "required")
+    assert model.enums[1] == ["#W2974929"]  # the pending order that holds a Skateboard
+
+
+def test_items_and_payment_follow_what_the_customer_named(store):
+    from assistant.guidance import ground
+
+    session = PolicySession(ToolRegistry(), ToolContext(store))
+    session.call("find_user_id_by_name_zip", {"first_name": "Olivia", "last_name": "Ito", "zip": "80218"})
+    said = "Return all the items from the order with Sneakers and an Espresso Machine, as a gift card please"
+    details = session.call("get_order_details", {"order_id": "#W5866402"})
+    messages = [ChatMessage("user", said), ChatMessage("tool", details, name="get_order_details")]
+    tool = next(t for t in session.registry.schemas() if t["function"]["name"] == "return_delivered_order_items")
+    fn = ground(tool, session, messages)["function"]
+    props = fn["parameters"]["properties"]
+    assert props["payment_method_id"]["enum"] == ["gift_card_7794233"]  # her one gift card, of three methods
+    items = fn["parameters"]["x-refine"]({"order_id": "#W5866402"}, props)["item_ids"]
+    assert sorted(items["items"]["enum"]) == ["6242772310", "9727387530"] and items["minItems"] == 2
+
+
+def test_a_new_variant_follows_the_option_values_the_customer_wrote(store):
+    from assistant.guidance import ground
+
+    session = PolicySession(ToolRegistry(), ToolContext(store))
+    session.call("find_user_id_by_email", {"email": "omar.lopez1868@example.com"})
+    details = session.call("get_order_details", {"order_id": "#W7273336"})
+    said = "exchange my 4 feet metal bookshelf for a taller 5-feet glass one"
+    messages = [ChatMessage("user", said), ChatMessage("tool", details, name="get_order_details")]
+    tool = next(t for t in session.registry.schemas() if t["function"]["name"] == "exchange_delivered_order_items")
+    fn = ground(tool, session, messages)["function"]
+    refine = fn["parameters"]["x-refine"]
+    props = refine({"order_id": "#W7273336"}, fn["parameters"]["properties"])
+    assert props["item_ids"]["items"]["enum"] == ["8018699955"]  # the bookshelf, the product she named
+    new = refine({"order_id": "#W7273336", "item_ids": ["8018699955"]}, props)["new_item_ids"]["prefixItems"][0]
+    product = store.product(store.order("#W7273336")["items"][1]["product_id"])
+    both = [v for v, d in product["variants"].items() if d["available"] and d["options"]["material"] == "glass"]
+    both = [v for v in both if product["variants"][v]["options"]["height"] == "5 ft"]
+    assert "4894369688" in both and sorted(new["enum"]) == sorted(both)  # glass and 5 ft, as she wrote
+
+
+def test_a_request_said_again_word_for_word_does_not_start_another_write(store):
+    said = "I'm Fatima Anderson, zip 32100, and I want to cancel my pending order"
+    model = _Offered(
+        [
+            ("find_user_id_by_name_zip", {"first_name": "Fatima", "last_name": "Anderson", "zip": "32100"}),
+            ("get_order_details", {"order_id": "#W2974929"}),
+            ("get_order_details", {"order_id": "#W4514908"}),
+            ("cancel_pending_order", {"order_id": "#W4514908", "reason": "no longer needed"}),
+        ]
+    )
+    agent = _agent(model, store)
+    agent.respond(said)
+    agent.respond("yes")
+    assert store.order("#W4514908")["status"] == "cancelled"
+    before = len(model.offered)
+    agent.respond(said)  # the same words again: the other pending order is not cancelled on its own
+    assert all(offer[1] is None for offer in model.offered[before:])
+    assert agent.session.pending is None and store.order("#W2974929")["status"] == "pending"

@@ -57,3 +57,26 @@ def test_a_damaged_model_file_is_one_clear_error(tmp_path, embedder):
 
 def test_the_reader_is_loaded_once_per_process(embedder):
     assert shipped_reader(embedder) is shipped_reader(embedder)
+
+
+def test_the_write_head_reads_which_write_a_request_asks_for(reader):
+    # written for this test, in no training source
+    asks = {
+        "please cancel my order, I don't need it any more": "cancel_pending_order",
+        "the blender I got is broken, I want to send it back for a refund": "return_delivered_order_items",
+        "Hi, could my pending order #W1234567 be paid with my PayPal rather than the card?": (
+            "modify_pending_order_payment"
+        ),
+    }
+    for text, write in asks.items():
+        assert write in reader.wanted_writes(text), (text, reader.writes.probabilities(reader.vectors([text])))
+    for text in ["what's the fee if I cancel?", "yes", "any backpacks under $50?", "I want to talk to a human", ""]:
+        assert reader.wanted_writes(text) == {}, text
+
+
+def test_the_write_head_metrics_come_from_a_held_out_split():
+    writes = json.loads((SHIPPED / "metrics.json").read_text())["writes"]
+    held = writes["held_out"]
+    assert held["n"] >= 0.15 * sum(writes["examples"].values())
+    for write in ("cancel_pending_order", "return_delivered_order_items", "modify_pending_order_address"):
+        assert held[write]["precision_when_acting"] >= 0.95 and held[write]["recall_when_acting"] >= 0.85
