@@ -11,7 +11,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Protocol
 
 from assistant.messages import ChatMessage, ToolCall
-from assistant.policy import PolicySession, ToolCallRecord
+from assistant.policy import AUTH_TOOLS, PolicySession, ToolCallRecord
 
 if TYPE_CHECKING:
     from assistant.intents import Intent, IntentReader
@@ -132,6 +132,8 @@ class Agent:
             legal, required = catalog or legal, bool(catalog)
         wanted = self._wanted_writes() if legal else set()
         carried = write_step(legal, self.session, self.messages, wanted)
+        if wanted and self.session.user_id is None:  # a write asked for: sign in first (not a search)
+            carried = [t for t in legal if t["function"]["name"] in AUTH_TOOLS]
         if carried:  # a write the customer asked for: find its order, then propose it
             legal, required = carried, True
         message = self.model.generate(

@@ -328,3 +328,12 @@ def test_a_request_said_again_word_for_word_does_not_start_another_write(store):
     agent.respond(said)  # the same words again: the other pending order is not cancelled on its own
     assert all(offer[1] is None for offer in model.offered[before:])
     assert agent.session.pending is None and store.order("#W2974929")["status"] == "pending"
+
+
+def test_a_write_asked_for_after_shopping_starts_with_sign_in(store):
+    model = _Offered([("search_products", {"query": "t-shirt"})])
+    agent = _agent(model, store)
+    agent.respond("any t-shirts?")
+    before = len(model.offered)
+    agent.respond(f"my email is {MEI}, please cancel #W2631563")
+    assert model.offered[before] == (["find_user_id_by_email"], "required")
