@@ -131,9 +131,10 @@ class Agent:
             catalog = [t for t in legal if t["function"]["name"] in CATALOG_FIRST]
             legal, required = catalog or legal, bool(catalog)
         wanted = self._wanted_writes() if legal else set()
-        carried = write_step(legal, self.session, self.messages, wanted)
         if wanted and self.session.user_id is None:  # a write asked for: sign in first (not a search)
             carried = [t for t in legal if t["function"]["name"] in AUTH_TOOLS]
+        else:
+            carried = write_step(legal, self.session, self.messages, wanted)
         if carried:  # a write the customer asked for: find its order, then propose it
             legal, required = carried, True
         message = self.model.generate(

@@ -226,6 +226,16 @@ class _Reads:
         return {"cancel_pending_order": 0.99} if "cancel" in text else {}
 
 
+# Fatima Anderson (zip 32100) has two pending orders: signs in, both looked up, the second cancelled
+FATIMA_CANCELS = [
+    ("find_user_id_by_name_zip", {"first_name": "Fatima", "last_name": "Anderson", "zip": "32100"}),
+    ("get_order_details", {"order_id": "#W2974929"}),
+    ("get_order_details", {"order_id": "#W4514908"}),
+    ("cancel_pending_order", {"order_id": "#W4514908", "reason": "no longer needed"}),
+]
+FATIMA_ASKS = "I'm Fatima Anderson, zip 32100, and I want to cancel my pending order"
+
+
 def _agent(model, store):
     agent = new_agent(model, ToolContext(store), "tau-retail")
     agent.intents = _Reads()
@@ -249,16 +259,9 @@ def test_a_wanted_write_is_proposed_once_its_order_is_known(store):
 
 def test_a_wanted_write_first_looks_up_every_order_it_may_be_about(store):
     # Fatima Anderson has two pending orders and names neither: both are looked up, then she is asked
-    model = _Offered(
-        [
-            ("find_user_id_by_name_zip", {"first_name": "Fatima", "last_name": "Anderson", "zip": "32100"}),
-            ("get_order_details", {"order_id": "#W2974929"}),
-            ("get_order_details", {"order_id": "#W4514908"}),
-            ("cancel_pending_order", {"order_id": "#W4514908", "reason": "no longer needed"}),
-        ]
-    )
+    model = _Offered(FATIMA_CANCELS)
     agent = _agent(model, store)
-    agent.respond("I'm Fatima Anderson, zip 32100, and I want to cancel my pending order")
+    agent.respond(FATIMA_ASKS)
     assert model.offered[2] == (["get_order_details"], "required")
     assert model.enums[2] == ["#W4514908"]  # the other pending order, not the one already seen
     assert model.offered[3] == (["cancel_pending_order"], "required")
@@ -267,7 +270,7 @@ def test_a_wanted_write_first_looks_up_every_order_it_may_be_about(store):
 
 
 def test_a_named_product_picks_the_order_to_look_up(store):
-    model = _Offered([("find_user_id_by_name_zip", {"first_name": "Fatima", "last_name": "Anderson", "zip": "32100"})])
+    model = _Offered(FATIMA_CANCELS[:1])
     agent = _agent(model, store)
     agent.respond("I'm Fatima Anderson, zip 32100, please cancel the order with the skateboard")
     assert model.offered[1] == (["get_order_details"], "required")
@@ -311,15 +314,8 @@ def test_a_new_variant_follows_the_option_values_the_customer_wrote(store):
 
 
 def test_a_request_said_again_word_for_word_does_not_start_another_write(store):
-    said = "I'm Fatima Anderson, zip 32100, and I want to cancel my pending order"
-    model = _Offered(
-        [
-            ("find_user_id_by_name_zip", {"first_name": "Fatima", "last_name": "Anderson", "zip": "32100"}),
-            ("get_order_details", {"order_id": "#W2974929"}),
-            ("get_order_details", {"order_id": "#W4514908"}),
-            ("cancel_pending_order", {"order_id": "#W4514908", "reason": "no longer needed"}),
-        ]
-    )
+    said = FATIMA_ASKS
+    model = _Offered(FATIMA_CANCELS)
     agent = _agent(model, store)
     agent.respond(said)
     agent.respond("yes")
