@@ -107,7 +107,14 @@ class Agent:
         streaming = {"on_text": on_text} if on_text is not None else {}
         if not (self.guided and getattr(self.model, "guided", False)):
             return self.model.generate(view, tools=self.session.registry.schemas() if tools else None, **streaming)
-        from assistant.guidance import customer_texts, grounded_numbers, legal_tools, stated_filters, write_step
+        from assistant.guidance import (
+            customer_texts,
+            grounded_numbers,
+            legal_tools,
+            stated_filters,
+            thread_texts,
+            write_step,
+        )
         from assistant.replies import ACTS, reply_options
 
         legal = legal_tools(self.session, self.messages, self.this_turn) if tools else []
@@ -130,11 +137,20 @@ class Agent:
             # order: the model decides there); the model still chooses the tool and writes its arguments
             catalog = [t for t in legal if t["function"]["name"] in CATALOG_FIRST]
             legal, required = catalog or legal, bool(catalog)
-        wanted = self._wanted_writes() if legal else set()
+        wanted = self._wanted_writes() if legal else {}
         if wanted and self.session.user_id is None:  # a write asked for: sign in first (not a search)
             carried = [t for t in legal if t["function"]["name"] in AUTH_TOOLS]
+        elif wanted:  # grounded in the request's own messages, not in what was said before it
+            texts = thread_texts(self.messages, min(wanted.values()))
+            carried = write_step(
+                legal_tools(self.session, self.messages, self.this_turn, texts),
+                self.session,
+                self.messages,
+                set(wanted),
+                texts,
+            )
         else:
-            carried = write_step(legal, self.session, self.messages, wanted)
+            carried = []
         if carried:  # a write the customer asked for: find its order, then propose it
             legal, required = carried, True
         message = self.model.generate(
@@ -170,22 +186,22 @@ class Agent:
         intent = self.intents.read(text) if text.strip() else None
         return intent if intent is not None and intent.sure else None
 
-    def _wanted_writes(self) -> set[str]:
-        """Writes a customer message asked for (the reader sure of it) that no proposal has answered since:
-        a write proposed after the message, confirmed or declined, is settled until a new message asks
-        for it again."""
+    def _wanted_writes(self) -> dict[str, int]:
+        """Writes a customer message asked for (the reader sure of it) that no proposal has answered since,
+        each with the index of the message that asked: a write proposed after the message, confirmed or
+        declined, is settled until a new message asks for it again."""
         if self.intents is None or getattr(self.intents, "writes", None) is None:
-            return set()
-        wanted: set[str] = set()
+            return {}
+        wanted: dict[str, int] = {}
         said: set[str] = set()
-        for m in self.messages:
+        for i, m in enumerate(self.messages):
             if m.role == "user":
                 text = " ".join(m.content.lower().split())
                 if text not in said:  # a request said again word for word is not a new one
-                    wanted |= set(self.intents.wanted_writes(m.content))
+                    wanted |= dict.fromkeys(self.intents.wanted_writes(m.content), i)
                 said.add(text)
             elif m.role == "assistant" and m.tool_call is not None:
-                wanted.discard(m.tool_call.name)
+                wanted.pop(m.tool_call.name, None)
         return wanted
 
     def apply(self, message: ChatMessage) -> str | None:

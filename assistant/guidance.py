@@ -36,6 +36,7 @@ from retrieval.catalog import named_product_type
 
 # tools a guided model never needs: free-form scratch space a small model loops on
 LEFT_OUT = frozenset({"think", "calculate"})
+CATALOG_RESULTS = frozenset({"search_products", "rank_products", "list_all_product_types"})
 STATUS_FOR = {
     "cancel_pending_order": "pending",
     "modify_pending_order_address": "pending",
@@ -57,6 +58,16 @@ FAILED = ("error", "refused", "invalid")
 def customer_texts(messages: list[ChatMessage], last: int = 6) -> list[str]:
     """The customer's recent messages: what identifiers and search words may be copied from."""
     return [m.content for m in messages if m.role == "user" and m.content.strip()][-last:]
+
+
+def thread_texts(messages: list[ChatMessage], start: int, last: int = 6) -> list[str]:
+    """The customer's messages of the request that began at messages[start]: from it on, with the ones
+    before it back to the last catalog result (what was said before a search was shopping, not the
+    order the request is about: "a t-shirt under $60", then "return the jigsaw puzzle")."""
+    begin = start
+    while begin > 0 and not (messages[begin - 1].role == "tool" and messages[begin - 1].name in CATALOG_RESULTS):
+        begin -= 1
+    return customer_texts(messages[begin:], last)
 
 
 _EDGE = "\"'.,!?;:()[]{}<>*"
@@ -196,11 +207,14 @@ def _most_said(variants: dict[str, dict], current: dict[str, str], said: str) ->
     return [v for v, n in scores.items() if n == best] if best else []
 
 
-def ground(tool: dict[str, Any], session: PolicySession, messages: list[ChatMessage]) -> dict[str, Any] | None:
-    """The tool's schema with every identifier and copied string grounded; None if nothing grounds it."""
+def ground(
+    tool: dict[str, Any], session: PolicySession, messages: list[ChatMessage], texts: list[str] | None = None
+) -> dict[str, Any] | None:
+    """The tool's schema with every identifier and copied string grounded (copied from `texts`, by default
+    the customer's recent messages); None if nothing grounds it."""
     fn = copy.deepcopy(tool["function"])
     name, props = fn["name"], fn["parameters"].get("properties", {})
-    texts = customer_texts(messages)
+    texts = customer_texts(messages) if texts is None else texts
     store, user_id = session.ctx.store, session.user_id
     user = store.user(user_id) if user_id else None
     orders: dict[str, dict] = {}
@@ -280,7 +294,10 @@ def ground(tool: dict[str, Any], session: PolicySession, messages: list[ChatMess
 
 
 def legal_tools(
-    session: PolicySession, messages: list[ChatMessage], this_turn: list[ToolCallRecord]
+    session: PolicySession,
+    messages: list[ChatMessage],
+    this_turn: list[ToolCallRecord],
+    texts: list[str] | None = None,
 ) -> list[dict[str, Any]]:
     """The tools the model may call at this step, grounded; empty when only a reply is legal."""
     if session.pending is not None:
@@ -300,7 +317,7 @@ def legal_tools(
             continue
         if session.user_id is None and name not in AUTH_TOOLS and name not in _OPEN:
             continue
-        grounded = ground(tool, session, messages)
+        grounded = ground(tool, session, messages, texts)
         if grounded is None:
             continue
         if name == "get_order_details":
@@ -316,7 +333,11 @@ _OPEN = OPEN_TOOLS - LEFT_OUT  # the policy layer's open tools, less the scratch
 
 
 def write_step(
-    legal: list[dict[str, Any]], session: PolicySession, messages: list[ChatMessage], wanted: set[str]
+    legal: list[dict[str, Any]],
+    session: PolicySession,
+    messages: list[ChatMessage],
+    wanted: set[str],
+    texts: list[str] | None = None,
 ) -> list[dict[str, Any]]:
     """The step that carries a write the customer asked for: the wanted writes whose order is known, each
     narrowed to it; else a look-up of an order it may be about; empty when neither is legal.
@@ -326,7 +347,8 @@ def write_step(
     (the model then picks among them by their items, and writes every other argument)."""
     if not wanted or session.user_id is None:
         return []
-    texts, seen = customer_texts(messages), _fetched_orders(messages)
+    texts = customer_texts(messages) if texts is None else texts
+    seen = _fetched_orders(messages)
     writes, unseen = [], []
     for tool in legal:
         name = tool["function"]["name"]

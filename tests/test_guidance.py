@@ -333,3 +333,16 @@ def test_a_write_asked_for_after_shopping_starts_with_sign_in(store):
     before = len(model.offered)
     agent.respond(f"my email is {MEI}, please cancel #W2631563")
     assert model.offered[before] == (["find_user_id_by_email"], "required")
+
+
+def test_products_named_before_a_search_do_not_pick_the_order_of_a_later_request(store):
+    # a skateboard search, then a cancel naming no product: both pending orders are candidates, not the
+    # one holding the Skateboard the earlier search named
+    model = _Offered([("search_products", {"query": "skateboard"})])
+    agent = _agent(model, store)
+    agent.respond("any skateboards?")
+    model.plan = FATIMA_CANCELS[:1]
+    before = len(model.offered)
+    agent.respond(FATIMA_ASKS)
+    assert model.offered[before + 1] == (["get_order_details"], "required")
+    assert sorted(model.enums[before + 1]) == ["#W2974929", "#W4514908"]
