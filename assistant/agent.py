@@ -111,6 +111,7 @@ class Agent:
             customer_texts,
             grounded_numbers,
             legal_tools,
+            settle_families,
             stated_filters,
             thread_texts,
             write_step,
@@ -142,6 +143,7 @@ class Agent:
             carried = [t for t in legal if t["function"]["name"] in AUTH_TOOLS]
         elif wanted:  # grounded in the request's own messages, not in what was said before it
             texts = thread_texts(self.messages, min(wanted.values()))
+            wanted = settle_families(wanted, self.session, texts)
             carried = write_step(
                 legal_tools(self.session, self.messages, self.this_turn, texts),
                 self.session,
@@ -192,6 +194,8 @@ class Agent:
         declined, is settled until a new message asks for it again."""
         if self.intents is None or getattr(self.intents, "writes", None) is None:
             return {}
+        from assistant.guidance import FAMILY_OF
+
         wanted: dict[str, int] = {}
         said: set[str] = set()
         for i, m in enumerate(self.messages):
@@ -200,8 +204,9 @@ class Agent:
                 if text not in said:  # a request said again word for word is not a new one
                     wanted |= dict.fromkeys(self.intents.wanted_writes(m.content), i)
                 said.add(text)
-            elif m.role == "assistant" and m.tool_call is not None:
+            elif m.role == "assistant" and m.tool_call is not None:  # a member answers its family too
                 wanted.pop(m.tool_call.name, None)
+                wanted.pop(FAMILY_OF.get(m.tool_call.name, ""), None)
         return wanted
 
     def apply(self, message: ChatMessage) -> str | None:

@@ -17,7 +17,9 @@ and the conversation and returns the tool schemas the decoder may choose from no
   from the customer's own messages (`x-copy`: the decoder may only continue a substring of them).
 
 `write_step` carries a write the customer asked for (assistant.intents' write head): it looks up the
-orders the write may be about, then offers only that write on them.
+orders the write may be about, then offers only that write on them; `settle_families` first turns "I
+want a full refund" into the cancellation of a pending order or the return of a delivered one, since
+the order's status, not the wording, decides which tool does what they want.
 
 The schemas stay valid JSON schemas plus two keys the local decoder reads: `x-copy` (copy sources) and
 `x-refine` (a function that narrows the remaining properties once earlier arguments are chosen); they
@@ -30,6 +32,7 @@ import re
 from collections.abc import Callable
 from typing import Any
 
+from assistant.intents import FAMILIES
 from assistant.messages import ChatMessage
 from assistant.policy import AUTH_TOOLS, OPEN_TOOLS, PolicySession, ToolCallRecord
 from retrieval.catalog import named_product_type
@@ -45,6 +48,8 @@ STATUS_FOR = {
     "return_delivered_order_items": "delivered",
     "exchange_delivered_order_items": "delivered",
 }
+# the family of each write the same words may ask for (see settle_families)
+FAMILY_OF = {m: f for f, members in FAMILIES.items() for m in members}
 ONCE_PER_TURN = frozenset(
     {"search_products", "list_all_product_types", "get_user_details", "rank_products", "transfer_to_human_agents"}
 )
@@ -373,15 +378,36 @@ def write_step(
 
 
 def _orders_about(session: PolicySession, texts: list[str], status: str) -> list[str]:
+    return _orders_meant(session, texts, status)[0]
+
+
+def _orders_meant(session: PolicySession, texts: list[str], status: str) -> tuple[list[str], bool]:
+    """The customer's orders in `status` a request may be about, and whether their words picked them (an
+    order number they typed, or a product they named) rather than all orders in the status."""
     store = session.ctx.store
     user = store.user(session.user_id) or {}
     orders = {o: d for o in user.get("orders", []) if (d := store.order(o)) is not None and d["status"] == status}
     typed = [o for t in texts for o in _ORDER_ID.findall(t)]
     if typed:  # the orders they typed, if in the status (not another order: never theirs, or not in it)
-        return [o for o in dict.fromkeys(typed) if o in orders]
+        picked = [o for o in dict.fromkeys(typed) if o in orders]
+        return picked, bool(picked)
     said = " ".join(texts)
     named = [o for o, d in orders.items() if named_product_type(said, {i["name"] for i in d["items"]})]
-    return named or list(orders)
+    return (named, True) if named else (list(orders), False)
+
+
+def settle_families(wanted: dict[str, int], session: PolicySession, texts: list[str]) -> dict[str, int]:
+    """The wanted writes with each family (assistant.intents.FAMILIES: "I want a full refund") replaced by
+    the member for the order the customer means: the status of an order they typed or whose product they
+    named, else the one status they have orders in; left out when that is still open (the model decides)."""
+    settled = {w: at for w, at in wanted.items() if w not in FAMILIES}
+    for family in (f for f in FAMILIES if f in wanted and session.user_id is not None):
+        members = [m for m in FAMILIES[family] if m not in settled]
+        meant = {m: _orders_meant(session, texts, STATUS_FOR[m]) for m in members}
+        picked = [m for m in members if meant[m][1]] or [m for m in members if meant[m][0]]
+        if len(picked) == 1:
+            settled[picked[0]] = wanted[family]
+    return settled
 
 
 def option_values(products) -> dict[str, dict[str, str]]:

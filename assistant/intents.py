@@ -36,6 +36,13 @@ WEIGHTS = "intents.npz"
 # act only above these probabilities (held-out precision in models/intent-minilm/metrics.json)
 SURE = {"human": 0.8, "shopping": 0.8}
 WRITE_SURE = 0.8  # the same bar for each write head (held-out precision per write in metrics.json)
+# writes that the same words ask for of an order in either status: "I want a full refund" is a cancel of a
+# pending order and a return of a delivered one. One more yes/no per family; when it is sure and no member
+# is, the family itself is wanted, and the order's status picks the member (assistant.guidance.settle_families)
+FAMILIES = {
+    "refund": ("cancel_pending_order", "return_delivered_order_items"),
+    "change_items": ("modify_pending_order_items", "exchange_delivered_order_items"),
+}
 
 
 class IntentModelError(ShopassistError, ValueError):
@@ -113,11 +120,16 @@ class IntentReader:
         return Intent(label, float(p[best]), float(p[best]) >= SURE.get(label, 2.0))
 
     def wanted_writes(self, text: str) -> dict[str, float]:
-        """The order writes the message asks for with probability ≥ WRITE_SURE (none without a write head)."""
+        """The order writes the message asks for with probability ≥ WRITE_SURE: writes by their tool name,
+        a family (FAMILIES) where only the family is sure; none without a write head."""
         if self.writes is None or not text.strip():
             return {}
-        p = self.writes.probabilities(self.vectors([text]))[0]
-        return {w: float(q) for w, q in zip(self.writes.labels, p, strict=True) if q >= WRITE_SURE}
+        p = dict(zip(self.writes.labels, map(float, self.writes.probabilities(self.vectors([text]))[0]), strict=True))
+        wanted = {w: q for w, q in p.items() if q >= WRITE_SURE and w not in FAMILIES}
+        for family, members in FAMILIES.items():
+            if p.get(family, 0.0) >= WRITE_SURE and not any(m in wanted for m in members):
+                wanted[family] = p[family]
+        return wanted
 
     def save(self, folder: Path, metrics: dict | None = None) -> None:
         folder = Path(folder)

@@ -14,6 +14,7 @@ the grounded outcome. Replies are `assistant.replies` renderings, exactly as the
 
 import json
 import random
+import re
 import tempfile
 from pathlib import Path
 from typing import Any
@@ -37,6 +38,11 @@ CANCEL = [
     ("can you cancel {order}? I changed my mind and no longer need it", "no longer needed"),
     ("I'd like to cancel my order {order}, I no longer need the stuff", "no longer needed"),
     ("Please cancel {order}. Don't need it any more.", "no longer needed"),
+    # the situation, not the action: what customers write when they only want their money back
+    ("I won't be home when {order} arrives, so I don't want to receive it. I want a full refund.", "no longer needed"),
+    ("I found the same thing cheaper somewhere else, I want a full refund for {order}", "no longer needed"),
+    ("I placed {order} by accident, please make sure it never ships", "ordered by mistake"),
+    ("order {order} was a mistake, I just want my money back before it ships", "ordered by mistake"),
 ]
 RETURN = [
     "I want to return the {item} from order {order}.",
@@ -44,6 +50,9 @@ RETURN = [
     "can I send back the {item} from {order}? it doesn't fit",
     "I'd like a refund for the {item} in order {order}, I don't like it",
     "order {order}: the {item} is damaged, please return it",
+    "The {item} I got in order {order} doesn't work properly, I want a full refund.",
+    "the {item} from {order} is faulty, I've tried everything, I want my money back",
+    "I'm not happy with the {item} from order {order} and want to send it back",
 ]
 RETURN_TO = " Please refund it to my {method}."
 EXCHANGE = [
@@ -72,6 +81,8 @@ MODIFY_ADDRESS = [
     "I gave the wrong address for {order}, it should go to {address}",
     "could you deliver my pending order {order} to {address} instead?",
     "please update the shipping address on order {order}: {address}",
+    "I'm not at my old place anymore, my order {order} should go to {address}",
+    "wrong address on my pending order {order}! send it to {address}",
 ]
 EMAIL = ["my email is {email}. ", "Hi, I'm {email}. ", "hello, {email} here. "]
 NAME = ["I'm {first} {last}, zip {zip}. ", "My name is {first} {last} and my zip is {zip}. "]
@@ -315,7 +326,10 @@ def write_requests(
                     mine = [orders[o] for o in user["orders"] if o in orders and orders[o]["status"] == status]
                     plan = _plan(kind, store, user, rng.choice(mine), rng) if mine else None
                     if plan is not None:
-                        out.append((plan[0], plan[1].name))
+                        text, oid = plan[0], plan[1].arguments["order_id"]
+                        if rng.random() < 0.4:  # customers often say "my order" and give the number when asked
+                            text = re.sub(rf"(?:my |pending )*(?:order )?{re.escape(oid)}", "my order", text)
+                        out.append((text, plan[1].name))
                         found += 1
     return out
 

@@ -33,7 +33,7 @@ from pathlib import Path
 
 import numpy as np
 
-from assistant.intents import INTENTS, SURE, WRITE_SURE, IntentReader, WriteHead
+from assistant.intents import FAMILIES, INTENTS, SURE, WRITE_SURE, IntentReader, WriteHead
 
 HUMAN_INTENTS = ("contact_human_agent", "contact_customer_service")
 ORDER_INTENTS = (
@@ -122,6 +122,7 @@ WRITES = (
     "return_delivered_order_items",
     "exchange_delivered_order_items",
 )
+HEAD_LABELS = WRITES + tuple(FAMILIES)  # the write head's rows: each write, then each family
 BITEXT_WRITES = {"cancel_order": "cancel_pending_order", "change_shipping_address": "modify_pending_order_address"}
 UNSAID_WRITE = ("get_refund", "change_order", "set_up_shipping_address")
 _ORDER_NUMBER = re.compile(r"#W\d{7}")
@@ -132,6 +133,7 @@ def write_examples(
 ) -> tuple[list[str], list[frozenset[str]], set[str]]:
     """(texts, the writes each asks for, the τ task texts among them); `others` are `examples()`'s pairs."""
     from assistant.evaluation import first_person, held_out_sample, load_tasks
+    from finetune.build_guided import guided_status
     from finetune.build_tau import bitext_requests
     from finetune.build_writes import evaluation_users, write_dialogues, write_requests
 
@@ -148,6 +150,8 @@ def write_examples(
                 asked = frozenset([d.meta["write"]]) if _ORDER_NUMBER.search(m.content) else frozenset()
                 rows.append((m.content, asked))
     rows += [(text, frozenset([write])) for text, write in write_requests(store_name, 60, tasks, suite, seed + 22)]
+    for d in guided_status(store_name, 150, seed=seed + 23):  # "where is my order #W…?" asks for no write
+        rows += [(m.content, frozenset()) for m in d.messages[1:3] if m.role == "user" and not _is_yes_no(m.content)]
     for intent, texts in bitext_requests(bitext).items():
         if intent not in UNSAID_WRITE:
             rows += [(t, frozenset([BITEXT_WRITES[intent]]) if intent in BITEXT_WRITES else frozenset()) for t in texts]
@@ -208,12 +212,13 @@ def train(bitext: Path, tasks: Path, suite: Path | None, out: Path, seed: int = 
         sx = np.asarray(embedder.encode([t for t, _ in pairs]), dtype=np.float32)
         metrics["suite_messages"] = _scores(held, sx, np.array([INTENTS.index(label) for _, label in pairs]))
     wx = np.asarray(embedder.encode(w_texts), dtype=np.float32)
-    wy = np.array([[w in ws for w in WRITES] for ws in w_labels])
+    wy = np.array([[w in ws for w in WRITES] + [bool(ws & set(m)) for m in FAMILIES.values()] for ws in w_labels])
     cut = int(0.8 * len(w_texts))  # the rows are shuffled; every write has held-out positives
     head = _fit_writes(wx[:cut], wy[:cut])
     is_tau = np.array([t in tau for t in w_texts[cut:]])
     metrics["writes"] = {
-        "examples": {w: int(wy[:, j].sum()) for j, w in enumerate(WRITES)} | {"none": int((~wy.any(axis=1)).sum())},
+        "examples": {w: int(wy[:, j].sum()) for j, w in enumerate(HEAD_LABELS)}
+        | {"none": int((~wy.any(axis=1)).sum())},
         "held_out": _write_scores(head, wx[cut:], wy[cut:]),
         "held_out_tau_tasks": _write_scores(head, wx[cut:][is_tau], wy[cut:][is_tau]),
     }
@@ -230,14 +235,14 @@ def _fit_writes(x: np.ndarray, y: np.ndarray) -> WriteHead:
 
     fits = [fit(j) for j in range(y.shape[1])]
     coef = np.stack([f.coef_[0] for f in fits]).astype(np.float32)
-    return WriteHead(coef, np.array([f.intercept_[0] for f in fits], dtype=np.float32), WRITES)
+    return WriteHead(coef, np.array([f.intercept_[0] for f in fits], dtype=np.float32), HEAD_LABELS)
 
 
 def _write_scores(head: WriteHead, x: np.ndarray, y: np.ndarray) -> dict:
     """Per write: positives, how often the agent would act (p ≥ WRITE_SURE), and its precision / recall."""
     p = head.probabilities(x) >= WRITE_SURE
     out: dict = {"n": int(len(y)), "threshold": WRITE_SURE}
-    for j, w in enumerate(WRITES):
+    for j, w in enumerate(HEAD_LABELS):
         acted, pos = p[:, j], y[:, j]
         out[w] = {
             "positives": int(pos.sum()),

@@ -346,3 +346,36 @@ def test_products_named_before_a_search_do_not_pick_the_order_of_a_later_request
     agent.respond(FATIMA_ASKS)
     assert model.offered[before + 1] == (["get_order_details"], "required")
     assert sorted(model.enums[before + 1]) == ["#W2974929", "#W4514908"]
+
+
+class _Refunds(_Reads):
+    """A reader sure that a refund is asked for, and of neither write that gives one."""
+
+    def wanted_writes(self, text):
+        return {"refund": 0.99} if "refund" in text else {}
+
+
+def test_a_refund_asked_for_a_pending_order_is_its_cancellation(store):
+    cancel = ("cancel_pending_order", {"order_id": "#W2631563", "reason": "no longer needed"})
+    model = _Offered(
+        [("find_user_id_by_email", {"email": MEI}), ("get_order_details", {"order_id": "#W2631563"}), cancel]
+    )
+    agent = _agent(model, store)
+    agent.intents = _Refunds()
+    agent.respond(f"my email is {MEI}, I won't be home for #W2631563, I just want a full refund")
+    assert store.order("#W2631563")["status"] == "pending"  # the order the customer typed, pending
+    assert model.offered[2] == (["cancel_pending_order"], "required")
+    assert agent.session.pending is not None and agent.session.pending.name == "cancel_pending_order"
+    agent.respond("no")
+    agent.respond("what else is in my account?")  # the cancellation answered the refund: not offered again
+    assert all(offer[1] is None for offer in model.offered[3:])
+
+
+def test_a_cancel_asked_for_a_delivered_order_is_not_turned_into_a_return(store):
+    # Olivia Smith's #W3794101 is delivered: "cancel" is refused by the store, never swapped for a return
+    model = _Offered([("find_user_id_by_name_zip", {"first_name": "Olivia", "last_name": "Smith", "zip": "32177"})])
+    agent = _agent(model, store)
+    agent.respond("I'm Olivia Smith, zip 32177. Cancel my order #W3794101.")
+    assert store.order("#W3794101")["status"] == "delivered"
+    assert all("return_delivered_order_items" not in offer[0] or offer[1] is None for offer in model.offered)
+    assert agent.session.pending is None
