@@ -287,6 +287,8 @@ def ground(
         elif schema.get("type") == "string" and "enum" not in schema and name != "transfer_to_human_agents":
             # email, names, zip, address lines, the search query: the customer's own words
             values = spans(texts, *FIELDS.get(key, (3, None, 48)))
+            if key == "email":  # an address the store did not find is not tried again; the next one may be
+                values = [v for v in values if v.lower() not in _unknown_emails(session)]
             if not values:
                 if key in fn["parameters"].get("required", []):
                     return None
@@ -298,6 +300,14 @@ def ground(
     return {"type": "function", "function": fn}
 
 
+def _unknown_emails(session: PolicySession) -> set[str]:
+    return {
+        str(r.arguments.get("email", "")).lower()
+        for r in session.trace
+        if r.name == "find_user_id_by_email" and r.outcome in FAILED
+    }
+
+
 def legal_tools(
     session: PolicySession,
     messages: list[ChatMessage],
@@ -307,7 +317,8 @@ def legal_tools(
     """The tools the model may call at this step, grounded; empty when only a reply is legal."""
     if session.pending is not None:
         return []
-    failed = {r.name for r in this_turn if r.outcome in FAILED}
+    # a failed sign-in by email stays legal: its address is no longer offered, another one typed may be
+    failed = {r.name for r in this_turn if r.outcome in FAILED and r.name != "find_user_id_by_email"}
     declined = any(r.outcome == "declined" for r in this_turn)
     called = {r.name for r in this_turn}
     fetched = {r.arguments.get("order_id") for r in this_turn if r.name == "get_order_details"}

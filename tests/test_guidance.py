@@ -67,6 +67,14 @@ def test_a_failed_call_is_not_legal_again_in_the_same_turn(store):
     assert "find_user_id_by_email" not in names(legal_tools(session, said, session.trace[-1:]))
 
 
+def test_after_an_unknown_email_the_next_address_the_customer_typed_is_tried(store):
+    session = PolicySession(ToolRegistry(), ToolContext(store))
+    said = [ChatMessage("user", f"I have two emails, nobody.here@example.com and {MEI}")]
+    session.call("find_user_id_by_email", {"email": "nobody.here@example.com"})
+    legal = {t["function"]["name"]: t for t in legal_tools(session, said, session.trace[-1:])}
+    assert legal["find_user_id_by_email"]["function"]["parameters"]["properties"]["email"]["x-copy"] == [MEI]
+
+
 def test_stated_price_bounds_and_options_reach_the_search_filters(store):
     tee = {"query": "t-shirt", "category": "T-Shirt"}
     filters = stated_filters({"query": "t-shirt"}, "Hi! I'm looking for a t-shirt under $60", store)
