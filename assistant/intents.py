@@ -14,11 +14,12 @@ shipped in `models/intent-minilm/`. The agent acts on it only when it is sure (`
 - `order`, `other` or unsure → the model decides among the legal actions, as before.
 
 A second head reads which order writes a message asks for (several may: "change the address and swap
-the mouse"), one logistic regression per write, trained on τ-retail training tasks (never the
-evaluated ones), our write wordings and Bitext's cancel / address requests. The agent uses it where the
-model most often fails (τ dev: 9 of 17 failures were a write never proposed): once a wanted write is
-legal and the order it is about is known, that step must call one of the wanted writes; the model
-still chooses among them and writes every argument, and the customer still confirms.
+the mouse"), one logistic regression per write and per family of writes (FAMILIES), trained on τ-retail
+training tasks (never the evaluated ones), our write wordings and Bitext's cancel / address requests.
+The agent uses it where the model most often fails (τ dev: 9 of 17 failures were a write never
+proposed): once a wanted write is legal and the order it is about is known, that step must call one of
+the wanted writes; the model still chooses among them and writes every argument, and the customer
+still confirms.
 """
 
 import json
