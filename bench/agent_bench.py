@@ -12,7 +12,8 @@ speed, on bench/agent_prompts.jsonl (20 customer messages written for this bench
 - free decoding of the same first call (no constraint, `<tool_call>` prefilled): how many would not
   parse or would not match the tool's schema. Constrained calls are checked to be 100% valid.
 - decode tokens/s of each backend on one prompt, greedy, 128 new tokens, alternating backends, 3 rounds:
-  our transformers decoder, transformers' own `generate`, and llama.cpp on the same GGUF when installed.
+  our decoder on the default backend (llama.cpp when installed), on transformers (bf16 and float32), and
+  transformers' own `generate`, against llama.cpp's own generation on the same GGUF.
 
 Both use the default model (`--model smollm2` with its shipped adapter, as `shopassist chat`; `--adapter none`
 for the base model with its in-context examples).
@@ -107,7 +108,8 @@ def tool_turns(model, prompts: list[str], workdir: Path) -> dict:
 def free_decoding(checkpoint: str, adapter: str | None, prompts: list[str]) -> dict:
     registry = ToolRegistry()
     schemas = registry.schemas()
-    model = TransformersChatModel(checkpoint, adapter, threads=2, settings=GenerationSettings(constrained=False))
+    settings = GenerationSettings(constrained=False)
+    model = load_chat_model(checkpoint, adapter or "none", threads=2, settings=settings)
     unparsable = schema_invalid = 0
     for message in prompts:
         step = model.generate(conversation(message, model.profile), schemas, tool_choice="required")
@@ -129,9 +131,9 @@ def free_decoding(checkpoint: str, adapter: str | None, prompts: list[str]) -> d
     }
 
 
-def decode_speed(
-    model: TransformersChatModel, base: str, adapter: str | None, rounds: int = 3, new_tokens: int = 128
-) -> dict:
+def decode_speed(model, base: str, adapter: str | None, rounds: int = 3, new_tokens: int = 128) -> dict:
+    """Tokens/s of the default model's own decode loop beside the other candidates and llama.cpp's own
+    generation on the same GGUF (the reference), alternating, `rounds` rounds, median."""
     import torch
 
     messages = [ChatMessage("system", "You are a helpful assistant."), ChatMessage("user", "Describe a good tent.")]
@@ -139,7 +141,7 @@ def decode_speed(
     text_prompt = model.tokenizer.decode(ids)
     runners = {}
 
-    def decoder_loop(backend: TransformersChatModel):
+    def decoder_loop(backend):
         def run() -> int:
             # the backend's own loop (KV cache, greedy), without stopping early
             backend.decoder.reset()
@@ -150,38 +152,36 @@ def decode_speed(
 
         return run
 
+    on_llamacpp = getattr(model, "backend", "") == "llama.cpp"
+    default = f"shopassist decoder on {'llama.cpp' if on_llamacpp else 'transformers'} (the default)"
+    runners[default] = decoder_loop(model)
+    if on_llamacpp and adapter is not None:
+        from assistant.llm.llamacpp_backend import LlamaCppChatModel
+
+        runners["shopassist decoder on llama.cpp, base model without the adapter"] = decoder_loop(
+            LlamaCppChatModel(base, None, threads=2)
+        )
+    bf16 = TransformersChatModel(base, adapter, threads=2, merge_adapter=False)
+    dtype = str(bf16.model.dtype).removeprefix("torch.")
+    runners[f"transformers, shopassist decoder ({dtype}, LoRA unmerged: the fallback with bf16)"] = decoder_loop(bf16)
+
     def hf_generate() -> int:
         with torch.inference_mode():
-            out = model.model.generate(
+            out = bf16.model.generate(
                 torch.tensor([ids]), max_new_tokens=new_tokens, min_new_tokens=new_tokens, do_sample=False
             )
         return out.shape[1] - len(ids)
 
-    fp32 = TransformersChatModel(base, adapter, threads=2, dtype="float32")
-
-    dtype = str(model.model.dtype).removeprefix("torch.")
-    runners[f"transformers, shopassist decoder ({dtype}, the default)"] = decoder_loop(model)
     runners[f"transformers generate() ({dtype})"] = hf_generate
-    runners["transformers, shopassist decoder (float32, LoRA merged at load: the default on CPUs without bf16)"] = (
-        decoder_loop(fp32)
+    runners["transformers, shopassist decoder (float32, LoRA merged at load: the fallback without bf16)"] = (
+        decoder_loop(TransformersChatModel(base, adapter, threads=2, dtype="float32"))
     )
-    if adapter is not None:
-        runners["transformers, shopassist decoder (float32), LoRA unmerged"] = decoder_loop(
-            TransformersChatModel(base, adapter, threads=2, dtype="float32", merge_adapter=False)
-        )
-    if adapter is not None:  # what an unmerged LoRA costs per token (the default merges it at load)
-        runners[f"transformers, shopassist decoder ({dtype}), LoRA unmerged"] = decoder_loop(
-            TransformersChatModel(base, adapter, threads=2, merge_adapter=False)
-        )
-        runners[f"transformers, shopassist decoder ({dtype}), base model without the adapter"] = decoder_loop(
-            TransformersChatModel(base, None, threads=2)
-        )
     try:
         from llama_cpp import Llama
 
         from assistant.llm.checkpoints import BASE_MODELS
 
-        llm = Llama(model_path=str(BASE_MODELS["smollm2"].gguf_path()), n_threads=2, n_ctx=2048, verbose=False)
+        llm = Llama(model_path=str(BASE_MODELS[base].gguf_path()), n_threads=2, n_ctx=2048, verbose=False)
 
         def llamacpp() -> int:
             out = llm(text_prompt, max_tokens=new_tokens, temperature=0.0, logit_bias={llm.token_eos(): -100.0})
@@ -198,8 +198,7 @@ def decode_speed(
             speeds[name].append(produced / (time.perf_counter() - started))  # includes the prompt prefill
     result = {name: round(statistics.median(v), 1) for name, v in speeds.items()}
     if "llama.cpp (same GGUF)" in result:
-        default = result[f"transformers, shopassist decoder ({dtype}, the default)"]
-        result["default / llama.cpp"] = round(default / result["llama.cpp (same GGUF)"], 2)
+        result["default / llama.cpp"] = round(result[default] / result["llama.cpp (same GGUF)"], 2)
     result["prompt_tokens"], result["new_tokens"], result["rounds"] = len(ids), new_tokens, rounds
     return result
 

@@ -2,13 +2,15 @@
 
     .venv/bin/python bench/decision_agreement.py                     # merged LoRA vs unmerged, both bf16
     .venv/bin/python bench/decision_agreement.py --suite bench/conversations.json --core
+    .venv/bin/python bench/decision_agreement.py --candidate llamacpp  # llama.cpp (the default) vs bf16
 
 The reference (the shipped adapter unmerged, peft's own forward) plays every conversation of the suite
 (bench/conversations.json) through the guided agent; at each of its model calls the candidate (the
 LoRA merged into the weights at load, what `make run` serves) is asked for the same step with the same
 inputs (messages, legal tools, reply options), teacher-forced on the reference's trajectory, and the
 chosen actions are compared: the same tool with the same arguments, or the same
-reply. Results: bench/results/decision_agreement-<dtype>.json (SHOPASSIST_DTYPE=float32 for the float32 path).
+reply. Results: bench/results/decision_agreement-<dtype or llamacpp>.json (SHOPASSIST_DTYPE=float32 for
+the float32 path).
 """
 
 import argparse
@@ -64,6 +66,7 @@ def main() -> None:
     parser.add_argument("--suite", type=Path, default=BENCH / "conversations.json")
     parser.add_argument("--core", action="store_true", help="only the conversations make test runs")
     parser.add_argument("--threads", type=int, default=2)
+    parser.add_argument("--candidate", choices=["merged", "llamacpp"], default="merged")
     args = parser.parse_args()
 
     from agent_bench import open_search
@@ -76,7 +79,16 @@ def main() -> None:
 
     adapter = shipped_adapter("smollm2")
     dtype = os.environ.get("SHOPASSIST_DTYPE", "auto")
-    candidate = TransformersChatModel("smollm2", adapter, args.threads, dtype=dtype, merge_adapter=True)
+    if args.candidate == "llamacpp":
+        from assistant.llm.llamacpp_backend import LlamaCppChatModel
+
+        candidate = LlamaCppChatModel("smollm2", adapter, args.threads)
+        weights = candidate.decoder.engine.gguf.name
+        described, tag = f"{candidate.name} on llama.cpp ({weights}, LoRA as a llama.cpp adapter)", "llamacpp"
+    else:
+        candidate = TransformersChatModel("smollm2", adapter, args.threads, dtype=dtype, merge_adapter=True)
+        tag = str(candidate.model.dtype).removeprefix("torch.")
+        described = f"{candidate.name}, LoRA merged at load ({tag})"
     unmerged = TransformersChatModel("smollm2", adapter, args.threads, dtype=dtype, merge_adapter=False)
     reference = Shadow(unmerged, candidate)
     suite = [c for c in load_suite(args.suite) if c.get("core") or not args.core]
@@ -92,7 +104,7 @@ def main() -> None:
     same = steps - len(differing)
     result = {
         "reference": f"{reference.name}, LoRA unmerged ({str(reference.model.model.dtype).removeprefix('torch.')})",
-        "candidate": f"{candidate.name}, LoRA merged at load ({str(candidate.model.dtype).removeprefix('torch.')})",
+        "candidate": described,
         "conversations": len(suite),
         "steps": steps,
         "agreeing_steps": same,
@@ -103,7 +115,7 @@ def main() -> None:
         "machine": f"{platform.machine()} {os.cpu_count()} cores, torch threads {args.threads}",
         "command": "python bench/decision_agreement.py " + " ".join(sys.argv[1:]),
     }
-    out = BENCH / "results" / f"decision_agreement-{str(candidate.model.dtype).removeprefix('torch.')}.json"
+    out = BENCH / "results" / f"decision_agreement-{tag}.json"
     out.write_text(json.dumps(result, indent=2, ensure_ascii=False) + "\n")
     print(json.dumps({k: v for k, v in result.items() if k != "differing"}, indent=2))
     for d in differing[:10]:

@@ -207,7 +207,7 @@ def main() -> None:
             from assistant.llm import load_chat_model
             from assistant.recommend.llm_rank import LLMRanker
 
-            llm = LLMRanker(load_chat_model("smollm2", None))
+            llm = LLMRanker(load_chat_model("smollm2", None, backend="transformers"))
             runs += [
                 ("model types: P(Yes) per product type, SmolLM2-135M", model_types(llm, search, False), described),
                 ("hybrid: type route + model type probability", model_types(llm, search, True), described),

@@ -202,13 +202,16 @@ def test_the_shipped_agent_loads_by_default_calls_valid_tools_and_answers_small_
 
 
 @pytest.mark.slow
-def test_the_shipped_agent_searches_for_a_t_shirt(smollm2_checkpoint, store, search):
+@pytest.mark.parametrize("backend", ["auto", "transformers"])
+def test_the_shipped_agent_searches_for_a_t_shirt(smollm2_checkpoint, store, search, backend):
     """The earlier adapter asked for the account first; the guided agent searches, and the bound the shopper
-    stated reaches the filters (assistant.guidance.stated_filters)."""
+    stated reaches the filters (assistant.guidance.stated_filters). On the default backend (llama.cpp when
+    built) and on the transformers fallback."""
     from assistant.runtime import new_agent
     from assistant.tools import ToolContext
 
-    agent = new_agent(load_chat_model("smollm2", threads=2), ToolContext(store, search), "tau-retail")
+    model = load_chat_model("smollm2", threads=2, backend=backend)
+    agent = new_agent(model, ToolContext(store, search), "tau-retail")
     turn = agent.respond("find me a t-shirt under $60")
     first = agent.session.trace[0]
     assert first.name == "search_products" and first.arguments.get("max_price") == 60

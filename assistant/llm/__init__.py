@@ -2,9 +2,10 @@
 
 `load_chat_model()` picks the backend from arguments or the environment:
 - `SHOPASSIST_LLM_URL` set: an OpenAI-compatible endpoint (`SHOPASSIST_LLM_MODEL`, `SHOPASSIST_LLM_API_KEY`);
-- `SHOPASSIST_BACKEND=llamacpp`: llama.cpp on the packaged GGUF (optional extra `shopassist[llamacpp]`);
-- otherwise transformers with `SHOPASSIST_MODEL` (a packaged base model name or a checkpoint folder),
-  `SHOPASSIST_ADAPTER` (a LoRA adapter folder) and `SHOPASSIST_THREADS`.
+- otherwise a local model, `SHOPASSIST_MODEL` (a packaged base model name or a checkpoint folder) with
+  `SHOPASSIST_ADAPTER` (a LoRA adapter folder; the shipped one by default) and `SHOPASSIST_THREADS`, on
+  `SHOPASSIST_BACKEND`: `auto` (default) runs a packaged model on llama.cpp when llama-cpp-python is
+  installed (`make install` builds it) and on transformers otherwise; `llamacpp` or `transformers` force one.
 """
 
 import os
@@ -32,6 +33,7 @@ def load_chat_model(
     threads: int | None = None,
     url: str | None = None,
     settings: GenerationSettings | None = None,
+    backend: str | None = None,
 ) -> ChatModel:
     url = url or os.environ.get("SHOPASSIST_LLM_URL")
     if url:
@@ -41,21 +43,19 @@ def load_chat_model(
         return OpenAIChatModel(url, name, os.environ.get("SHOPASSIST_LLM_API_KEY"), settings=settings)
 
     threads = threads or _env_threads()
-    if os.environ.get("SHOPASSIST_BACKEND", "transformers") == "llamacpp":
-        try:
-            from assistant.llm.llamacpp_backend import LlamaCppChatModel
-        except ImportError:
-            raise ModelError("SHOPASSIST_BACKEND=llamacpp needs `pip install shopassist[llamacpp]`") from None
-        return LlamaCppChatModel(model or os.environ.get("SHOPASSIST_MODEL", DEFAULT_MODEL), threads or 2, settings)
-
-    from assistant.llm.transformers_backend import TransformersChatModel
-
     model = model or os.environ.get("SHOPASSIST_MODEL", DEFAULT_MODEL)
     adapter = adapter or os.environ.get("SHOPASSIST_ADAPTER") or shipped_adapter(model)
     if str(adapter).lower() == "none":
         adapter = None
     if adapter is not None and not (Path(adapter) / "adapter_config.json").is_file():
         raise ModelNotFoundError(f"no LoRA adapter at {adapter} (expected adapter_config.json there)")
+    if pick_backend(model, backend) == "llamacpp":
+        from assistant.llm.llamacpp_backend import LlamaCppChatModel
+
+        return LlamaCppChatModel(model, adapter, threads, settings=settings)
+
+    from assistant.llm.transformers_backend import TransformersChatModel
+
     return TransformersChatModel(
         model,
         adapter,
@@ -64,6 +64,22 @@ def load_chat_model(
         settings=settings,
         merge_adapter={"0": False, "1": True}.get(os.environ.get("SHOPASSIST_MERGE_LORA", "")),  # unset: by dtype
     )
+
+
+def pick_backend(model: str, backend: str | None = None) -> str:
+    """`llamacpp` or `transformers`: llama.cpp runs the packaged GGUF files (not checkpoint folders)."""
+    backend = backend or os.environ.get("SHOPASSIST_BACKEND", "").strip() or "auto"
+    if backend not in ("auto", "llamacpp", "transformers"):
+        raise ModelError(f"SHOPASSIST_BACKEND must be auto, llamacpp or transformers, got {backend!r}")
+    from assistant.llm.llamacpp_backend import available
+
+    if backend == "llamacpp" and not available():
+        raise ModelError("SHOPASSIST_BACKEND=llamacpp needs llama-cpp-python (`make install` builds it)")
+    if backend == "llamacpp" and model not in BASE_MODELS:
+        raise ModelNotFoundError(f"the llama.cpp backend runs the packaged models only ({', '.join(BASE_MODELS)})")
+    if backend == "auto":
+        return "llamacpp" if model in BASE_MODELS and available() else "transformers"
+    return backend
 
 
 def _env_threads() -> int | None:

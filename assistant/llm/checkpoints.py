@@ -6,6 +6,7 @@ On first use each packaged base model is dequantized and written as a plain safe
 checkpoint folder can be used instead of a packaged name.
 """
 
+import json
 import shutil
 import sys
 import tempfile
@@ -13,6 +14,8 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from assistant.config import model_cache_dir, state_dir
+from assistant.llm.base import PromptProfile
+from assistant.llm.prompting import CHATML_TEMPLATE, GEMMA_TEMPLATE
 from retrieval.errors import ShopassistError
 
 
@@ -96,3 +99,21 @@ def convert_gguf(model: BaseModel, target: Path) -> Path:
         Path(tmp).mkdir()  # TemporaryDirectory cleans up the (now empty) name it created
     print(f"shopassist: model ready at {target}", file=sys.stderr)
     return target
+
+
+def read_profile(folder: Path | str | None) -> PromptProfile | None:
+    """The prompt profile a fine-tuned model was trained with (`shopassist.json` beside its weights)."""
+    if folder is None or not (Path(folder) / "shopassist.json").is_file():
+        return None
+    data = json.loads((Path(folder) / "shopassist.json").read_text())
+    return PromptProfile(**data["profile"]) if "profile" in data else None
+
+
+def load_tokenizer(checkpoint: Path):
+    from transformers import AutoTokenizer
+
+    tokenizer = AutoTokenizer.from_pretrained(checkpoint)
+    if not tokenizer.chat_template:  # gemma-3-270m base has none
+        gemma = "<start_of_turn>" in tokenizer.get_vocab()
+        tokenizer.chat_template = GEMMA_TEMPLATE if gemma else CHATML_TEMPLATE
+    return tokenizer

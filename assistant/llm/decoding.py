@@ -168,6 +168,10 @@ class Decoder:
     def reset(self) -> None:
         self.ids, self.cache, self.parked = [], None, []
 
+    def held(self) -> list[list[int]]:
+        """The token sequences whose KV cache is kept (the active one first)."""
+        return [self.ids, *(ids for ids, _ in self.parked)]
+
     @torch.inference_mode()
     def feed(self, ids: list[int]) -> None:
         if not ids:

@@ -1,111 +1,228 @@
-"""Optional backend: llama.cpp (`pip install shopassist[llamacpp]`, compiles from source) on a packaged GGUF.
+"""The llama.cpp backend: the packaged GGUF and the shipped LoRA adapter on llama.cpp's CPU kernels.
 
-Roughly 5x faster decoding than transformers on CPU. Prompts use the same text format as the other
-backends (rendered with the model's own tokenizer and template); a tool call is constrained by
-llama.cpp's grammar built from the tool's JSON schema (free maps such as search_products' `options` are
-left out: the grammar cannot bound them). It cannot load LoRA adapters saved by peft.
+The model's decisions are the guided model's (`guided_model.LocalChatModel`): the same prompts, the same
+masks over the same logits, so constrained tool calls and reply choices are written exactly as on the
+transformers backend. Only the forward pass changes — llama.cpp runs the 4-bit GGUF weights and the
+adapter (converted by `gguf_lora`) about five times faster than transformers on 2 CPU cores.
+
+Conversations live as sequences in one llama.cpp KV cache (`kv_unified`): a conversation that comes
+back continues its own sequence, and copying a prefix into another sequence shares its cells instead of
+copying them, so every conversation shares the system prompt's keys and values.
 """
 
+import ctypes
 import json
-import time
-from typing import Any
+from pathlib import Path
 
-from assistant.llm.base import GenerationSettings, OnText, PromptProfile, ToolChoice
-from assistant.llm.checkpoints import BASE_MODELS, ModelNotFoundError, resolve_checkpoint
-from assistant.llm.decoding import TOOL_CLOSE, TOOL_OPEN
-from assistant.llm.prompting import to_template_messages
-from assistant.llm.transformers_backend import STOP_STRINGS, _call_id, load_tokenizer
-from assistant.messages import ChatMessage, ToolCall
+import numpy as np
+import torch
+
+from assistant.llm.base import GenerationSettings, ModelError, PromptProfile
+from assistant.llm.checkpoints import BASE_MODELS, ModelNotFoundError, load_tokenizer, read_profile, resolve_checkpoint
+from assistant.llm.decoding import PARK_MIN_TOKENS, Budget, Decoder, common_prefix
+from assistant.llm.gguf_files import base_gguf, lora_gguf, weight_format
+from assistant.llm.guided_model import LocalChatModel
+
+KV_CELLS = 8192  # the model's trained context, shared by the kept conversations (older ones make room)
+BATCH = 512
+SCRATCH = 16  # extra sequences: reply options are scored side by side in one batch, each on its own copy
 
 
-class LlamaCppChatModel:
-    def __init__(self, model: str = "smollm2", threads: int = 2, settings: GenerationSettings | None = None):
-        from llama_cpp import Llama
+def available() -> bool:
+    try:
+        import llama_cpp  # noqa: F401
+    except ImportError:
+        return False
+    return True
 
-        if model not in BASE_MODELS:
-            raise ModelNotFoundError(
-                f"the llama.cpp backend runs the packaged GGUF models only: {', '.join(BASE_MODELS)}"
-            )
-        self.name = f"{model}-llamacpp"
-        self.tokenizer = load_tokenizer(resolve_checkpoint(model))
-        self.llm = Llama(model_path=str(BASE_MODELS[model].gguf_path()), n_threads=threads, n_ctx=8192, verbose=False)
-        self.settings = settings or GenerationSettings()
-        self.profile = PromptProfile.base()
-        self._grammars: dict[str, Any] = {}
 
-    def _prompt(self, messages: list[ChatMessage], tools: list[dict[str, Any]] | None) -> str:
-        return self.tokenizer.apply_chat_template(
-            to_template_messages(messages, tools), tokenize=False, add_generation_prompt=True
-        )
+class LlamaCppEngine:
+    """One llama.cpp model and context: tokens in, logits out, per sequence id."""
 
-    def _grammar(self, tools: list[dict[str, Any]]):
-        from llama_cpp import LlamaGrammar
+    def __init__(self, gguf: Path, lora: Path | None, threads: int, sequences: int):
+        """`sequences`: how many token sequences the KV cache holds (they share cells of common prefixes)."""
+        import llama_cpp
+        from llama_cpp import _internals, _logger
 
-        key = json.dumps([t["function"]["name"] for t in tools])
-        if key not in self._grammars:
-            calls = [
-                {
-                    "type": "object",
-                    "properties": {
-                        "name": {"const": t["function"]["name"]},
-                        "arguments": _bounded(t["function"]["parameters"]),
-                    },
-                    "required": ["name", "arguments"],
-                }
-                for t in tools
-            ]
-            self._grammars[key] = LlamaGrammar.from_json_schema(json.dumps({"oneOf": calls}), verbose=False)
-        return self._grammars[key]
+        _logger.set_verbose(False)
+        self.lib = llama_cpp
+        model_params = llama_cpp.llama_model_default_params()
+        model_params.use_mmap = lora is None  # as llama-cpp-python does: an adapter needs its own copy
+        self.model = _internals.LlamaModel(path_model=str(gguf), params=model_params, verbose=False)
+        params = llama_cpp.llama_context_default_params()
+        params.n_ctx, params.n_batch, params.n_ubatch = KV_CELLS, BATCH, BATCH
+        params.n_seq_max, params.kv_unified = sequences, True
+        params.n_threads = params.n_threads_batch = threads
+        params.flash_attn_type = llama_cpp.LLAMA_FLASH_ATTN_TYPE_ENABLED  # faster at long contexts here
+        self.ctx = _internals.LlamaContext(model=self.model, params=params, verbose=False)
+        self.batch = _internals.LlamaBatch(n_tokens=BATCH, embd=0, n_seq_max=1, verbose=False)
+        self.gguf = gguf
+        self.vocab = llama_cpp.llama_vocab_n_tokens(self.model.vocab)
+        self.lora = None
+        if lora is not None:
+            self.lora = llama_cpp.llama_adapter_lora_init(self.model.model, str(lora).encode())
+            if self.lora is None:
+                raise ModelError(f"llama.cpp could not load the adapter {lora}")
+            adapters = (llama_cpp.llama_adapter_lora_p_ctypes * 1)(self.lora)
+            if llama_cpp.llama_set_adapters_lora(self.ctx.ctx, adapters, 1, (ctypes.c_float * 1)(1.0)):
+                raise ModelError(f"llama.cpp could not apply the adapter {lora}")
 
-    def generate(
-        self,
-        messages: list[ChatMessage],
-        tools: list[dict[str, Any]] | None = None,
-        *,
-        tool_choice: ToolChoice = "auto",
-        on_text: OnText | None = None,
-    ) -> ChatMessage:
-        started = time.perf_counter()
-        prompt = self._prompt(messages, tools)
-        if tools and tool_choice == "auto":
-            # let the model open its answer; if it starts a tool call, write the call under the grammar
-            head = self.llm(prompt, max_tokens=3, temperature=0.0)["choices"][0]["text"]
-            tool_choice = "required" if TOOL_OPEN.startswith(head.strip()[:3] or "-") else "none"
-        if tools and tool_choice == "required":
-            out = self.llm(prompt + TOOL_OPEN, max_tokens=400, temperature=0.0, grammar=self._grammar(tools))
-            data = json.loads(out["choices"][0]["text"], strict=False)  # llama.cpp's grammar lets raw newlines in
-            message = ChatMessage("assistant", tool_call=ToolCall(data["name"], data["arguments"], _call_id()))
+    def decode(self, parts: list[tuple[list[int], int, int]], all_logits: bool = False) -> bool:
+        """Run each `(tokens, first position, sequence id)` in one batch (at most `BATCH` tokens); logits
+        are kept for each part's last token, or for every token. False when the KV cache has no room."""
+        b, n = self.batch.batch, 0
+        for tokens, start, seq in parts:
+            for i, token in enumerate(tokens):
+                b.token[n], b.pos[n], b.n_seq_id[n], b.logits[n] = token, start + i, 1, all_logits
+                b.seq_id[n][0] = seq
+                n += 1
+            b.logits[n - 1] = True
+        b.n_tokens = n
+        code = self.lib.llama_decode(self.ctx.ctx, b)
+        if code not in (0, 1):  # 1: no KV slot for the batch (the caller frees room and retries)
+            raise ModelError(f"llama.cpp decode failed ({code})")
+        return code == 0
+
+    def logits(self, rows: int = 1) -> torch.Tensor:
+        """The logits of the last decode's `rows` output positions ([vocab] for one, else [rows, vocab])."""
+        data = np.ctypeslib.as_array(self.ctx.get_logits(), shape=(rows * self.vocab,))
+        out = torch.from_numpy(data.copy())
+        return out if rows == 1 else out.view(rows, self.vocab)
+
+    def drop(self, seq: int, start: int = 0) -> None:
+        """Forget sequence `seq` from position `start` on."""
+        self.ctx.kv_cache_seq_rm(seq, start, -1)
+
+    def share(self, src: int, dst: int, length: int) -> None:
+        self.ctx.kv_cache_seq_cp(src, dst, 0, length)
+
+
+class LlamaCppDecoder(Decoder):
+    """`Decoder`'s constrained decoding on llama.cpp; each kept conversation is one llama.cpp sequence."""
+
+    def __init__(self, engine: LlamaCppEngine, tokenizer, slots: int = 4):
+        """`engine` holds `slots + SCRATCH` sequences: `slots` kept conversations, then scratch copies."""
+        self.engine = engine
+        self.tokenizer = tokenizer
+        self.slots: list[list[int]] = [[] for _ in range(slots)]  # tokens held by each sequence id
+        self.recent = list(range(slots))  # sequence ids, most recently used first
+        self.active = 0
+        self.ids = self.slots[0]
+        self.logits: torch.Tensor | None = None
+        self.masks = None
+        self.logprob = 0.0
+        self.carry = ""
+
+    def start(self, prompt_ids: list[int]) -> int:
+        """As `Decoder.start`: continue the kept sequence sharing the longest prefix with the prompt.
+
+        A sequence that would lose more than `PARK_MIN_TOKENS` is kept whole and its prefix is shared
+        into the least recently used sequence, which becomes the active one."""
+        self.carry = ""
+        shared = [common_prefix(s, prompt_ids) for s in self.slots]
+        best = max(self.recent, key=lambda s: shared[s])  # ties: the most recent
+        reuse = min(shared[best], len(prompt_ids) - 1)
+        if reuse > 0 and len(self.slots[best]) - reuse <= PARK_MIN_TOKENS:
+            target = best
+            self.engine.drop(target, reuse)
         else:
-            text = ""
-            for chunk in self.llm(
-                prompt,
-                max_tokens=self.settings.max_new_tokens,
-                temperature=self.settings.temperature,
-                top_p=self.settings.top_p,
-                stop=[*STOP_STRINGS, TOOL_CLOSE],
-                stream=True,
-            ):
-                piece = chunk["choices"][0]["text"]
-                text += piece
-                if on_text is not None and not text.startswith("<"):
-                    on_text(piece)
-            message = ChatMessage("assistant", text.strip())
-        message.meta["seconds"] = round(time.perf_counter() - started, 4)
-        return message
+            target = next((s for s in reversed(self.recent) if s != best), best) if reuse > 0 else self._free()
+            self.engine.drop(target)
+            if reuse > 0:
+                self.engine.share(best, target, reuse)
+        self.slots[target] = list(prompt_ids[:reuse]) if reuse > 0 else []
+        self._use(target)
+        self.feed(prompt_ids[reuse:])
+        return max(reuse, 0)
+
+    def _free(self) -> int:
+        """An empty sequence if there is one, else the least recently used."""
+        return next((s for s in reversed(self.recent) if not self.slots[s]), self.recent[-1])
+
+    def _use(self, seq: int) -> None:
+        self.active, self.ids = seq, self.slots[seq]
+        self.recent.remove(seq)
+        self.recent.insert(0, seq)
+
+    def reset(self) -> None:
+        for s in range(len(self.slots)):
+            self.engine.drop(s)
+            self.slots[s] = []
+        self.ids = self.slots[self.active]
+
+    def held(self) -> list[list[int]]:
+        return [self.slots[s] for s in self.recent if self.slots[s]]
+
+    def _decode(self, parts: list[tuple[list[int], int, int]], all_logits: bool = False) -> None:
+        """Decode, evicting kept sequences other than the active one while the cache is full."""
+        while not self.engine.decode(parts, all_logits):
+            victims = [s for s in reversed(self.recent) if s != self.active and self.slots[s]]
+            if not victims:
+                raise ModelError("the conversation does not fit the model's context")
+            self.engine.drop(victims[0])
+            self.slots[victims[0]] = []
+
+    def feed(self, ids: list[int]) -> None:
+        for i in range(0, len(ids), BATCH):
+            chunk = ids[i : i + BATCH]
+            self._decode([(chunk, len(self.ids), self.active)])
+            self.ids.extend(chunk)
+        if ids:
+            self.logits = self.engine.logits()
+
+    def score_here(self, continuations: list[list[int]]) -> list[float]:
+        """As `Decoder.score_here`; the continuations run side by side, each on a scratch copy of the
+        active sequence (a copy shares the prefix's cells), up to `SCRATCH` and `BATCH` tokens a batch."""
+        first = torch.log_softmax(self.logits, -1)
+        totals = [float(first[ids[0]]) for ids in continuations]
+        longer = [i for i, ids in enumerate(continuations) if len(ids) > 1]
+        here, scratch0 = len(self.ids), len(self.slots)
+        while longer:
+            group, size = [], 0
+            while longer and len(group) < SCRATCH and (not group or size + len(continuations[longer[0]]) - 1 <= BATCH):
+                size += len(continuations[longer[0]]) - 1
+                group.append(longer.pop(0))
+            parts = []
+            for n, i in enumerate(group):
+                self.engine.share(self.active, scratch0 + n, here)
+                parts.append((continuations[i][:-1][:BATCH], here, scratch0 + n))
+            try:
+                self._decode(parts, all_logits=True)
+                rows = torch.log_softmax(
+                    self.engine.logits(sum(len(t) for t, _, _ in parts)).view(-1, first.shape[0]), -1
+                )
+            finally:
+                for n in range(len(group)):
+                    self.engine.drop(scratch0 + n)
+            at = 0
+            for (tokens, _, _), i in zip(parts, group, strict=True):
+                targets = torch.tensor(continuations[i][1 : len(tokens) + 1])
+                totals[i] += float(rows[at : at + len(tokens)].gather(1, targets[:, None]).sum())
+                at += len(tokens)
+        return totals
 
 
-def _bounded(schema: Any) -> Any:
-    """The schema with string and list lengths bounded, so a call cannot run past the token budget."""
-    if isinstance(schema, list):
-        return [_bounded(s) for s in schema]
-    if not isinstance(schema, dict):
-        return schema
-    if schema.get("type") == "object" and not schema.get("properties") and schema.get("additionalProperties"):
-        # llama.cpp's grammar cannot bound the number of entries of a free map; such arguments are left out
-        return {"type": "object", "properties": {}, "additionalProperties": False}
-    out = {k: _bounded(v) for k, v in schema.items()}
-    if out.get("type") == "string" and "enum" not in out:
-        out.setdefault("maxLength", 120)
-    if out.get("type") == "array":
-        out.setdefault("maxItems", 12)
-    return out
+class LlamaCppChatModel(LocalChatModel):
+    def __init__(
+        self,
+        model: str = "smollm2",
+        adapter: str | Path | None = None,
+        threads: int | None = None,
+        max_context: int = 6144,
+        settings: GenerationSettings | None = None,
+        budget: Budget | None = None,
+        slots: int = 4,
+    ):
+        if model not in BASE_MODELS:
+            raise ModelNotFoundError(f"the llama.cpp backend runs the packaged GGUF models: {', '.join(BASE_MODELS)}")
+        checkpoint = resolve_checkpoint(model)  # the tokenizer and config (the weights stay in the GGUF)
+        config = json.loads((checkpoint / "config.json").read_text())
+        self.name = model if adapter is None else f"{model}+{Path(adapter).name}"
+        self.backend = "llama.cpp"
+        lora = lora_gguf(Path(adapter), config) if adapter is not None else None
+        weights = base_gguf(BASE_MODELS[model].gguf_path(), weight_format())
+        engine = LlamaCppEngine(weights, lora, threads or 2, slots + SCRATCH)
+        tokenizer = load_tokenizer(checkpoint)
+        profile = read_profile(adapter) or read_profile(checkpoint) or PromptProfile.base()
+        context = min(config.get("max_position_embeddings", 8192), max_context)
+        self._setup(tokenizer, LlamaCppDecoder(engine, tokenizer, slots), profile, context, settings, budget)

@@ -48,12 +48,13 @@ def model_arguments(p: argparse.ArgumentParser, agent: bool = True) -> None:
     )
 
 
-def load_model(args: argparse.Namespace):
+def load_model(args: argparse.Namespace, backend: str | None = None):
+    """The chat model the arguments name; `backend="transformers"` where its network is read directly."""
     from assistant.llm import load_chat_model
 
     if args.threads is not None and args.threads < 1:
         raise SystemExit("--threads must be ≥ 1")
-    return load_chat_model(args.model, args.adapter, args.threads)
+    return load_chat_model(args.model, args.adapter, args.threads, backend=backend)
 
 
 def agent_settings(args: argparse.Namespace):

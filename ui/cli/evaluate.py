@@ -163,7 +163,7 @@ def cmd_zeroshot(args: argparse.Namespace) -> int:
         from assistant.recommend.llm_rank import LLMRanker
 
         adapter = "none" if label == "base" else args.adapter  # None: the shipped adapter
-        models.append((label, LLMRanker(load_chat_model(args.model, adapter, args.threads))))
+        models.append((label, LLMRanker(load_chat_model(args.model, adapter, args.threads, backend="transformers"))))
     report = zeroshot_eval.run(data, models, args.users, args.llm_users, args.shuffles)
     print(zeroshot_eval.markdown(report))
     print(json.dumps({"position_bias_listwise_ndcg@10": report["position_bias_listwise_ndcg@10"]}))

@@ -36,7 +36,7 @@ def cmd_recommend(args: argparse.Namespace) -> int:
     if args.method != "none":
         from assistant.recommend.llm_rank import LLMRanker
 
-        model = LLMRanker(load_model(args))
+        model = LLMRanker(load_model(args, backend="transformers"))  # reads the network's logits
     try:
         search = open_search(args.store)
         search.snapshot  # noqa: B018 - fails now, not mid-request, when the index is empty

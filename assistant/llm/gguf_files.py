@@ -1,0 +1,151 @@
+"""GGUF files the llama.cpp backend derives once and caches beside the converted checkpoints (model cache).
+
+- `base_gguf`: the packaged 4-bit weights re-encoded for the CPU. llama.cpp has no batched (GEMM)
+  kernel for Q4_1, so a prompt runs at about its decode speed (~370 tokens/s here); the same weights
+  dequantized to bf16 — exactly what the transformers backend computes with — prefill ~3x faster on a
+  CPU with native bf16, and Q8_0 ~1.7x faster elsewhere (`bench/agent_bench.py speed`).
+- `lora_gguf`: a peft LoRA adapter as a llama.cpp LoRA GGUF, so the llama.cpp backend runs the shipped
+  adapter. The layout is the one llama.cpp's `convert_lora_to_gguf.py` writes (metadata `general.type = adapter`,
+`adapter.type = lora`, `adapter.lora.alpha`; per target weight `<gguf name>.lora_a` shaped (r, in) and
+`.lora_b` shaped (out, r)), built with the `gguf` package's writer and tensor-name map. llama.cpp stores
+Llama's query and key rows permuted for its rotary layout, so their `lora_b` rows are permuted the same way.
+Both are built with the `gguf` package (reader, writer, quantizers, tensor-name map), written to a temporary
+name and renamed, and keyed by their source.
+"""
+
+import hashlib
+import json
+import os
+import sys
+import tempfile
+from pathlib import Path
+
+import numpy as np
+
+from assistant.config import model_cache_dir
+from assistant.llm.base import ModelError
+
+PEFT_PREFIX = "base_model.model."
+
+
+def _permute(rows: np.ndarray, n_head: int) -> np.ndarray:
+    """convert_hf_to_gguf's LlamaModel.permute, on the output rows (HF rotate-half → llama.cpp interleaved)."""
+    return rows.reshape(n_head, 2, rows.shape[0] // n_head // 2, *rows.shape[1:]).swapaxes(1, 2).reshape(rows.shape)
+
+
+def _derived(name: str, write) -> Path:
+    """`<model cache>/gguf/<name>`, written by `write(path)` on first use; never half-written under that name."""
+    target = model_cache_dir() / "gguf" / name
+    if not target.is_file():
+        target.parent.mkdir(parents=True, exist_ok=True)
+        with tempfile.NamedTemporaryFile(dir=target.parent, suffix=".part", delete=False) as tmp:
+            try:
+                write(Path(tmp.name))
+            except BaseException:
+                os.unlink(tmp.name)
+                raise
+        os.replace(tmp.name, target)
+    return target
+
+
+FORMATS = {"bf16": "BF16", "q8_0": "Q8_0"}
+
+
+def weight_format(cpu_flags: str | None = None) -> str:
+    """`bf16` on CPUs with native bf16 (avx512_bf16 or AMX), else `q8_0`; `SHOPASSIST_WEIGHTS` overrides
+    (`bf16`, `q8_0`, or `q4_1` for the packaged file as it is)."""
+    chosen = os.environ.get("SHOPASSIST_WEIGHTS", "").strip().lower()
+    if chosen:
+        if chosen not in FORMATS and chosen != "q4_1":
+            raise ModelError(f"SHOPASSIST_WEIGHTS must be bf16, q8_0 or q4_1, got {chosen!r}")
+        return chosen
+    if cpu_flags is None:
+        try:
+            cpu_flags = Path("/proc/cpuinfo").read_text()
+        except OSError:
+            cpu_flags = ""
+    return "bf16" if "avx512_bf16" in cpu_flags or "amx_bf16" in cpu_flags else "q8_0"
+
+
+def base_gguf(packaged: Path, fmt: str) -> Path:
+    """The packaged GGUF with its Q4_1 matrices in `fmt` (the packaged file itself for `q4_1`)."""
+    if fmt == "q4_1" or not _has_q4_1(packaged):
+        return packaged
+    stat = packaged.stat()
+    digest = hashlib.sha256(f"{packaged}:{stat.st_size}:{stat.st_mtime_ns}".encode()).hexdigest()[:12]
+    name = f"{packaged.stem}-{fmt}-{digest}.gguf"
+    if not (model_cache_dir() / "gguf" / name).is_file():
+        print(f"shopassist: re-encoding {packaged.name} as {fmt} for llama.cpp (once, seconds) ...", file=sys.stderr)
+    return _derived(name, lambda out: write_base_gguf(packaged, fmt, out))
+
+
+def _has_q4_1(path: Path) -> bool:
+    import gguf
+
+    return any(t.tensor_type == gguf.GGMLQuantizationType.Q4_1 for t in gguf.GGUFReader(str(path)).tensors)
+
+
+def write_base_gguf(packaged: Path, fmt: str, out: Path) -> None:
+    import gguf
+    from gguf.quants import dequantize, quantize
+
+    kind = getattr(gguf.GGMLQuantizationType, FORMATS[fmt])
+    reader = gguf.GGUFReader(str(packaged))
+    writer = gguf.GGUFWriter(str(out), reader.fields[gguf.Keys.General.ARCHITECTURE].contents())
+    for field in reader.fields.values():  # metadata copied as gguf's own gguf_new_metadata script does
+        if field.name == gguf.Keys.General.ARCHITECTURE or field.name.startswith("GGUF."):
+            continue
+        array = field.types[0] == gguf.GGUFValueType.ARRAY
+        writer.add_key_value(field.name, field.contents(), field.types[0], sub_type=field.types[-1] if array else None)
+    for tensor in reader.tensors:
+        if tensor.tensor_type == gguf.GGMLQuantizationType.Q4_1:
+            writer.add_tensor(tensor.name, quantize(dequantize(tensor.data, tensor.tensor_type), kind), raw_dtype=kind)
+        else:  # norms (F32) and the Q8_0 embedding stay as they are
+            writer.add_tensor(tensor.name, tensor.data, raw_dtype=tensor.tensor_type)
+    writer.write_header_to_file()
+    writer.write_kv_data_to_file()
+    writer.write_tensors_to_file()
+    writer.close()
+
+
+def lora_gguf(adapter: Path, base_config: dict) -> Path:
+    """The llama.cpp GGUF of a peft LoRA folder (written on first use, keyed by the adapter's content)."""
+    weights = adapter / "adapter_model.safetensors"
+    digest = hashlib.sha256(weights.read_bytes() + (adapter / "adapter_config.json").read_bytes()).hexdigest()[:16]
+    return _derived(f"lora-{adapter.name}-{digest}.gguf", lambda out: write_lora_gguf(adapter, base_config, out))
+
+
+def write_lora_gguf(adapter: Path, base_config: dict, out: Path) -> None:
+    import gguf
+    from safetensors.numpy import load_file
+
+    config = json.loads((adapter / "adapter_config.json").read_text())
+    if config.get("peft_type") != "LORA" or config.get("use_dora") or config.get("use_rslora"):
+        raise ModelError(f"{adapter}: only plain LoRA adapters can run on llama.cpp")
+    if base_config.get("model_type") != "llama":
+        kind = base_config.get("model_type")
+        raise ModelError(f"{adapter}: the llama.cpp adapter export supports Llama models, not {kind}")
+    n_head, n_kv = base_config["num_attention_heads"], base_config["num_key_value_heads"]
+    names = gguf.get_tensor_name_map(gguf.MODEL_ARCH.LLAMA, base_config["num_hidden_layers"])
+    tensors = load_file(str(adapter / "adapter_model.safetensors"))
+    writer = gguf.GGUFWriter(str(out), gguf.MODEL_ARCH_NAMES[gguf.MODEL_ARCH.LLAMA])
+    writer.add_type(gguf.GGUFType.ADAPTER)
+    writer.add_string(gguf.Keys.Adapter.TYPE, "lora")
+    writer.add_float32(gguf.Keys.Adapter.LORA_ALPHA, float(config["lora_alpha"]))
+    for key in sorted(k for k in tensors if k.endswith(".lora_A.weight")):
+        module = key.removeprefix(PEFT_PREFIX).removesuffix(".lora_A.weight")
+        name = names.get_name(module + ".weight", try_suffixes=(".weight",))
+        if name is None:
+            raise ModelError(f"{adapter}: no llama.cpp tensor for {module}")
+        lora_a = tensors[key].astype(np.float32)
+        lora_b = tensors[key.replace(".lora_A.", ".lora_B.")].astype(np.float32)
+        if module.endswith("self_attn.q_proj"):
+            lora_b = _permute(lora_b, n_head)
+        elif module.endswith("self_attn.k_proj"):
+            lora_b = _permute(lora_b, n_kv)
+        writer.add_tensor(f"{name}.lora_a", np.ascontiguousarray(lora_a))
+        writer.add_tensor(f"{name}.lora_b", np.ascontiguousarray(lora_b))
+    writer.write_header_to_file()
+    writer.write_kv_data_to_file()
+    writer.write_tensors_to_file()
+    writer.close()

@@ -1,0 +1,222 @@
+"""The guided chat model on a local decoder: prompt assembly, the call-or-reply decision, constrained calls.
+
+Backends differ only in how tokens run (`Decoder` on transformers, `LlamaCppDecoder` on llama.cpp); what
+the model decides from their logits is written once, here, so both backends make the same decisions.
+"""
+
+import threading
+import time
+import uuid
+from typing import Any
+
+import torch
+
+from assistant.llm.base import GenerationSettings, OnText, PromptProfile, ToolChoice
+from assistant.llm.decoding import TOOL_CLOSE, TOOL_OPEN, Budget, Decoder, common_prefix
+from assistant.llm.prompting import parse_tool_call, to_template_messages
+from assistant.messages import ChatMessage, ToolCall
+
+STOP_STRINGS = ("<|im_end|>", "<end_of_turn>", "<|endoftext|>", "<start_of_turn>", "<|im_start|>")
+
+
+def _call_id() -> str:
+    return f"call_{uuid.uuid4().hex[:12]}"
+
+
+def drop_oldest_exchange(messages: list[ChatMessage]) -> list[ChatMessage] | None:
+    """Messages without the oldest customer turn and everything up to the next one; None if nothing can go."""
+    users = [i for i, m in enumerate(messages) if m.role == "user"]
+    if len(users) < 2:
+        return None
+    return messages[: users[0]] + messages[users[1] :]
+
+
+class LocalChatModel:
+    """`generate()` is serialised by a lock: one CPU model serves one generation at a time, many sessions."""
+
+    guided = True  # understands legal tools with grounded schemas and reply options (assistant.guidance)
+    serial = True  # one generation at a time: the web app keeps waiting shoppers in line (ui.conversations)
+
+    def _setup(
+        self,
+        tokenizer,
+        decoder: Decoder,
+        profile: PromptProfile,
+        max_context: int,
+        settings: GenerationSettings | None,
+        budget: Budget | None,
+    ) -> None:
+        self.tokenizer = tokenizer
+        self.decoder = decoder
+        self.profile = profile
+        # prompts beyond this are shortened: longer contexts are slow on a CPU and past what 135M models handle
+        self.max_context = max_context
+        self.settings = settings or GenerationSettings()
+        self.budget = budget or Budget()
+        self.stop_ids = {i for s in STOP_STRINGS if (i := tokenizer.convert_tokens_to_ids(s)) != tokenizer.unk_token_id}
+        self.stop_ids.discard(None)
+        if tokenizer.eos_token_id is not None:
+            self.stop_ids.add(tokenizer.eos_token_id)
+        self.tool_open = tokenizer.encode(TOOL_OPEN, add_special_tokens=False)
+        # never written by a message (prompting.defuse); the tool-call tags are the template's own text
+        self.markers = tuple(t for t in tokenizer.all_special_tokens if t not in (TOOL_OPEN, TOOL_CLOSE))
+        known = [tokenizer.convert_tokens_to_ids(t) for t in ("<|im_end|>", "<end_of_turn>")]
+        self.turn_end = next((i for i in known if i is not None and i != tokenizer.unk_token_id), None)
+        if self.turn_end is None:
+            self.turn_end = tokenizer.eos_token_id
+        self._lock = threading.Lock()
+
+    def prompt_ids(self, messages: list[ChatMessage], tools: list[dict[str, Any]] | None) -> list[int]:
+        """The prompt tokens; when a long conversation outgrows the context, its oldest exchanges are left
+        out (whole customer turns, the system message always stays).
+
+        Leaving out one more exchange changes the prompt's start, so the whole of it must be read again.
+        Hence a trimmed prompt is cut to leave room (a quarter of the budget) for the turns to come, and
+        a later step keeps whichever cut the decoder's cache already holds while it still fits."""
+        budget = self.max_context - max(self.settings.max_new_tokens, 400)
+        variants = [self._render(messages, tools)]
+        while len(variants[-1]) > budget - budget // 4:
+            messages = drop_oldest_exchange(messages)
+            if messages is None:
+                break
+            variants.append(self._render(messages, tools))
+        if len(variants[0]) <= budget:
+            return variants[0]
+        fitting = [v for v in variants if len(v) <= budget] or variants[-1:]
+        held = self.decoder.held()
+        # the cut sharing the most with a cached sequence; when they share only the system prompt, the shortest
+        return max(fitting, key=lambda v: (max(common_prefix(v, h) for h in held), -len(v)))
+
+    def _render(self, messages: list[ChatMessage], tools: list[dict[str, Any]] | None) -> list[int]:
+        text = self.tokenizer.apply_chat_template(
+            to_template_messages(
+                messages,
+                tools if self.profile.tools_in_prompt else None,
+                self.profile.brief_tools,
+                self.markers,
+            ),
+            tokenize=False,
+            add_generation_prompt=True,
+        )
+        return self.tokenizer.encode(text, add_special_tokens=False)
+
+    def generate(
+        self,
+        messages: list[ChatMessage],
+        tools: list[dict[str, Any]] | None = None,
+        *,
+        tool_choice: ToolChoice = "auto",
+        on_text: OnText | None = None,
+        replies: list[str] | None = None,
+    ) -> ChatMessage:
+        """With `replies` (guided mode) a reply is one of those texts, chosen by the model's probabilities,
+        and the call-or-reply decision compares the legal actions' own probabilities (see `_decide`)."""
+        tools = tools or []
+        with self._lock:
+            started = time.perf_counter()
+            ids = self.prompt_ids(messages, tools)
+            cached = self.decoder.start(ids)
+            first_token_s = time.perf_counter() - started
+            wants_tool = bool(tools) and tool_choice != "none"
+            if replies:
+                message = self._guided(ids, tools if wants_tool else [], replies, tool_choice == "required")
+                if message.tool_call is None and on_text is not None:
+                    on_text(message.content)
+            elif wants_tool and (tool_choice == "required" or self._tool_is_likely()):
+                message = self._tool_call(tools)
+            else:
+                message = self._reply(on_text)
+            message.meta.update(
+                prompt_tokens=len(ids),
+                cached_tokens=cached,
+                first_token_s=round(first_token_s, 4),
+                seconds=round(time.perf_counter() - started, 4),
+            )
+            return message
+
+    def _guided(self, ids: list[int], tools: list[dict[str, Any]], replies: list[str], required: bool) -> ChatMessage:
+        """One legal action: a call of a legal tool or one of `replies`.
+
+        The decision scores the actions themselves: a tool call by log P(`<tool_call>`) plus the log-probability
+        of the best legal tool's name, a reply by log P(anything but `<tool_call>`). Probability the model puts
+        on a tool that is not legal now counts for neither, so a model that wants the account before it may
+        ask for it replies (and asks) instead of calling some other tool."""
+        start = len(self.decoder.ids)
+        if tools:
+            logp = torch.log_softmax(self.decoder.logits, -1)
+            open_lp = float(logp[self.tool_open[0]])
+            reply_lp = float(torch.log1p(-torch.exp(logp[self.tool_open[0]]).clamp(max=1 - 1e-6)))
+            self.decoder.feed(self.tool_open)
+            self.decoder.logprob = 0.0
+            by_name = {t["function"]["name"]: t["function"] for t in tools}
+            self.decoder.carry = ""
+            self.decoder.feed_text('{"name":')
+            name = self.decoder.choose([f' "{n}", "arguments":' for n in by_name])[2:].split('"', 1)[0]
+            tool_lp = open_lp + self.decoder.logprob
+            meta = {"tool_logprob": round(tool_lp, 3), "reply_logprob": round(reply_lp, 3)}
+            if required or tool_lp > reply_lp:
+                arguments = self.decoder.object(by_name[name]["parameters"], self.budget, lead=" ")
+                self.decoder.feed_text("}" + TOOL_CLOSE)
+                call = ToolCall(name, arguments, _call_id())
+                return ChatMessage(
+                    "assistant", tool_call=call, meta={**meta, "new_tokens": len(self.decoder.ids) - start}
+                )
+        else:
+            meta = {}
+        choice, scores = 0, []
+        if len(replies) > 1:
+            end = [self.turn_end]
+            encoded = [self.decoder.encode(r) + end for r in replies]
+            scores = [lp / len(e) for lp, e in zip(self.decoder.score(ids, encoded), encoded, strict=True)]
+            choice = max(range(len(replies)), key=scores.__getitem__)
+        else:
+            self.decoder.start(ids)
+        meta.update(reply_index=choice, reply_scores=[round(x, 3) for x in scores], new_tokens=0)
+        return ChatMessage("assistant", replies[choice], meta=meta)
+
+    def _tool_is_likely(self) -> bool:
+        logits = self.decoder.logits
+        opening = self.tool_open[0]
+        if int(torch.argmax(logits)) == opening:
+            return True
+        threshold = self.profile.tool_threshold
+        return threshold is not None and float(torch.softmax(logits, -1)[opening]) >= threshold
+
+    def _tool_call(self, tools: list[dict[str, Any]]) -> ChatMessage:
+        start = len(self.decoder.ids)
+        self.decoder.feed(self.tool_open)
+        if not self.settings.constrained:
+            text = TOOL_OPEN + self._free_text(64 + 8 * self.budget.string_tokens, None)
+            parsed = parse_tool_call(text)
+            if parsed is None:
+                return ChatMessage("assistant", text, meta={"valid_json": False, "new_tokens": 0})
+            return ChatMessage("assistant", tool_call=ToolCall(*parsed, _call_id()), meta={"valid_json": True})
+        name, arguments = self.decoder.tool_call(tools, self.budget)
+        return ChatMessage(
+            "assistant",
+            tool_call=ToolCall(name, arguments, _call_id()),
+            meta={"new_tokens": len(self.decoder.ids) - start},
+        )
+
+    def _reply(self, on_text: OnText | None) -> ChatMessage:
+        start = len(self.decoder.ids)
+        # a reply never opens with the tool-call marker (the model may want a call when none is allowed)
+        self.decoder.logits = self.decoder.logits.clone()
+        self.decoder.logits[self.tool_open[0]] = float("-inf")
+        text = self._free_text(self.settings.max_new_tokens, on_text)
+        return ChatMessage("assistant", text.strip(), meta={"new_tokens": len(self.decoder.ids) - start})
+
+    def _free_text(self, max_tokens: int, on_text: OnText | None) -> str:
+        start, shown = len(self.decoder.ids), ""
+        for _ in range(max_tokens):
+            token = self.decoder.next_token(self.settings.temperature, self.settings.top_p)
+            if token in self.stop_ids:
+                break
+            self.decoder.feed([token])
+            text = self.tokenizer.decode(self.decoder.ids[start:])
+            if text.endswith("</tool_call>"):
+                break
+            if on_text is not None and not text.endswith("\ufffd"):  # hold back half a UTF-8 character
+                on_text(text[len(shown) :])
+                shown = text
+        return self.tokenizer.decode(self.decoder.ids[start:])

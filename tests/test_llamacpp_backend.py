@@ -1,0 +1,131 @@
+"""The llama.cpp backend (the default when llama-cpp-python is installed, as `make install` does): the
+adapter export, the re-encoded weights, the KV-cache sequences, batched scoring, and the backend choice."""
+
+import json
+
+import pytest
+import torch
+
+from assistant.llm import ModelError, ModelNotFoundError, pick_backend, shipped_adapter
+from assistant.llm.gguf_files import weight_format
+from assistant.messages import ChatMessage
+
+llama_cpp = pytest.importorskip("llama_cpp")
+
+ADAPTER = shipped_adapter("smollm2")
+
+
+@pytest.fixture(scope="module")
+def fast(smollm2_checkpoint):
+    from assistant.llm.llamacpp_backend import LlamaCppChatModel
+
+    return LlamaCppChatModel("smollm2", ADAPTER, threads=2)
+
+
+def agent_prompt(model, text: str) -> list[int]:
+    from assistant.runtime import prompt_prefix
+
+    return model.prompt_ids([*prompt_prefix("tau-retail", model.profile), ChatMessage("user", text)], None)
+
+
+def test_the_default_backend_is_llamacpp_for_packaged_models(smollm2_checkpoint, monkeypatch):
+    assert pick_backend("smollm2") == "llamacpp"
+    assert pick_backend(str(smollm2_checkpoint)) == "transformers"  # a checkpoint folder has no GGUF
+    monkeypatch.setenv("SHOPASSIST_BACKEND", "transformers")
+    assert pick_backend("smollm2") == "transformers"
+    monkeypatch.setenv("SHOPASSIST_BACKEND", "fastest")
+    with pytest.raises(ModelError, match="auto, llamacpp or transformers"):
+        pick_backend("smollm2")
+    monkeypatch.setenv("SHOPASSIST_BACKEND", "llamacpp")
+    with pytest.raises(ModelNotFoundError, match="packaged models only"):
+        pick_backend(str(smollm2_checkpoint))
+
+
+def test_the_weight_format_follows_the_cpu(monkeypatch):
+    assert weight_format("flags : fpu avx2 avx512f avx512_bf16") == "bf16"
+    assert weight_format("flags : fpu avx2 fma") == "q8_0"
+    monkeypatch.setenv("SHOPASSIST_WEIGHTS", "q4_1")
+    assert weight_format("avx512_bf16") == "q4_1"
+    monkeypatch.setenv("SHOPASSIST_WEIGHTS", "int3")
+    with pytest.raises(ModelError, match="SHOPASSIST_WEIGHTS"):
+        weight_format()
+
+
+def test_the_exported_adapter_has_every_lora_pair(smollm2_checkpoint):
+    import gguf
+
+    from assistant.llm.gguf_files import lora_gguf
+
+    config = json.loads((smollm2_checkpoint / "config.json").read_text())
+    reader = gguf.GGUFReader(str(lora_gguf(ADAPTER, config)))
+    names = {t.name for t in reader.tensors}
+    peft = json.loads((ADAPTER / "adapter_config.json").read_text())
+    assert len(names) == 2 * len(peft["target_modules"]) * config["num_hidden_layers"]
+    assert {"blk.0.attn_q.weight.lora_a", "blk.29.ffn_down.weight.lora_b"} <= names
+    assert float(reader.fields["adapter.lora.alpha"].contents()) == peft["lora_alpha"]
+
+
+def test_llamacpp_logits_match_transformers_with_the_adapter(fast):
+    """The adapter really runs on llama.cpp (query/key rows permuted as llama.cpp stores them): its next-token
+    distribution is the transformers one, and far closer to it than the base model's without the adapter."""
+    from assistant.llm.llamacpp_backend import LlamaCppChatModel
+    from assistant.llm.transformers_backend import TransformersChatModel
+
+    reference = TransformersChatModel("smollm2", ADAPTER, threads=2, dtype="float32")
+    base = LlamaCppChatModel("smollm2", None, threads=2)
+    for text in ("my email is mei.kovacs8232@example.com, cancel my order", "do you have hiking boots?"):
+        ids = agent_prompt(fast, text)
+        want = torch.log_softmax(_logits(reference, ids), -1)
+        got = torch.log_softmax(_logits(fast, ids), -1)
+        without = torch.log_softmax(_logits(base, ids), -1)
+        assert int(got.argmax()) == int(want.argmax())
+        kl = float((want.exp() * (want - got)).sum())
+        kl_base = float((want.exp() * (want - without)).sum())
+        assert kl < 0.05 and kl * 5 < kl_base, (kl, kl_base)
+
+
+def _logits(model, ids: list[int]) -> torch.Tensor:
+    model.decoder.reset()
+    model.decoder.start(ids)
+    return model.decoder.logits.float()
+
+
+def test_batched_scoring_equals_scoring_one_by_one(fast):
+    decoder = fast.decoder
+    ids = agent_prompt(fast, "I want to return my order")
+    options = [decoder.encode(t) + [fast.turn_end] for t in ("Sure.", "What is your email address?", "I can't.")]
+    together = decoder.score(ids, options)
+    assert decoder.ids == ids  # scoring leaves the decoder after the prompt
+    alone = []
+    for option in options:
+        decoder.start(ids)
+        logp = torch.log_softmax(decoder.logits, -1)[option[0]].item()
+        for prev, nxt in zip(option, option[1:], strict=False):
+            decoder.feed([prev])
+            logp += torch.log_softmax(decoder.logits, -1)[nxt].item()
+        alone.append(logp)
+    assert together == pytest.approx(alone, abs=0.05 * max(len(o) for o in options))
+
+
+def test_conversations_taking_turns_continue_their_own_cache(fast):
+    decoder = fast.decoder
+    decoder.reset()
+    # a conversation longer than PARK_MIN_TOKENS past the shared system prompt is kept whole
+    a = agent_prompt(fast, "do you have hiking boots in size 10? " + "I walk a lot in the hills. " * 50)
+    b = agent_prompt(fast, "please cancel order #W7800651, I ordered it by mistake")
+    decoder.start(a)
+    assert 0 < decoder.start(b) < len(b)  # a new conversation shares the system prompt
+    more = fast.tokenizer.encode(" and in black?", add_special_tokens=False)
+    assert decoder.start(a + more) == len(a)  # the first one continues where it was
+    assert len(decoder.held()) == 2
+
+
+def test_a_full_cache_drops_the_oldest_conversations_not_the_active_one(fast):
+    decoder = fast.decoder
+    decoder.reset()
+    filler = fast.tokenizer.encode(" the quick brown fox jumps over the lazy dog." * 400, add_special_tokens=False)
+    prompts = [agent_prompt(fast, f"question {n}") + filler[:3000] for n in range(4)]
+    for prompt in prompts:
+        decoder.start(prompt)
+    assert decoder.ids == prompts[-1] and len(decoder.held()) < 4  # 12,000 tokens do not fit 8,192 cells
+    assert decoder.start(prompts[-1] + filler[:5]) == len(prompts[-1])
