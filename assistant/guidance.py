@@ -440,7 +440,8 @@ def stated_filters(
     words; the model chose to search and what for. A value that fits two keys of the type is left out
     (ambiguous); the model's own filters stay. `earlier`: the conversation's previous search; a follow-up
     on the same type keeps its bounds and options unless this message restates them ("t-shirt under $60",
-    then "any in blue?" → blue t-shirts under $60)."""
+    then "any in blue?" → blue t-shirts under $60). A message naming another type than the model's query
+    searches for that type with this message's words only."""
     from assistant.requests import named_product_type, parse_request
 
     out = dict(arguments)
@@ -454,7 +455,16 @@ def stated_filters(
     names = {p["name"] for p in products}
     kind = named_product_type(str(out.get("query", "")), names)
     plain = re.fullmatch(r"[\w\s$.,!?'&/-]{1,200}", bounds.query) is not None  # words only, never markup
-    if kind is None and plain and named_product_type(message, names) is None:
+    named = named_product_type(message, names)
+    if named is not None and kind is not None and named != kind and plain:
+        # the customer now asks for another type ("waterproof hiking boots" after t-shirts): the model
+        # copied the earlier search; this message's words and bounds replace it, nothing of it carries over
+        out = {"query": bounds.query}
+        for key, value in (("max_price", bounds.max_price), ("min_price", bounds.min_price)):
+            if value is not None:
+                out[key] = int(value) if float(value).is_integer() else value
+        kind, earlier = named, None
+    if kind is None and plain and named is None:
         # a need, not a product ("a gift for my dad who loves coffee"): search the whole request, whose
         # words the type descriptions answer, not the few the model copied ("gift")
         out["query"] = bounds.query

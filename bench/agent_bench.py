@@ -14,6 +14,8 @@ speed, on bench/agent_prompts.jsonl (20 customer messages written for this bench
 - decode tokens/s of each backend on one prompt, greedy, 128 new tokens, alternating backends, 3 rounds:
   our decoder on the default backend (llama.cpp when installed), on transformers (bf16 and float32), and
   transformers' own `generate`, against llama.cpp's own generation on the same GGUF.
+- on llama.cpp, prefill and decode tokens/s for each weight format (Q4_1 as packaged, Q8_0, bf16) over a
+  1,000-token prompt; and the peak resident memory of a process serving one call and one reply per backend.
 
 Both use the default model (`--model smollm2` with its shipped adapter, as `shopassist chat`; `--adapter none`
 for the base model with its in-context examples).
@@ -203,6 +205,67 @@ def decode_speed(model, base: str, adapter: str | None, rounds: int = 3, new_tok
     return result
 
 
+PEAK_MEMORY = """
+import json, sys
+from assistant.llm import load_chat_model
+from assistant.messages import ChatMessage
+from assistant.tools import ToolRegistry
+model = load_chat_model(sys.argv[1], sys.argv[2], threads=2)
+messages = [ChatMessage("system", "You help shoppers."), ChatMessage("user", "find me a t-shirt under $60")]
+model.generate(messages, ToolRegistry().schemas(), tool_choice="required")
+model.generate(messages, tool_choice="none")
+# VmHWM, not ru_maxrss: a forked child's ru_maxrss starts at its parent's peak
+hwm = [line for line in open("/proc/self/status") if line.startswith("VmHWM:")][0]
+print(json.dumps(int(hwm.split()[1]) // 1024))
+"""
+
+
+def peak_memory_mb(base: str, adapter: str | None) -> dict:
+    """Peak resident memory of a process that loads the model and serves one call and one reply, per backend."""
+    import subprocess
+
+    out = {}
+    for backend in ("auto", "transformers"):
+        env = {**os.environ, "SHOPASSIST_BACKEND": backend}
+        run = subprocess.run(
+            [sys.executable, "-c", PEAK_MEMORY, base, str(adapter or "none")],
+            capture_output=True,
+            text=True,
+            env=env,
+            check=True,
+        )
+        out["default" if backend == "auto" else "transformers"] = int(run.stdout.strip().splitlines()[-1])
+    return out
+
+
+def llamacpp_weights(base: str, adapter: str | None, prompt_tokens: int = 1000, new_tokens: int = 64) -> dict:
+    """Prefill and decode tokens/s of the llama.cpp backend (with the adapter) per weight format, the
+    choice `assistant.llm.gguf_files.weight_format` makes from the CPU; one warm-up, then 2 rounds, median."""
+    from assistant.llm.llamacpp_backend import LlamaCppChatModel
+
+    out = {}
+    for fmt in ("q4_1", "q8_0", "bf16"):
+        model = LlamaCppChatModel(base, adapter, threads=2, weights=fmt)
+        words = model.tokenizer.encode("A tent, a stove and a lamp for the hills. " * 200, add_special_tokens=False)
+        prompt = words[:prompt_tokens]
+        prefill, decode = [], []
+        for _ in range(3):
+            model.decoder.reset()
+            started = time.perf_counter()
+            model.decoder.start(prompt)
+            prefill.append(len(prompt) / (time.perf_counter() - started))
+            started = time.perf_counter()
+            for _ in range(new_tokens):
+                model.decoder.feed([model.decoder.next_token()])
+            decode.append(new_tokens / (time.perf_counter() - started))
+        out[fmt] = {
+            f"prefill_{prompt_tokens}_tokens_per_s": round(statistics.median(prefill[1:])),
+            f"decode_after_{prompt_tokens}_tokens_per_s": round(statistics.median(decode[1:]), 1),
+        }
+        del model
+    return out
+
+
 def run_speed(args: argparse.Namespace) -> dict:
     prompts = load_prompts()
     model = load_chat_model(args.model, args.adapter or "none", threads=2)
@@ -221,7 +284,12 @@ def run_speed(args: argparse.Namespace) -> dict:
         "tool_turn": turns,
         "free_decoding": free_decoding(args.model, args.adapter, prompts),
         "decode_tokens_per_s": decode_speed(model, args.model, args.adapter),
+        "backend": getattr(model, "backend", "transformers"),
     }
+    if result["backend"] == "llama.cpp":
+        result["llamacpp_weights"] = llamacpp_weights(args.model, args.adapter)
+    del model  # the memory figure runs in its own processes, one model at a time
+    result["peak_memory_mb"] = peak_memory_mb(args.model, args.adapter)
     return result
 
 
@@ -251,6 +319,7 @@ def run_tasks(args: argparse.Namespace) -> dict:
     summary.update(
         split=args.split,
         model=model.name,
+        backend=getattr(model, "backend", "transformers"),
         guided=not args.unguided,
         max_turns=args.max_turns,
         max_steps=args.max_steps,

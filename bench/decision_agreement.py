@@ -2,7 +2,7 @@
 
     .venv/bin/python bench/decision_agreement.py                     # merged LoRA vs unmerged, both bf16
     .venv/bin/python bench/decision_agreement.py --suite bench/conversations.json --core
-    .venv/bin/python bench/decision_agreement.py --candidate llamacpp  # llama.cpp (the default) vs bf16
+    .venv/bin/python bench/decision_agreement.py --candidate llamacpp --dialogues 20  # llama.cpp vs bf16
 
 The reference (the shipped adapter unmerged, peft's own forward) plays every conversation of the suite
 (bench/conversations.json) through the guided agent; at each of its model calls the candidate (the
@@ -28,6 +28,7 @@ from retrieval.offline import enforce_offline
 enforce_offline()
 
 BENCH = Path(__file__).parent
+SHARED = Path(os.environ.get("SHOPASSIST_SHARED_DIR", BENCH.parent.parent / "shared")) / "data" / "tau-retail"
 
 
 class Shadow:
@@ -61,12 +62,39 @@ def decision(message) -> dict:
     return {"reply": message.content}
 
 
+def held_out_steps(reference, candidate, limit: int) -> list[tuple[str, dict, dict]]:
+    """`shopassist eval sft`'s steps: each assistant step of the first `limit` held-out dialogues (tasks
+    training never sees), the model free to call any tool or reply; replies compared on their first 8 tokens."""
+    from assistant.llm import GenerationSettings
+    from assistant.runtime import prompt_prefix
+    from assistant.tools import ToolRegistry
+    from finetune.evaluate import held_out_dialogues
+
+    tools = ToolRegistry().schemas()
+    steps = []
+    for model in (reference, candidate):
+        model.settings = GenerationSettings(max_new_tokens=8)
+    for dialogue in held_out_dialogues(SHARED / "tasks_train.json", limit):
+        messages = [m for m in dialogue.messages if m.role != "system"]
+        for i, gold in enumerate(messages):
+            if gold.role != "assistant":
+                continue
+            context = [*prompt_prefix("tau-retail", reference.profile), *messages[:i]]
+            want = decision(reference.generate(copy.deepcopy(context), tools))
+            got = decision(candidate.generate(copy.deepcopy(context), tools))
+            steps.append((messages[i - 1].content[:200] if i else "", want, got))
+    return steps
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--suite", type=Path, default=BENCH / "conversations.json")
     parser.add_argument("--core", action="store_true", help="only the conversations make test runs")
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--candidate", choices=["merged", "llamacpp"], default="merged")
+    parser.add_argument(
+        "--dialogues", type=int, default=0, help="also compare every step of this many held-out dialogues"
+    )
     args = parser.parse_args()
 
     from agent_bench import open_search
@@ -97,8 +125,12 @@ def main() -> None:
         results = run_suite(
             suite, get_pack("tau-retail"), Path(work), lambda s: agent_for_session(reference, s, "tau-retail"), search
         )
+    dialogue_steps = held_out_steps(unmerged, candidate, args.dialogues) if args.dialogues else []
     differing = [
         {"last_message": m, "reference": want, "candidate": got} for m, want, got in reference.steps if want != got
+    ]
+    dialogue_differing = [
+        {"last_message": m, "reference": want, "candidate": got} for m, want, got in dialogue_steps if want != got
     ]
     steps = len(reference.steps)
     same = steps - len(differing)
@@ -111,13 +143,20 @@ def main() -> None:
         "agreement": round(same / steps, 4) if steps else None,
         "differing": differing[:20],
         "reference_suite_passed": sum(r.passed for r in results),
+        "held_out_dialogues": args.dialogues,
+        "dialogue_steps": len(dialogue_steps),
+        "dialogue_agreeing_steps": len(dialogue_steps) - len(dialogue_differing),
+        "dialogue_agreement": round(1 - len(dialogue_differing) / len(dialogue_steps), 4) if dialogue_steps else None,
+        # the same kind of action (which tool, or a reply), arguments aside
+        "dialogue_same_action": sum(want.get("tool") == got.get("tool") for _, want, got in dialogue_steps),
+        "dialogue_differing": dialogue_differing[:20],
         "model_seconds": {k: round(v, 1) for k, v in reference.seconds.items()},
         "machine": f"{platform.machine()} {os.cpu_count()} cores, torch threads {args.threads}",
         "command": "python bench/decision_agreement.py " + " ".join(sys.argv[1:]),
     }
     out = BENCH / "results" / f"decision_agreement-{tag}.json"
     out.write_text(json.dumps(result, indent=2, ensure_ascii=False) + "\n")
-    print(json.dumps({k: v for k, v in result.items() if k != "differing"}, indent=2))
+    print(json.dumps({k: v for k, v in result.items() if not k.endswith("differing")}, indent=2))
     for d in differing[:10]:
         print(json.dumps(d, ensure_ascii=False)[:400])
 

@@ -78,6 +78,7 @@ def main() -> None:
         running.stop()
     result = {
         "model": getattr(model, "name", "scripted"),
+        "backend": getattr(model, "backend", "transformers") if not args.scripted else None,
         "sessions": args.sessions,
         "turns_per_session": args.turns,
         "turns": len(latencies),

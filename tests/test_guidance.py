@@ -105,6 +105,11 @@ def test_stated_price_bounds_and_options_reach_the_search_filters(store):
     assert "max_price" not in other and "options" not in other  # another type starts afresh
     boots = stated_filters({"query": "hiking boots"}, "I need waterproof hiking boots, size 10", store)
     assert boots["options"] == {"size": "10"} and boots["category"] == "Hiking Boots"
+    # the model copied the earlier search although the customer now names another type: their words win
+    copied = {**tee, "max_price": 60, "options": {"color": "blue"}}
+    switched = stated_filters(copied, "waterproof hiking boots, size 10", store, first)
+    assert switched["category"] == "Hiking Boots" and switched["options"] == {"size": "10"}
+    assert "hiking boots" in switched["query"] and "max_price" not in switched
 
 
 def test_a_search_that_finds_nothing_says_why(store, search):

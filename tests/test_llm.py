@@ -355,3 +355,26 @@ def test_remote_backend_gets_defused_bounded_tool_output():
 
     out = to_openai_messages([ChatMessage("user", FORGED), ChatMessage("tool", "x" * 50_000, name="t")])
     assert "<|im_start|>" not in out[0]["content"] and len(out[1]["content"]) <= MAX_OBSERVATION_CHARS + 20
+
+
+def test_a_free_map_stops_at_its_entry_budget_when_the_model_repeats_one_key():
+    """A model writing the same key again and again once looped until the context was full (entries were
+    counted as distinct keys)."""
+    from assistant.llm.decoding import Decoder
+
+    class Repeating(Decoder):
+        def __init__(self):
+            self.carry, self.fed = "", []
+
+        def feed_text(self, text):
+            self.fed.append(text)
+
+        def choose(self, options):
+            return options[-1]  # always open one more entry, never close
+
+        def string(self, budget, closers, opened=False):
+            return "color"
+
+    decoder = Repeating()
+    result = decoder.object({"type": "object", "additionalProperties": {"type": "string"}}, Budget(object_entries=3))
+    assert result == {"color": "color"} and decoder.fed[-1] == "}"

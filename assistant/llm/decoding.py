@@ -431,13 +431,15 @@ class Decoder:
             if self.choose([empty, f'{lead}{{"']) == empty:
                 return result
             names = schema.get("propertyNames", {}).get("enum")
+            entries = 0  # entries written, not distinct keys: a model repeating one key must still stop
             while True:
                 if names:  # keys from a fixed list: choose one, quote and colon included
                     key = self.choose([f'{k}":' for k in names])[:-2]
                 else:
                     key = self.string(budget.string_tokens, ":", opened=True)
                     self.feed_text(":")
-                full = len(result) + 1 >= budget.object_entries
+                entries += 1
+                full = entries >= budget.object_entries
                 result[key] = self.value(extra, budget, "}" if full else ",}")
                 if full:
                     self.feed_text("}")

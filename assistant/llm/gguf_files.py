@@ -1,9 +1,9 @@
 """GGUF files the llama.cpp backend derives once and caches beside the converted checkpoints (model cache).
 
 - `base_gguf`: the packaged 4-bit weights re-encoded for the CPU. llama.cpp has no batched (GEMM)
-  kernel for Q4_1, so a prompt runs at about its decode speed (~370 tokens/s here); the same weights
-  dequantized to bf16 — exactly what the transformers backend computes with — prefill ~3x faster on a
-  CPU with native bf16, and Q8_0 ~1.7x faster elsewhere (`bench/agent_bench.py speed`).
+  kernel for Q4_1, so a prompt runs at about its decode speed (343 tokens/s here); the same weights
+  dequantized to bf16 — the numbers the transformers bf16 path computes with — prefill 2.5x faster on a
+  CPU with native bf16, and Q8_0 1.75x faster (`bench/agent_bench.py speed`, `llamacpp_weights`).
 - `lora_gguf`: a peft LoRA adapter as a llama.cpp LoRA GGUF, so the llama.cpp backend runs the shipped
   adapter. The layout is the one llama.cpp's `convert_lora_to_gguf.py` writes (metadata `general.type = adapter`,
 `adapter.type = lora`, `adapter.lora.alpha`; per target weight `<gguf name>.lora_a` shaped (r, in) and

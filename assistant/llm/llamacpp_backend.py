@@ -12,6 +12,7 @@ copying them, so every conversation shares the system prompt's keys and values.
 
 import ctypes
 import json
+import logging
 from pathlib import Path
 
 import numpy as np
@@ -44,7 +45,8 @@ class LlamaCppEngine:
         import llama_cpp
         from llama_cpp import _internals, _logger
 
-        _logger.set_verbose(False)
+        # quiet: a full KV cache is logged as an error, but `_decode` makes room and retries
+        _logger.logger.setLevel(logging.CRITICAL)
         self.lib = llama_cpp
         model_params = llama_cpp.llama_model_default_params()
         model_params.use_mmap = lora is None  # as llama-cpp-python does: an adapter needs its own copy
@@ -212,7 +214,9 @@ class LlamaCppChatModel(LocalChatModel):
         settings: GenerationSettings | None = None,
         budget: Budget | None = None,
         slots: int = 4,
+        weights: str | None = None,
     ):
+        """`weights`: `bf16`, `q8_0` or `q4_1` (the packaged file); by default chosen from the CPU."""
         if model not in BASE_MODELS:
             raise ModelNotFoundError(f"the llama.cpp backend runs the packaged GGUF models: {', '.join(BASE_MODELS)}")
         checkpoint = resolve_checkpoint(model)  # the tokenizer and config (the weights stay in the GGUF)
@@ -220,8 +224,8 @@ class LlamaCppChatModel(LocalChatModel):
         self.name = model if adapter is None else f"{model}+{Path(adapter).name}"
         self.backend = "llama.cpp"
         lora = lora_gguf(Path(adapter), config) if adapter is not None else None
-        weights = base_gguf(BASE_MODELS[model].gguf_path(), weight_format())
-        engine = LlamaCppEngine(weights, lora, threads or 2, slots + SCRATCH)
+        weights_file = base_gguf(BASE_MODELS[model].gguf_path(), weights or weight_format())
+        engine = LlamaCppEngine(weights_file, lora, threads or 2, slots + SCRATCH)
         tokenizer = load_tokenizer(checkpoint)
         profile = read_profile(adapter) or read_profile(checkpoint) or PromptProfile.base()
         context = min(config.get("max_position_embeddings", 8192), max_context)
