@@ -58,6 +58,9 @@ def build_recommend_tab(hub: ConversationHub, shopper_token: gr.State | None = N
                 value="none",
                 label="Ranking (the LLM is at chance in our evaluation)",
                 elem_id="rec-ranking",
+                # LLM ranking reads a transformers network's logits: hidden when the chat model has none
+                # (llama.cpp, an endpoint, a scripted model), rather than offering a choice that does nothing
+                visible=recommender.llm is not None,
             )
         rec_btn = gr.Button("Recommend", variant="primary", elem_id="rec-go")
         rec_method = gr.Markdown(elem_id="rec-method")

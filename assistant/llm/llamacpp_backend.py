@@ -174,7 +174,8 @@ class LlamaCppDecoder(Decoder):
 
     def score_here(self, continuations: list[list[int]]) -> list[float]:
         """As `Decoder.score_here`; the continuations run side by side, each on a scratch copy of the
-        active sequence (a copy shares the prefix's cells), up to `SCRATCH` and `BATCH` tokens a batch."""
+        active sequence (a copy shares the prefix's cells), up to `SCRATCH` and `BATCH` tokens a batch.
+        A batch always fits beside the conversation: `max_context` + `BATCH` < `KV_CELLS`."""
         first = torch.log_softmax(self.logits, -1)
         totals = [float(first[ids[0]]) for ids in continuations]
         longer = [i for i, ids in enumerate(continuations) if len(ids) > 1]
