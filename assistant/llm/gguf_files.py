@@ -5,12 +5,13 @@
   dequantized to bf16 — the numbers the transformers bf16 path computes with — prefill 2.5x faster on a
   CPU with native bf16, and Q8_0 1.75x faster (`bench/agent_bench.py speed`, `llamacpp_weights`).
 - `lora_gguf`: a peft LoRA adapter as a llama.cpp LoRA GGUF, so the llama.cpp backend runs the shipped
-  adapter. The layout is the one llama.cpp's `convert_lora_to_gguf.py` writes (metadata `general.type = adapter`,
-`adapter.type = lora`, `adapter.lora.alpha`; per target weight `<gguf name>.lora_a` shaped (r, in) and
-`.lora_b` shaped (out, r)), built with the `gguf` package's writer and tensor-name map. llama.cpp stores
-Llama's query and key rows permuted for its rotary layout, so their `lora_b` rows are permuted the same way.
-Both are built with the `gguf` package (reader, writer, quantizers, tensor-name map), written to a temporary
-name and renamed, and keyed by their source.
+  adapter, in the layout llama.cpp's `convert_lora_to_gguf.py` writes (metadata `general.type = adapter`,
+  `adapter.type = lora`, `adapter.lora.alpha`; per target weight `<gguf name>.lora_a` shaped (r, in) and
+  `.lora_b` shaped (out, r)). llama.cpp stores Llama's query and key rows permuted for its rotary layout,
+  so their `lora_b` rows are permuted the same way.
+
+Both are built with the `gguf` package (reader, writer, quantizers, tensor-name map), written to a
+temporary name and renamed, and keyed by their source.
 """
 
 import hashlib
