@@ -444,11 +444,15 @@ def stated_filters(
     searches for that type with this message's words only."""
     from assistant.requests import named_product_type, parse_request
 
-    out = dict(arguments)
     bounds = parse_request(message)
-    for key, value in (("max_price", bounds.max_price), ("min_price", bounds.min_price)):
-        if value is not None and key not in out:
-            out[key] = int(value) if float(value).is_integer() else value
+
+    def with_bounds(out: dict[str, Any]) -> dict[str, Any]:  # the message's price bounds, unless already set
+        for key, value in (("max_price", bounds.max_price), ("min_price", bounds.min_price)):
+            if value is not None and key not in out:
+                out[key] = int(value) if float(value).is_integer() else value
+        return out
+
+    out = with_bounds(dict(arguments))
     if store is None:
         return out
     products = list(store.products().values())
@@ -459,10 +463,7 @@ def stated_filters(
     if named is not None and kind is not None and named != kind and plain:
         # the customer now asks for another type ("waterproof hiking boots" after t-shirts): the model
         # copied the earlier search; this message's words and bounds replace it, nothing of it carries over
-        out = {"query": bounds.query}
-        for key, value in (("max_price", bounds.max_price), ("min_price", bounds.min_price)):
-            if value is not None:
-                out[key] = int(value) if float(value).is_integer() else value
+        out = with_bounds({"query": bounds.query})
         kind, earlier = named, None
     if kind is None and plain and named is None:
         # a need, not a product ("a gift for my dad who loves coffee"): search the whole request, whose

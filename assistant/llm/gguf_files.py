@@ -70,13 +70,16 @@ def weight_format(cpu_flags: str | None = None) -> str:
 
 def base_gguf(packaged: Path, fmt: str) -> Path:
     """The packaged GGUF with its Q4_1 matrices in `fmt` (the packaged file itself for `q4_1`)."""
-    if fmt == "q4_1" or not _has_q4_1(packaged):
+    if fmt == "q4_1":
         return packaged
     stat = packaged.stat()
     digest = hashlib.sha256(f"{packaged}:{stat.st_size}:{stat.st_mtime_ns}".encode()).hexdigest()[:12]
     name = f"{packaged.stem}-{fmt}-{digest}.gguf"
-    if not (model_cache_dir() / "gguf" / name).is_file():
-        print(f"shopassist: re-encoding {packaged.name} as {fmt} for llama.cpp (once, seconds) ...", file=sys.stderr)
+    if (cached := model_cache_dir() / "gguf" / name).is_file():
+        return cached
+    if not _has_q4_1(packaged):  # reading the file's tensor table takes seconds: only before converting
+        return packaged
+    print(f"shopassist: re-encoding {packaged.name} as {fmt} for llama.cpp (once, seconds) ...", file=sys.stderr)
     return _derived(name, lambda out: write_base_gguf(packaged, fmt, out))
 
 
