@@ -227,8 +227,14 @@ def plot_losses(history: list[dict[str, Any]], out: Path) -> Path | None:
     return out
 
 
-def train(config: SFTConfig) -> Path:
-    """Train and save the adapter (or full model) under `output_dir/final`; returns that folder."""
+Examples = tuple[list[dict[str, list[int]]], dict[str, int]]  # token rows with loss masks, and their counts
+
+
+def train(config: SFTConfig, examples: Examples | None = None, about: dict[str, Any] | None = None) -> Path:
+    """Train and save the adapter (or full model) under `output_dir/final`; returns that folder.
+
+    `examples`: rows built by another task's builder (the ranker's, `finetune.tallrec`) instead of
+    `config.data`'s dialogues; `about` is added to the saved `shopassist.json`."""
     import torch
     from transformers import AutoModelForCausalLM, Trainer, TrainingArguments, set_seed
 
@@ -242,7 +248,7 @@ def train(config: SFTConfig) -> Path:
     out.mkdir(parents=True, exist_ok=True)
     checkpoint = resolve_checkpoint(config.model)
     tokenizer = load_tokenizer(checkpoint)
-    examples, stats = build_examples(config, tokenizer)
+    examples, stats = examples if examples is not None else build_examples(config, tokenizer)
     print(f"data: {json.dumps(stats)}", file=sys.stderr)
     if not examples:
         raise ConfigError("no training examples: the data files hold no assistant turns")
@@ -315,6 +321,7 @@ def train(config: SFTConfig) -> Path:
         "tokens_per_second": round(stats["tokens"] * max(config.epochs, 0) / seconds, 1)
         if config.max_steps < 0
         else None,
+        **(about or {}),
     }
     (final / "shopassist.json").write_text(json.dumps(summary, indent=2) + "\n")
     (out / "log_history.json").write_text(json.dumps(history, indent=2) + "\n")

@@ -282,10 +282,18 @@ def test_the_full_table_on_the_tiny_fixture(tiny, llm):
     methods = report["methods"]
     assert set(methods) == {
         "random", "popularity", "embedding", "embedding + MMR 0.3", "garbage pointwise", "garbage listwise",
-        "garbage hybrid (pointwise + embedding)", "garbage hybrid + MMR 0.3",
+        "garbage hybrid (pointwise + embedding)", "garbage hybrid + MMR 0.3", "garbage hybrid (pointwise + popularity)",
     }  # fmt: skip
     for m in methods.values():
         assert 0 <= m["ndcg@10"]["mean"] <= 1 and 0 <= m["diversity@10"]["mean"] <= 2
         assert m["ndcg@10"]["ci95"][0] <= m["ndcg@10"]["mean"] <= m["ndcg@10"]["ci95"][1]
     assert set(report["position_bias_listwise_ndcg@10"]["garbage"]) == {"first", "last"}
     assert report["users"]["garbage pointwise"] == 6
+
+
+def test_a_pointwise_only_table_leaves_out_listwise_and_its_bias_check(tiny, llm):
+    from assistant.recommend import zeroshot_eval as z
+
+    report = z.run(tiny, [("ranker", llm)], users=4, progress=False, listwise=False)
+    assert not any("listwise" in m for m in report["methods"]) and report["position_bias_listwise_ndcg@10"] == {}
+    assert report["users"]["ranker hybrid (pointwise + popularity)"] == 4

@@ -24,6 +24,14 @@ TYPE_FIT = "type_fit.v1"
 LETTERS = string.ascii_uppercase
 
 
+def chat_prompt(tokenizer, template: str, **variables: str) -> str:
+    """A ranking prompt as the model reads it: one chat-formatted user turn, open for the answer token.
+    The ranker's fine-tuning (`finetune.tallrec`) renders its examples with this too."""
+    return tokenizer.apply_chat_template(
+        [{"role": "user", "content": render(template, **variables)}], tokenize=False, add_generation_prompt=True
+    )
+
+
 class LLMRanker:
     def __init__(self, chat_model, batch_size: int = 10):
         """`chat_model`: a `TransformersChatModel` (its network, tokenizer and lock are shared)."""
@@ -43,12 +51,7 @@ class LLMRanker:
     def _split_prompt(self, template: str, slot: str, **variables: str) -> tuple[str, str]:
         """The chat-formatted prompt cut where `slot` goes: (shared prefix, suffix after the slot)."""
         marker = "\x00SLOT\x00"
-        text = self.tok.apply_chat_template(
-            [{"role": "user", "content": render(template, **{slot: marker}, **variables)}],
-            tokenize=False,
-            add_generation_prompt=True,
-        )
-        prefix, suffix = text.split(marker)
+        prefix, suffix = chat_prompt(self.tok, template, **{slot: marker}, **variables).split(marker)
         return prefix, suffix
 
     def next_token_logits(self, prefix: str, middles: list[str], suffix: str) -> torch.Tensor:

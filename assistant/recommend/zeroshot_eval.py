@@ -3,8 +3,9 @@
 Methods (all score the same 20 candidates per user, docs/EVALUATION.md "Zero-shot recommendation"):
 random; popularity (how often an item appears in the file's histories — targets are never counted);
 embedding (cosine of MiniLM title embeddings: candidate vs the mean of the last history items); and,
-per LLM, pointwise P(Yes), listwise (3 shuffles) and hybrid = z(LLM pointwise) + z(embedding); MMR
-re-ranking of the embedding and hybrid lists; intra-list diversity of every top 10.
+per LLM, pointwise P(Yes), listwise (3 shuffles, unless turned off) and the hybrids z(LLM pointwise) +
+z(embedding) and z(LLM pointwise) + z(popularity); MMR re-ranking of the embedding and hybrid lists;
+intra-list diversity of every top 10.
 """
 
 import json
@@ -138,11 +139,14 @@ def run(
     seed: int = 0,
     progress: bool = True,
     diversity: float = 0.3,
+    listwise: bool = True,
 ) -> dict:
-    """The full table; `models` = [(label, LLMRanker)], e.g. base and fine-tuned; MMR with weight `diversity`."""
+    """The full table; `models` = [(label, LLMRanker)], e.g. base and fine-tuned; MMR with weight `diversity`;
+    `listwise=False` leaves out the listwise rows and the position-bias check (a pointwise-trained ranker)."""
     llm_users = llm_users or users
     vectors = TitleVectors(data)
     emb = embedding_scorer(data, vectors=vectors)
+    pop = popularity_scorer(data)
     ild = vectors.diversity
     # encode every title the run will touch first, so no method's time includes the embedding model's
     for inter in data.interactions[: max(users, llm_users)]:
@@ -153,7 +157,7 @@ def run(
 
     reports: list[Report] = [
         run_one("random", random_scorer(seed), users),
-        run_one("popularity", popularity_scorer(data), users),
+        run_one("popularity", pop, users),
         run_one("embedding", emb, users),
         run_one(f"embedding + MMR {diversity}", mmr_scorer(emb, vectors, diversity), users),
     ]
@@ -169,11 +173,15 @@ def run(
             return cached[key]
 
         hybrid = hybrid_scorer(point_cached, emb)
-        listwise = listwise_scorer(ranker, data, shuffles)
         reports.append(run_one(f"{label} pointwise", point_cached, llm_users, progress=progress))
-        reports.append(run_one(f"{label} listwise", listwise, llm_users, progress=progress))
+        if listwise:
+            lists = listwise_scorer(ranker, data, shuffles)
+            reports.append(run_one(f"{label} listwise", lists, llm_users, progress=progress))
         reports.append(run_one(f"{label} hybrid (pointwise + embedding)", hybrid, llm_users))
         reports.append(run_one(f"{label} hybrid + MMR {diversity}", mmr_scorer(hybrid, vectors, diversity), llm_users))
+        reports.append(run_one(f"{label} hybrid (pointwise + popularity)", hybrid_scorer(point_cached, pop), llm_users))
+        if not listwise:
+            continue
         # position bias: no shuffling, the true item shown first vs last
         unshuffled = listwise_scorer(ranker, data, 1, shuffle=False)
         first = evaluate(data, f"{label} listwise, target first", unshuffled, llm_users, seed, place="first")

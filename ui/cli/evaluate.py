@@ -5,6 +5,7 @@ import argparse
 import json
 from pathlib import Path
 
+from assistant.config import MODELS_DIR
 from ui.cli.common import agent_settings, load_model, model_arguments, open_search, store_argument
 
 
@@ -54,8 +55,14 @@ def register(sub) -> None:
     p.add_argument("--llm-users", type=int, help="users for the LLM methods (default --users)")
     p.add_argument("--shuffles", type=int, default=3, help="orderings per listwise ranking")
     p.add_argument(
-        "--llms", default="base,fine-tuned", help="LLMs to compare: base, fine-tuned, none (comma-separated)"
+        "--llms",
+        default="base,fine-tuned",
+        help="LLMs to compare: base, fine-tuned (the agent adapter), ranker (--ranker), none (comma-separated)",
     )
+    p.add_argument(
+        "--ranker", type=Path, default=MODELS_DIR / "ranker-smollm2", help="ranking LoRA (shopassist train ranker)"
+    )
+    p.add_argument("--no-listwise", action="store_true", help="pointwise and hybrids only (no listwise, no bias check)")
     p.add_argument("--out", type=Path, help="report JSON")
     model_arguments(p, agent=False)
     p.set_defaults(func=cmd_zeroshot)
@@ -157,14 +164,14 @@ def cmd_zeroshot(args: argparse.Namespace) -> int:
     for label in [x.strip() for x in args.llms.split(",") if x.strip()]:
         if label == "none":
             continue
-        if label not in ("base", "fine-tuned"):
-            raise SystemExit(f"shopassist eval zeroshot: --llms takes base, fine-tuned or none, not {label!r}")
+        if label not in ("base", "fine-tuned", "ranker"):
+            raise SystemExit(f"shopassist eval zeroshot: --llms takes base, fine-tuned, ranker or none, not {label!r}")
         from assistant.llm import load_chat_model
         from assistant.recommend.llm_rank import LLMRanker
 
-        adapter = "none" if label == "base" else args.adapter  # None: the shipped adapter
+        adapter = {"base": "none", "ranker": args.ranker}.get(label, args.adapter)  # None: the shipped adapter
         models.append((label, LLMRanker(load_chat_model(args.model, adapter, args.threads, backend="transformers"))))
-    report = zeroshot_eval.run(data, models, args.users, args.llm_users, args.shuffles)
+    report = zeroshot_eval.run(data, models, args.users, args.llm_users, args.shuffles, listwise=not args.no_listwise)
     print(zeroshot_eval.markdown(report))
     print(json.dumps({"position_bias_listwise_ndcg@10": report["position_bias_listwise_ndcg@10"]}))
     if args.out:

@@ -1,5 +1,5 @@
-"""`shopassist train sft | ctr | intents`: fine-tune the agent model, train the CTR ranker (both from a YAML
-config), train the intent reader the agent acts on."""
+"""`shopassist train sft | ranker | ctr | intents`: fine-tune the agent model, fine-tune it to rank, train the
+CTR ranker (each from a YAML config), train the intent reader the agent acts on."""
 
 import argparse
 import json
@@ -8,15 +8,20 @@ from pathlib import Path
 
 def register(sub) -> None:
     group = sub.add_parser(
-        "train", help="train: sft (the agent's LoRA adapter), ctr (the CTR ranker), intents (the intent reader)"
+        "train",
+        help="train: sft (the agent's LoRA adapter), ranker (a LoRA for ranking), ctr (the CTR ranker), intents",
     )
-    kinds = group.add_subparsers(dest="what", required=True, metavar="{sft,ctr,intents}")
+    kinds = group.add_subparsers(dest="what", required=True, metavar="{sft,ranker,ctr,intents}")
 
     p = kinds.add_parser("sft", help="fine-tune the agent model with LoRA (docs/FINETUNING.md)")
     p.add_argument(
         "--config", type=Path, required=True, help="YAML training config, e.g. finetune/configs/smollm2_lora.yaml"
     )
     p.set_defaults(func=cmd_sft)
+
+    p = kinds.add_parser("ranker", help="fine-tune the model to rank: Yes/No on purchase histories (TALLRec)")
+    p.add_argument("--config", type=Path, required=True, help="YAML config, e.g. finetune/configs/ranker_tallrec.yaml")
+    p.set_defaults(func=cmd_ranker)
 
     p = kinds.add_parser("ctr", help="train the CTR ranker that rank_products uses (docs/RANKING.md)")
     p.add_argument(
@@ -38,6 +43,13 @@ def cmd_sft(args: argparse.Namespace) -> int:
     from finetune.sft import SFTConfig, train
 
     print(train(SFTConfig.from_yaml(args.config)))
+    return 0
+
+
+def cmd_ranker(args: argparse.Namespace) -> int:
+    from finetune.tallrec import RankerConfig, train
+
+    print(train(RankerConfig.from_yaml(args.config)))
     return 0
 
 

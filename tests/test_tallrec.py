@@ -1,0 +1,76 @@
+"""The ranker's fine-tuning data (finetune/tallrec.py): held-out users, the ranker's own prompt, the loss mask."""
+
+from pathlib import Path
+
+import pytest
+
+from assistant.recommend.llm_rank import POINTWISE, chat_prompt
+from finetune.sft import IGNORE, ConfigError
+from finetune.tallrec import RankerConfig, encode, held_out_users, sample_pairs
+
+DATA = Path(__file__).parent / "data" / "llmrank"
+
+
+@pytest.fixture(scope="module")
+def tokenizer(smollm2_checkpoint):
+    from assistant.llm.transformers_backend import load_tokenizer
+
+    return load_tokenizer(smollm2_checkpoint)
+
+
+def test_held_out_users_are_every_candidate_files_users():
+    users = held_out_users([str(DATA / "published")])
+    listed = [ln.split("\t")[0] for ln in (DATA / "published" / "published.random").read_text().splitlines() if ln]
+    assert users == set(listed) and len(users) == 8
+    with pytest.raises(ConfigError, match="no LLMRank candidate file"):
+        held_out_users([str(DATA)])
+
+
+def test_examples_are_the_rankers_prompt_and_only_the_answer_is_trained(tokenizer):
+    rows = [
+        {"context": "This customer recently bought (oldest first):\n- Milk", "title": "Bread", "label": True},
+        {"context": "This customer recently bought (oldest first):\n- Milk", "title": "Nails", "label": False},
+    ]
+    (yes, no), stats = encode(tokenizer, rows, 512)
+    prompt = tokenizer.encode(
+        chat_prompt(tokenizer, POINTWISE, context=rows[0]["context"], item="Bread"), add_special_tokens=False
+    )
+    assert yes["input_ids"][: len(prompt)] == prompt  # exactly what LLMRanker.pointwise reads
+    for ex, word in ((yes, "Yes"), (no, "No")):
+        trained = [t for t in ex["labels"] if t != IGNORE]
+        assert trained == ex["input_ids"][-2:] and trained[0] == tokenizer.encode(word)[0]
+    assert stats["examples"] == 2 and stats["trained_tokens"] == 4
+    assert encode(tokenizer, rows, 64)[1] == {"examples": 0, "truncated": 2, "tokens": 0, "trained_tokens": 0}
+
+
+def test_pairs_never_use_held_out_households_or_later_weeks():
+    held = {"household_1", "household_2", "household_3"}
+    config = RankerConfig(exclude=["unused"], households=6, positives=2, negatives=1, last_week=30)
+    rows, about = sample_pairs(config, held, {"household_1": 50, "household_2": 20, "household_3": 53})
+    assert about["households"] == 6 and about["evaluation_targets_after_last_week"] == "2 of 3"
+    assert about["positives"] == about["negatives"] == 12
+    assert not {r["user"] for r in rows} & held
+    for r in rows:
+        assert len(r["history"]) == 10 and r["item"] not in r["history"]
+        assert r["context"].count("\n- ") == 10 and r["title"]
+
+
+def test_a_bad_ranker_config_is_one_clear_error(tmp_path):
+    bad = tmp_path / "r.yaml"
+    bad.write_text("households: 3\n")
+    with pytest.raises(ConfigError, match="'exclude' must list"):
+        RankerConfig.from_yaml(bad)
+    bad.write_text("exclude: [x]\nepochs: 2\n")
+    with pytest.raises(ConfigError, match="a ranker config has the fields"):
+        RankerConfig.from_yaml(bad)
+
+
+def test_the_shipped_ranker_loads_and_scores_candidates():
+    """models/ranker-smollm2 is read by the zero-shot ranker as any adapter: one P(Yes) per candidate."""
+    from assistant.config import MODELS_DIR
+    from assistant.llm import load_chat_model
+    from assistant.recommend.llm_rank import LLMRanker
+
+    ranker = LLMRanker(load_chat_model("smollm2", MODELS_DIR / "ranker-smollm2", backend="transformers"))
+    scores = ranker.pointwise("This customer recently bought (oldest first):\n- Milk", ["Bread", "Eggs", "Nails"])
+    assert len(scores) == 3 and all(0.0 < s < 1.0 for s in scores)
