@@ -17,11 +17,28 @@ _BELOW = re.compile(
 _ABOVE = re.compile(r"\b(?:over|above|more than|at least|min(?:imum)?)\s*\$?\s*(\d+(?:\.\d+)?)", re.I)
 
 
+# words that carry no need: kept out of the need a reason quotes back ("a gift for someone who likes hiking")
+_FILLER = frozenset(
+    """a an the for someone somebody anyone who that which whom likes like loves love enjoys enjoy into is are am
+    be was i me my we our us you your he she they his her their them it its this these those to of and or in on
+    at with all over from please would could can should will want wants need needs looking look find get buy
+    something some anything thing things good nice great really very just also so what any""".split()
+)
+_HEADS = frozenset("gift gifts present presents".split())  # said first, read last: "gift … hiking" → "hiking gift"
+
+
 @dataclass(frozen=True)
 class ParsedRequest:
     query: str
     max_price: float | None
     min_price: float | None
+
+    @property
+    def need(self) -> str:
+        """The request's content words, as a reason quotes it ("hiking gift"); the query if none are left."""
+        words = [w for w in re.findall(r"[a-z0-9][a-z0-9'-]*", self.query.lower()) if w not in _FILLER]
+        words = [w for w in words if w not in _HEADS] + [w for w in words if w in _HEADS]
+        return " ".join(words) or self.query
 
 
 def parse_request(message: str) -> ParsedRequest:

@@ -12,6 +12,13 @@ def test_parse_request_reads_price_bounds():
     assert parse_request("hiking boots").max_price is None
 
 
+def test_the_need_a_reason_quotes_is_the_requests_content_words():
+    assert parse_request("a gift for someone who likes hiking, under $100").need == "hiking gift"
+    assert parse_request("pet hair is all over the carpet").need == "pet hair carpet"
+    assert parse_request("a t-shirt").need == "t-shirt"
+    assert parse_request("for the").need == "for the"  # nothing but filler: the request as typed
+
+
 def test_reply_lists_real_items_within_the_bound(search, tau_items):
     prices = {i.item_id: i.price for i in tau_items}
     reply = SearchChat(search, k=4).reply("hiking boots under $245")

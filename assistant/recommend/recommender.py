@@ -190,7 +190,7 @@ class Recommender:
             except SearchInputError as exc:
                 raise RecommendError(str(exc)) from None
             for r, h in enumerate(hits):
-                add(h.item_id, "search", parsed.query, 1.0 - r / 30)
+                add(h.item_id, "search", parsed.need, 1.0 - r / 30)
         history = self.user_history(user_id) if user_id else []
         if history:
             counts = Counter(history)
