@@ -129,3 +129,9 @@ def test_a_full_cache_drops_the_oldest_conversations_not_the_active_one(fast):
         decoder.start(prompt)
     assert decoder.ids == prompts[-1] and len(decoder.held()) < 4  # 12,000 tokens do not fit 8,192 cells
     assert decoder.start(prompts[-1] + filler[:5]) == len(prompts[-1])
+
+
+def test_amx_is_read_from_the_cpu_flags():
+    from assistant.llm.gguf_files import has_amx
+
+    assert has_amx("flags : avx512f amx_bf16 amx_tile amx_int8") and not has_amx("flags : avx2 avx512_bf16")

@@ -52,6 +52,18 @@ def _derived(name: str, write) -> Path:
 FORMATS = {"bf16": "BF16", "q8_0": "Q8_0"}
 
 
+def read_cpu_flags() -> str:
+    try:
+        return Path("/proc/cpuinfo").read_text()
+    except OSError:
+        return ""
+
+
+def has_amx(cpu_flags: str | None = None) -> bool:
+    """Intel AMX tiles: llama.cpp's AMX weight buffers crash our multi-row decodes there (0.3.36)."""
+    return "amx_tile" in (read_cpu_flags() if cpu_flags is None else cpu_flags)
+
+
 def weight_format(cpu_flags: str | None = None) -> str:
     """`bf16` on CPUs with native bf16 (avx512_bf16 or AMX), else `q8_0`; `SHOPASSIST_WEIGHTS` overrides
     (`bf16`, `q8_0`, or `q4_1` for the packaged file as it is)."""
@@ -61,10 +73,7 @@ def weight_format(cpu_flags: str | None = None) -> str:
             raise ModelError(f"SHOPASSIST_WEIGHTS must be bf16, q8_0 or q4_1, got {chosen!r}")
         return chosen
     if cpu_flags is None:
-        try:
-            cpu_flags = Path("/proc/cpuinfo").read_text()
-        except OSError:
-            cpu_flags = ""
+        cpu_flags = read_cpu_flags()
     return "bf16" if "avx512_bf16" in cpu_flags or "amx_bf16" in cpu_flags else "q8_0"
 
 

@@ -21,7 +21,7 @@ import torch
 from assistant.llm.base import GenerationSettings, ModelError, PromptProfile
 from assistant.llm.checkpoints import BASE_MODELS, ModelNotFoundError, load_tokenizer, read_profile, resolve_checkpoint
 from assistant.llm.decoding import PARK_MIN_TOKENS, Budget, Decoder, common_prefix
-from assistant.llm.gguf_files import base_gguf, lora_gguf, weight_format
+from assistant.llm.gguf_files import base_gguf, has_amx, lora_gguf, weight_format
 from assistant.llm.guided_model import LocalChatModel
 
 KV_CELLS = 8192  # the model's trained context, shared by the kept conversations (older ones make room)
@@ -50,6 +50,9 @@ class LlamaCppEngine:
         self.lib = llama_cpp
         model_params = llama_cpp.llama_model_default_params()
         model_params.use_mmap = lora is None  # as llama-cpp-python does: an adapter needs its own copy
+        # llama.cpp's extra (repacked / AMX) weight buffers segfault on AMX CPUs when a batch keeps the
+        # logits of many rows (reply scoring); elsewhere they stay as measured
+        model_params.use_extra_bufts = not has_amx()
         self.model = _internals.LlamaModel(path_model=str(gguf), params=model_params, verbose=False)
         params = llama_cpp.llama_context_default_params()
         params.n_ctx, params.n_batch, params.n_ubatch = KV_CELLS, BATCH, BATCH
