@@ -58,38 +58,37 @@ class RankerConfig:
         return SFTConfig.from_dict({"data": ["complete-journey"], **self.train}, "ranker config: train")
 
 
-def held_out_users(folders: list[str]) -> set[str]:
-    """The users of every LLMRank candidate file in `folders` (the first column of `<name>.random`)."""
-    users: set[str] = set()
+def evaluation_targets(folders: list[str]) -> dict[str, str]:
+    """User → target item of every LLMRank candidate file (`*.random`) in `folders`: the users held out."""
+    from assistant.recommend.protocol import load
+
+    targets: dict[str, str] = {}
     for folder in map(Path, folders):
         files = sorted(folder.glob("*.random"))
         if not files:
             raise ConfigError(f"{folder}: no LLMRank candidate file (*.random) to hold out")
         for f in files:
-            for line in f.read_text(encoding="utf-8").splitlines():
-                user = line.split("\t", 1)[0].strip()
-                if user and not user.startswith("user_id:"):
-                    users.add(user)
-    return users
+            targets |= {x.user_id: x.target for x in load(f.parent, f.stem).interactions}
+    return targets
 
 
-def sample_pairs(config: RankerConfig, held_out: set[str], targets: dict[str, int]) -> tuple[list[dict], dict]:
-    """(history ids, candidate id, label) rows and their provenance; `targets`: held-out user → the week of
-    their evaluation target."""
-    from assistant.recommend.convert import title
-    from assistant.store.complete_journey import item_table, load_tables, user_key
+def sample_pairs(config: RankerConfig, targets: dict[str, str]) -> tuple[list[dict], dict]:
+    """(history ids, candidate id, label) rows and their provenance; `targets`: held-out user → their
+    evaluation target (their households are never sampled; their target weeks are counted)."""
+    from assistant.recommend.convert import first_purchases, title
+    from assistant.store.complete_journey import user_key
 
-    d = load_tables(["transactions", "products"])
-    items = item_table(d["products"], {}).set_index("item_id")
-    tx = d["transactions"]
-    tx = tx[tx["product_id"].astype(str).isin(items.index)]
-    tx = tx.sort_values(["transaction_timestamp", "basket_id", "product_id"], kind="stable")
-    firsts = tx.drop_duplicates(["household_id", "product_id"])
+    items, tx, firsts = first_purchases()
     last_week = config.last_week
+    firsts = firsts.assign(user=firsts["household_id"].map(user_key), item=firsts["product_id"].astype(str))
+    hits = firsts[firsts["user"].isin(targets) & (firsts["item"] == firsts["user"].map(targets))]
+    target_weeks = hits.set_index("user")["week"]
+    if missing := sorted(set(targets) - set(target_weeks.index)):
+        raise ConfigError(f"{len(missing)} evaluation target(s) not in the transactions, e.g. {missing[0]}")
     early = firsts[firsts["week"] <= last_week]
     sold = sorted(set(tx.loc[tx["week"] <= last_week, "product_id"].astype(str)))
-    sequences = {user_key(hh): [str(p) for p in g["product_id"]] for hh, g in early.groupby("household_id", sort=True)}
-    pool = sorted(u for u, seq in sequences.items() if u not in held_out and len(seq) > HISTORY_SHOWN)
+    sequences = {u: list(g["item"]) for u, g in early.groupby("user", sort=True)}
+    pool = sorted(u for u, seq in sequences.items() if u not in targets and len(seq) > HISTORY_SHOWN)
     rng = random.Random(config.seed)
     rng.shuffle(pool)
     rows = []
@@ -111,30 +110,13 @@ def sample_pairs(config: RankerConfig, held_out: set[str], targets: dict[str, in
         r["title"] = titles[r["item"]]
     about = {
         "households": len({r["user"] for r in rows}),
-        "held_out_users": len(held_out),
+        "held_out_users": len(targets),
         "last_week": last_week,
-        "evaluation_targets_after_last_week": f"{sum(w > last_week for w in targets.values())} of {len(targets)}",
+        "evaluation_targets_after_last_week": f"{int((target_weeks > last_week).sum())} of {len(targets)}",
         "positives": sum(r["label"] for r in rows),
         "negatives": sum(not r["label"] for r in rows),
     }
     return rows, about
-
-
-def evaluation_target_weeks(folders: list[str]) -> dict[str, int]:
-    """Held-out user → the week they first bought their evaluation target (read from the transactions)."""
-    from assistant.recommend.protocol import load
-    from assistant.store.complete_journey import load_tables, user_key
-
-    targets = {}
-    for f in (f for folder in map(Path, folders) for f in sorted(folder.glob("*.random"))):
-        targets |= {x.user_id: x.target for x in load(f.parent, f.stem).interactions}
-    tx = load_tables(["transactions"])["transactions"]
-    tx = tx.assign(user=tx["household_id"].map(user_key), item=tx["product_id"].astype(str))
-    hits = tx[tx["user"].isin(targets) & (tx["item"] == tx["user"].map(targets))]
-    weeks = hits.groupby("user")["week"].min().to_dict()
-    if missing := sorted(set(targets) - set(weeks)):
-        raise ConfigError(f"{len(missing)} evaluation target(s) not in the transactions, e.g. {missing[0]}")
-    return {u: int(w) for u, w in weeks.items()}
 
 
 def encode(tokenizer, rows: list[dict], max_length: int) -> Examples:
@@ -168,8 +150,7 @@ def train(config: RankerConfig) -> Path:
     from finetune import sft
 
     sft_config = config.sft()
-    targets = evaluation_target_weeks(config.exclude)
-    rows, about = sample_pairs(config, held_out_users(config.exclude), targets)
+    rows, about = sample_pairs(config, evaluation_targets(config.exclude))
     print(f"ranker data: {json.dumps(about)}", file=sys.stderr)
     tokenizer = load_tokenizer(resolve_checkpoint(sft_config.model))
     examples = encode(tokenizer, rows, sft_config.max_length)

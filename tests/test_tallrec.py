@@ -6,7 +6,7 @@ import pytest
 
 from assistant.recommend.llm_rank import POINTWISE, chat_prompt
 from finetune.sft import IGNORE, ConfigError
-from finetune.tallrec import RankerConfig, encode, held_out_users, sample_pairs
+from finetune.tallrec import RankerConfig, encode, evaluation_targets, sample_pairs
 
 DATA = Path(__file__).parent / "data" / "llmrank"
 
@@ -19,11 +19,11 @@ def tokenizer(smollm2_checkpoint):
 
 
 def test_held_out_users_are_every_candidate_files_users():
-    users = held_out_users([str(DATA / "published")])
+    targets = evaluation_targets([str(DATA / "published")])
     listed = [ln.split("\t")[0] for ln in (DATA / "published" / "published.random").read_text().splitlines() if ln]
-    assert users == set(listed) and len(users) == 8
+    assert set(targets) == set(listed) and len(targets) == 8
     with pytest.raises(ConfigError, match="no LLMRank candidate file"):
-        held_out_users([str(DATA)])
+        evaluation_targets([str(DATA)])
 
 
 def test_examples_are_the_rankers_prompt_and_only_the_answer_is_trained(tokenizer):
@@ -44,9 +44,11 @@ def test_examples_are_the_rankers_prompt_and_only_the_answer_is_trained(tokenize
 
 
 def test_pairs_never_use_held_out_households_or_later_weeks():
-    held = {"household_1", "household_2", "household_3"}
+    # targets first bought in weeks 31, 2 and 32 (Complete Journey package data)
+    targets = {"household_1": "845078", "household_2": "1000840", "household_3": "6534178"}
+    held = set(targets)
     config = RankerConfig(exclude=["unused"], households=6, positives=2, negatives=1, last_week=30)
-    rows, about = sample_pairs(config, held, {"household_1": 50, "household_2": 20, "household_3": 53})
+    rows, about = sample_pairs(config, targets)
     assert about["households"] == 6 and about["evaluation_targets_after_last_week"] == "2 of 3"
     assert about["positives"] == about["negatives"] == 12
     assert not {r["user"] for r in rows} & held

@@ -24,17 +24,25 @@ def title(row) -> str:
     return " ".join(parts)
 
 
-def complete_journey(
-    out_dir: Path, users: int = 200, valid_users: int = 100, history: int = 20, candidates: int = 100, seed: int = 0
-) -> dict[str, int]:
-    from assistant.store.complete_journey import item_table, load_tables, user_key
+def first_purchases():
+    """(items by id, transactions in time order, each household's first purchase of each product): the
+    sequences these files are cut from, and the ranker's fine-tuning examples (`finetune.tallrec`) too."""
+    from assistant.store.complete_journey import item_table, load_tables
 
     d = load_tables(["transactions", "products"])
     items = item_table(d["products"], {}).set_index("item_id")
     tx = d["transactions"]
     tx = tx[tx["product_id"].astype(str).isin(items.index)]  # a few sold ids have no product record
     tx = tx.sort_values(["transaction_timestamp", "basket_id", "product_id"], kind="stable")
-    firsts = tx.drop_duplicates(["household_id", "product_id"])
+    return items, tx, tx.drop_duplicates(["household_id", "product_id"])
+
+
+def complete_journey(
+    out_dir: Path, users: int = 200, valid_users: int = 100, history: int = 20, candidates: int = 100, seed: int = 0
+) -> dict[str, int]:
+    from assistant.store.complete_journey import user_key
+
+    items, tx, firsts = first_purchases()
     sequences = {user_key(hh): [str(p) for p in g["product_id"]] for hh, g in firsts.groupby("household_id", sort=True)}
     eligible = sorted(u for u, seq in sequences.items() if len(seq) > history)
     rng = random.Random(seed)

@@ -180,13 +180,11 @@ def run(
         reports.append(run_one(f"{label} hybrid (pointwise + embedding)", hybrid, llm_users))
         reports.append(run_one(f"{label} hybrid + MMR {diversity}", mmr_scorer(hybrid, vectors, diversity), llm_users))
         reports.append(run_one(f"{label} hybrid (pointwise + popularity)", hybrid_scorer(point_cached, pop), llm_users))
-        if not listwise:
-            continue
-        # position bias: no shuffling, the true item shown first vs last
-        unshuffled = listwise_scorer(ranker, data, 1, shuffle=False)
-        first = evaluate(data, f"{label} listwise, target first", unshuffled, llm_users, seed, place="first")
-        last = evaluate(data, f"{label} listwise, target last", unshuffled, llm_users, seed, place="last")
-        bias[label] = {"first": first.metrics()["ndcg@10"], "last": last.metrics()["ndcg@10"]}
+        if listwise:  # position bias: no shuffling, the true item shown first vs last
+            unshuffled = listwise_scorer(ranker, data, 1, shuffle=False)
+            first = evaluate(data, f"{label} listwise, target first", unshuffled, llm_users, seed, place="first")
+            last = evaluate(data, f"{label} listwise, target last", unshuffled, llm_users, seed, place="last")
+            bias[label] = {"first": first.metrics()["ndcg@10"], "last": last.metrics()["ndcg@10"]}
     n = {r.method: len(r.ranks) for r in reports}
     return {
         "data": data.name,
