@@ -24,7 +24,12 @@ _FILLER = frozenset(
     at with all over from please would could can should will want wants need needs looking look find get buy
     something some anything thing things good nice great really very just also so what any""".split()
 )
-_HEADS = frozenset("gift gifts present presents".split())  # said first, read last: "gift … hiking" → "hiking gift"
+_HEADS = frozenset("gift gifts present presents".split())
+# words that ask for recommendations without saying for what ("what should household 1234 buy next?")
+_OPEN = frozenset(
+    """recommend recommends recommended recommendation recommendations suggest suggestions suggestion idea ideas
+    next else might may surprise household customer shop purchase order again more new usual""".split()
+)  # said first, read last: "gift … hiking" → "hiking gift"
 
 
 @dataclass(frozen=True)
@@ -39,6 +44,13 @@ class ParsedRequest:
         words = [w for w in re.findall(r"[a-z0-9][a-z0-9'-]*", self.query.lower()) if w not in _FILLER]
         words = [w for w in words if w not in _HEADS] + [w for w in words if w in _HEADS]
         return " ".join(words) or self.query
+
+    @property
+    def open_ended(self) -> bool:
+        """No need is stated: the request asks what the customer would like ("surprise me", "what should
+        household 1234 buy next?"), which only their purchases can answer."""
+        words = re.findall(r"[a-z][a-z'-]*", self.query.lower())
+        return all(w in _FILLER or w in _OPEN or w in _HEADS for w in words)
 
 
 def parse_request(message: str) -> ParsedRequest:

@@ -21,7 +21,11 @@ Methods
 - hybrid: the type route's cosine plus the model's type probability, items of the three best types.
 The shipped fused search ranks a query that names no product type by dense + type route, one that
 names a type by dense + BM25 (type route and BM25 together cost the product-name queries; measured).
-- recommend: `Recommender.recommend` with method none (what `shopassist recommend` runs without a model).
+- recommend: `Recommender.recommend` with no customer (its default then is the candidate order, method
+  none); and each request paired with a tau-retail customer who has orders (seeded), once in candidate
+  order, once by the default (auto: these requests all state a need, so the candidate order) and once by
+  the fine-tuned ranker (`--method ranker`, `models/ranker-smollm2`): does ranking by purchases keep the
+  list on the need?
 Results: stdout (Markdown) and bench/results/need_requests.json.
 """
 
@@ -137,15 +141,19 @@ def model_types(llm, search: ProductSearch, hybrid: bool):
     return ranked
 
 
-def recommender(search: ProductSearch):
-    from assistant.recommend.recommender import Recommender
+def recommender(search: ProductSearch, method: str = "none", customers: bool = False):
+    import random
+
+    from assistant.recommend.recommender import FineTunedRanker, Recommender
     from assistant.store import FreshStores
 
     store = FreshStores(get_pack("tau-retail"), Path(tempfile.mkdtemp(prefix="shopassist-need-"))).open()
-    rec = Recommender(store, search)
+    rec = Recommender(store, search, fine_tuned=FineTunedRanker() if method in ("auto", "ranker") else None)
+    buyers = sorted(u for u in store.users() if rec.user_history(u))  # not only cancelled orders
+    pick = dict(zip([r["request"] for r in load_requests()], random.Random(0).sample(buyers, 62), strict=False))
 
     def ranked(r: dict) -> list[str]:
-        return [x.item_id for x in rec.recommend(r["request"], k=10)]
+        return [x.item_id for x in rec.recommend(r["request"], pick[r["request"]] if customers else None, 10, method)]
 
     return ranked
 
@@ -202,6 +210,8 @@ def main() -> None:
             ("+ type descriptions, lexical only", searcher(item_search, "lexical"), described),
             ("+ type route (shipped search: dense + types; + BM25 if a type is named)", searcher(search), described),
             ("recommend, method none (shipped)", recommender(search), described),
+            ("recommend, with a customer, candidate order", recommender(search, customers=True), described),
+            ("recommend, with a customer, default (auto)", recommender(search, "auto", True), described),
         ]
         if not args.no_model:
             from assistant.llm import load_chat_model
@@ -209,6 +219,11 @@ def main() -> None:
 
             llm = LLMRanker(load_chat_model("smollm2", None, backend="transformers"))
             runs += [
+                (
+                    "recommend, with a customer, --method ranker",
+                    recommender(search, "ranker", True),
+                    described,
+                ),
                 ("model types: P(Yes) per product type, SmolLM2-135M", model_types(llm, search, False), described),
                 ("hybrid: type route + model type probability", model_types(llm, search, True), described),
             ]

@@ -23,8 +23,7 @@ from typing import Any
 
 import yaml
 
-from assistant.recommend.llm_rank import POINTWISE, chat_prompt
-from assistant.recommend.zeroshot_eval import HISTORY_SHOWN, context_text
+from assistant.recommend.llm_rank import HISTORY_SHOWN, POINTWISE, chat_prompt, context_text
 from finetune.sft import IGNORE, ConfigError, Examples, SFTConfig
 
 TASK = "pointwise ranking: P(Yes) that the customer wants the product (TALLRec recipe)"

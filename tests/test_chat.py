@@ -19,6 +19,13 @@ def test_the_need_a_reason_quotes_is_the_requests_content_words():
     assert parse_request("for the").need == "for the"  # nothing but filler: the request as typed
 
 
+def test_a_request_that_states_no_need_is_open_ended():
+    for text in ("what should household 1234 buy next?", "surprise me under $50", "any gift ideas?", "something nice"):
+        assert parse_request(text).open_ended, text
+    for text in ("a gift for someone who likes hiking", "something for the outdoors", "boots", "my kitchen is tiny"):
+        assert not parse_request(text).open_ended, text
+
+
 def test_reply_lists_real_items_within_the_bound(search, tau_items):
     prices = {i.item_id: i.price for i in tau_items}
     reply = SearchChat(search, k=4).reply("hiking boots under $245")

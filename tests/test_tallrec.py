@@ -67,12 +67,14 @@ def test_a_bad_ranker_config_is_one_clear_error(tmp_path):
         RankerConfig.from_yaml(bad)
 
 
-def test_the_shipped_ranker_loads_and_scores_candidates():
-    """models/ranker-smollm2 is read by the zero-shot ranker as any adapter: one P(Yes) per candidate."""
-    from assistant.config import MODELS_DIR
-    from assistant.llm import load_chat_model
-    from assistant.recommend.llm_rank import LLMRanker
+def test_the_shipped_ranker_ranks_a_customers_recommendations(store, search):
+    """The real models/ranker-smollm2, through the product: `recommend` picks it for a customer with
+    purchases and every item carries its P(Yes)."""
+    from assistant.recommend.recommender import FineTunedRanker, Recommender
 
-    ranker = LLMRanker(load_chat_model("smollm2", MODELS_DIR / "ranker-smollm2", backend="transformers"))
-    scores = ranker.pointwise("This customer recently bought (oldest first):\n- Milk", ["Bread", "Eggs", "Nails"])
-    assert len(scores) == 3 and all(0.0 < s < 1.0 for s in scores)
+    rec = Recommender(store, search, fine_tuned=FineTunedRanker())
+    out = rec.recommend("what should I buy next?", "mei_kovacs_8020", k=8)
+    assert rec.last_method == "ranker" and rec.fine_tuned.failed is None
+    assert len(out) == 8 and [r.score for r in out] == sorted((r.score for r in out), reverse=True)
+    assert all(0.0 < float(r.facts["ranker P(Yes)"]) < 1.0 for r in out)
+    assert rec.fine_tuned.get().forward_calls <= 4  # one shared prefix, then batches of candidates

@@ -160,7 +160,7 @@ def test_twenty_concurrent_sessions_no_errors_no_leakage(server):
 
 def test_recommend_endpoint_returns_cards_with_reasons(server):
     url, _ = server
-    cards, method = _client(url).predict("a t-shirt under $60", 3, "pointwise", api_name="/recommend")
+    cards, method = _client(url).predict("a t-shirt under $60", 3, "auto", api_name="/recommend")
     assert cards.count('class="sa-card"') == 3 and "matches “t-shirt”" in cards
     assert "3 of" in method and "product search" in method and "no LLM" in method  # the scripted model ranks nothing
 

@@ -99,6 +99,22 @@ def test_converter_files_round_trip(tmp_path, tiny):
     assert again.candidates == tiny.candidates
 
 
+def test_store_orders_become_protocol_files_for_the_transfer_evaluation(tmp_path, store):
+    """`shopassist data zeroshot --store tau-retail`: histories are each customer's purchases in order."""
+    from assistant.recommend.convert import store_pack
+    from assistant.recommend.recommender import Recommender
+
+    counts = store_pack(tmp_path / "tau", store, users=30)
+    data = protocol.load(tmp_path / "tau")
+    assert counts["test_users"] == len(data.interactions) == 30 <= counts["eligible_users"]
+    rec = Recommender(store, None)
+    for inter in data.interactions:
+        bought = list(dict.fromkeys(rec.user_history(inter.user_id)))
+        assert [*inter.history, inter.target] == bought and len(inter.history) >= 4
+        assert len(data.candidate_set(inter)) == protocol.N_CANDIDATES
+    assert all(data.titles[i].split(" (")[0] for x in data.interactions for i in x.history)
+
+
 # -- metrics -------------------------------------------------------------------------------------------------
 
 
@@ -205,6 +221,56 @@ def test_recommendations_have_grounded_reasons(store, search):
             assert not re.search(r"\d", text), f"a number the facts do not hold: {r.reason}"
     with_user = rec.recommend("something nice", "mei_kovacs_8020", k=20, method="none")
     assert any("bought_before" in r.sources or "co_purchase" in r.sources for r in with_user)
+
+
+class FakeFineTuned:
+    """Unit-test stand-in for `FineTunedRanker`: loads nothing, scores as FakeLLM does."""
+
+    available, name = True, "fine-tuned ranker (fake)"
+
+    def get(self):
+        return self
+
+    def pointwise(self, context, items):  # shorter titles first, strictly inside (0, 1)
+        assert context.startswith("This customer recently bought (oldest first):\n- ")  # as it was trained
+        return [1.0 / (2.0 + len(t)) for t in items]
+
+
+def test_auto_ranks_an_open_request_by_the_fine_tuned_ranker_and_a_stated_need_by_the_request(store, search):
+    from assistant.recommend.recommender import Recommender, RecommendError
+
+    rec = Recommender(store, search, fine_tuned=FakeFineTuned())
+    out = rec.recommend("what should I buy next?", "mei_kovacs_8020", k=10)
+    line = rec.describe(len(out))
+    assert rec.last_method == "ranker" and "fine-tuned ranker (fake)" in line and "candidate order" not in line
+    assert [r.score for r in out] == sorted((r.score for r in out), reverse=True)
+    for r in out:
+        assert "ranker" in r.sources and 0.0 < float(r.facts["ranker P(Yes)"]) < 1.0
+        text = r.reason
+        for value in r.facts.values():
+            text = text.replace(value, "")
+        assert not re.search(r"\d", text), f"a number the facts do not hold: {r.reason}"
+    need = rec.recommend("something for the outdoors", "mei_kovacs_8020", k=5)  # a stated need: the request
+    assert rec.last_method == "none" and "ranks open-ended requests" in rec.describe(5)
+    assert [r.item_id for r in need] == [r.item_id for r in rec.recommend("something for the outdoors", None, k=5)]
+    rec.recommend("something for the outdoors", "mei_kovacs_8020", 5, "ranker")  # asked for: ranker + request
+    assert rec.last_method == "ranker" and "+ candidate order" in rec.describe(5)
+    rec.recommend("what should I buy next?", None, k=5)  # no customer: nothing to rank by
+    assert rec.last_method == "none"
+    with pytest.raises(RecommendError, match="ranks by a customer's purchases"):
+        rec.recommend("boots", None, 5, "ranker")
+    with pytest.raises(RecommendError, match="not installed here"):
+        Recommender(store, search).recommend("boots", "mei_kovacs_8020", 5, "ranker")
+
+
+def test_a_ranker_that_cannot_load_falls_back_to_the_candidate_order(store, search, tmp_path, capsys):
+    from assistant.recommend.recommender import FineTunedRanker, Recommender
+
+    (tmp_path / "adapter_config.json").write_text("{not json")
+    rec = Recommender(store, search, fine_tuned=FineTunedRanker(tmp_path))
+    out = rec.recommend("surprise me", "mei_kovacs_8020", k=3)
+    assert len(out) == 3 and rec.last_method == "none" and not rec.fine_tuned.available
+    assert "the fine-tuned ranker did not load" in capsys.readouterr().err
 
 
 def test_the_method_line_names_only_the_sources_used_and_an_empty_list_says_why(store, search):

@@ -7,7 +7,7 @@ import sys
 
 import gradio as gr
 
-from assistant.recommend.recommender import Recommender, RecommendError, llm_ranker_for
+from assistant.recommend.recommender import FineTunedRanker, Recommender, RecommendError, llm_ranker_for
 from assistant.requests import clean_message
 from ui.cards import ProductCard, render_cards
 from ui.conversations import ConversationHub
@@ -16,18 +16,20 @@ from ui.conversations import ConversationHub
 def build_recommend_tab(hub: ConversationHub, shopper_token: gr.State | None = None) -> None:
     """The tab inside the caller's `gr.Blocks`: for the shopper holding `shopper_token`, else (staff) for
     any customer id typed in."""
-    recommender = Recommender(hub.ctx.store, hub.ctx.search, hub.ctx.ranker, llm_ranker_for(hub.model))
+    recommender = Recommender(
+        hub.ctx.store, hub.ctx.search, hub.ctx.ranker, llm_ranker_for(hub.model), fine_tuned=FineTunedRanker()
+    )
 
-    def for_shopper(request: str, token: str | None, k: float, method: str = "none"):
+    def for_shopper(request: str, token: str | None, k: float, method: str = "auto"):
         conversation = hub.for_shopper(token)
         return recommend(request, (conversation.customer if conversation else None) or "", k, method)
 
-    def recommend(request: str, customer: str, k: float, method: str = "none"):
+    def recommend(request: str, customer: str, k: float, method: str = "auto"):
         message, problem = clean_message(request)
         if problem:
             return "", problem
-        if recommender.llm is None:
-            method = "none"  # a remote or scripted model gives no logits to rank with
+        if recommender.llm is None and method in ("pointwise", "listwise"):
+            method = "auto"  # a remote or scripted chat model gives no logits to rank with
         try:
             recs = recommender.recommend(message, (customer or "").strip() or None, int(k), method)
         except RecommendError as exc:
@@ -41,7 +43,7 @@ def build_recommend_tab(hub: ConversationHub, shopper_token: gr.State | None = N
             ProductCard(r.item_id, r.name, r.options, r.price, True, r.reason, i, message)
             for i, r in enumerate(recs, 1)
         ]
-        return render_cards(cards), recommender.describe(len(cards), method)
+        return render_cards(cards), recommender.describe(len(cards))
 
     with gr.Tab("Recommend", id="recommend"):
         with gr.Row():
@@ -49,19 +51,12 @@ def build_recommend_tab(hub: ConversationHub, shopper_token: gr.State | None = N
             if shopper_token is None:
                 customer = gr.Textbox(label="Customer id (optional)", scale=2, elem_id="rec-customer")
             k = gr.Slider(1, 20, value=5, step=1, label="How many")
-            rec_rank = gr.Radio(
-                [
-                    ("Candidate order", "none"),
-                    ("LLM: yes/no per item", "pointwise"),
-                    ("LLM: lettered lists", "listwise"),
-                ],
-                value="none",
-                label="Ranking (the LLM is at chance in our evaluation)",
-                elem_id="rec-ranking",
-                # LLM ranking reads a transformers network's logits: hidden when the chat model has none
-                # (llama.cpp, an endpoint, a scripted model), rather than offering a choice that does nothing
-                visible=recommender.llm is not None,
-            )
+            choices = [("Best (fine-tuned ranker for a customer with orders)", "auto"), ("Candidate order", "none")]
+            if recommender.llm is not None:
+                # zero-shot ranking reads the chat network's logits: offered only when the chat model has them
+                # (not llama.cpp, an endpoint or a scripted model), rather than a choice that does nothing
+                choices += [("Chat LLM zero-shot: yes/no", "pointwise"), ("Chat LLM: lettered lists", "listwise")]
+            rec_rank = gr.Radio(choices, value="auto", label="Ranking", elem_id="rec-ranking")
         rec_btn = gr.Button("Recommend", variant="primary", elem_id="rec-go")
         rec_method = gr.Markdown(elem_id="rec-method")
         rec_cards = gr.HTML(elem_id="rec-cards")

@@ -65,3 +65,40 @@ def complete_journey(
     valid = out_dir / "valid"
     write(valid, name, titles, inters["valid"], {u: cands[u] for u in chosen["valid"]})
     return {"items": len(titles), "test_users": len(inters["test"]), "valid_users": len(inters["valid"])}
+
+
+def store_title(name: str, options: dict[str, str]) -> str:
+    """An item as the rankers read it in a store pack: the product name and its options."""
+    opts = ", ".join(f"{k} {v}" for k, v in options.items())
+    return f"{name} ({opts})" if opts else name
+
+
+def store_pack(
+    out_dir: Path, store, history: int = 4, users: int = 200, candidates: int = 100, seed: int = 0
+) -> dict[str, int]:
+    """LLMRank files from a store's own orders (not cancelled), for evaluating on a domain the ranker never
+    saw: per customer, the items in the order of their first purchase (the order of the customer's order
+    list: tau-retail's orders carry no dates); customers with more than `history` such items are drawn
+    (seeded), the last item is the target and everything before it the history."""
+    from assistant.ranking.history import store_history
+    from retrieval.catalog import items_from_products
+
+    catalog = {it.item_id: it for it in items_from_products(store.products())}
+    events = store_history(store)
+    sequences = {}
+    for user_id in sorted(store.users()):
+        seq = list(dict.fromkeys(i for i, _t in events(user_id) if i in catalog))
+        if len(seq) > history:
+            sequences[user_id] = seq
+    eligible = sorted(sequences)
+    rng = random.Random(seed)
+    rng.shuffle(eligible)
+    chosen = eligible[:users]
+    pool = sorted(catalog)
+    inters = [Interaction(u, tuple(sequences[u][:-1]), sequences[u][-1]) for u in chosen]
+    cands = {u: rng.sample(pool, candidates) for u in chosen}
+    used = {i for x in inters for i in (*x.history, x.target)} | {i for ids in cands.values() for i in ids}
+    titles = {i: store_title(catalog[i].title, catalog[i].options) for i in sorted(used)}
+    out_dir = Path(out_dir)
+    write(out_dir, out_dir.name, titles, inters, cands)
+    return {"items": len(titles), "test_users": len(inters), "eligible_users": len(eligible)}

@@ -22,6 +22,20 @@ POINTWISE = "rank_pointwise.v1"
 LISTWISE = "rank_listwise.v1"
 TYPE_FIT = "type_fit.v1"
 LETTERS = string.ascii_uppercase
+HISTORY_SHOWN = 10  # the most recent history items shown to the LLM (LLMRank uses up to 50; CPU budget)
+
+
+def context_text(titles: dict[str, str], history: tuple[str, ...], limit: int = HISTORY_SHOWN) -> str:
+    """The customer part of the pointwise prompt: the evaluation, the fine-tuning and the recommender all
+    show a history this way, so the fine-tuned ranker reads in serving what it was trained on."""
+    recent = history[-limit:]
+    lines = "\n".join(f"- {titles[i]}" for i in recent)
+    return f"This customer recently bought (oldest first):\n{lines}"
+
+
+def zscore(values) -> np.ndarray:
+    v = np.asarray(values, dtype=np.float64)
+    return (v - v.mean()) / (v.std() or 1.0)
 
 
 def chat_prompt(tokenizer, template: str, **variables: str) -> str:

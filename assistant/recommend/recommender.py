@@ -4,26 +4,39 @@
    request (dense + lexical), the customer's own purchases (bought before, often bought together with
    what they bought) and the store's best sellers; the CTR model (where the store has one) scores the
    pool for the customer; the best `max_candidates` go on, within any price bound in the request.
-2. Ranking by prompting the LLM (pointwise P(Yes), or listwise over shuffled lists) about the request
-   and the customer's recent purchases; `method="none"` keeps the candidate order (no model).
+2. Ranking. `method="ranker"`: the fine-tuned ranking LoRA (`models/ranker-smollm2`, `finetune.tallrec`)
+   reads the customer's purchases as it was trained to, and its P(Yes) is added, as z-scores, to the
+   items' sales (and, when the request states a need, to the candidate order). `method="auto"` (the
+   default) takes it where it measured best: an open-ended request ("what should I buy next?") from a
+   customer with purchases, which is the LLMRank protocol's question (ranker + popularity beat both
+   baselines there); a request that states a need keeps the candidate order, which kept need requests
+   on the right product types where the ranker did not (docs/BENCHMARKS.md, bench/need_bench.py).
+   `pointwise` / `listwise`: the chat model prompted zero-shot about the request and the purchases (at
+   chance in that evaluation); `none` keeps the candidate order.
 3. Optional MMR diversity over the items' embeddings (`diversity` = weight of novelty, 0 = off).
 4. A one-line reason per item built only from facts the item has (its category, price, options) and
    the evidence that brought it in (the search, a past purchase, a co-purchase, its sales).
 """
 
+import json
 import re
+import sys
+import threading
 from collections import Counter, defaultdict
 from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
 
+from assistant.config import MODELS_DIR
 from assistant.ranking.history import purchased_orders, store_history
 from assistant.requests import named_product_type, parse_request
 from retrieval.errors import ShopassistError
 
 _HOUSEHOLD = re.compile(r"\bhousehold[\s_#]*(\d+)\b", re.IGNORECASE)
 MAX_REQUEST = 1000
+METHODS = ("auto", "ranker", "pointwise", "listwise", "none")
+RANKER_DIR = MODELS_DIR / "ranker-smollm2"
 SOURCES = {  # evidence kind → how the method line names it
     "search": "product search",
     "bought_before": "the customer's purchases",
@@ -78,6 +91,9 @@ def reason_for(c: Candidate) -> tuple[str, dict[str, str]]:
     if "popular" in ev:
         facts["orders"] = str(ev["popular"])
         why.append(f"a best seller ({ev['popular']} orders)")
+    if "ranker" in ev:
+        facts["ranker P(Yes)"] = f"{ev['ranker']:.2f}"
+        why.append(f"fine-tuned ranker P(Yes) {ev['ranker']:.2f} from your purchases")
     if "ctr" in ev:
         # a score from a model trained with sampled negatives: a ranking signal, not a real purchase probability
         facts["model score"] = f"{ev['ctr']:.2f}"
@@ -116,12 +132,48 @@ def intra_list_diversity(vectors: np.ndarray) -> float:
     return float((1 - sim[np.triu_indices(n, 1)]).mean())
 
 
+class FineTunedRanker:
+    """The shipped ranking LoRA over its base model (transformers, adapter merged), loaded on first use
+    and shared by every request: the chat model may run on llama.cpp, which gives no logits to rank with."""
+
+    def __init__(self, path=RANKER_DIR, threads: int | None = None):
+        self.path = path
+        self.threads = threads
+        self.name = f"fine-tuned ranker ({path.name})"
+        self._ranker = None
+        self._lock = threading.Lock()
+        self.failed: str | None = None  # why it could not load; then requests fall back to candidate order
+
+    @property
+    def available(self) -> bool:
+        return self.failed is None and (self.path / "adapter_config.json").is_file()
+
+    def get(self):
+        with self._lock:
+            if self._ranker is None and self.available:
+                try:
+                    from assistant.llm import load_chat_model
+                    from assistant.recommend.llm_rank import LLMRanker
+
+                    about = self.path / "shopassist.json"
+                    base = json.loads(about.read_text())["base_model"] if about.is_file() else "smollm2"
+                    chat = load_chat_model(base, self.path, self.threads, backend="transformers")
+                    self._ranker = LLMRanker(chat)
+                except Exception as exc:  # a broken install must not take recommendations down
+                    self.failed = f"{type(exc).__name__}: {exc}"
+                    print(f"shopassist: the fine-tuned ranker did not load ({self.failed})", file=sys.stderr)
+            return self._ranker
+
+
 class Recommender:
-    def __init__(self, store, search, ranker=None, llm=None, max_candidates: int = 20):
+    def __init__(self, store, search, ranker=None, llm=None, max_candidates: int = 20, fine_tuned=None):
         self.store = store
         self.search = search
         self.ranker = ranker
         self.llm = llm  # an `LLMRanker`, or None for method "none"
+        self.fine_tuned = fine_tuned  # a `FineTunedRanker`, or None: no method "ranker"
+        self.last_method = "none"  # what the last request was ranked by ("auto" resolved)
+        self.last_with_request = False  # whether the ranker's list also kept the request's candidate order
         self.max_candidates = max_candidates
         self._items: dict[str, Candidate] | None = None
         self._baskets_of_item: dict[str, list[tuple[str, ...]]] | None = None
@@ -240,10 +292,16 @@ class Recommender:
         near = min(of_kind, key=lambda c: c.price if parsed.max_price is not None else -c.price)
         return f"no {kind} is {bound}; the nearest is {near.name} at ${near.price:,.2f} (item {near.item_id})"
 
-    def describe(self, shown: int, method: str) -> str:
+    def describe(self, shown: int, method: str | None = None) -> str:
         """One line saying where the last list came from and how it was ordered (shown under the cards)."""
-        if method == "none" or self.llm is None:
+        method = self.last_method if method in (None, "auto") else method
+        if method == "ranker":
+            how = f"{self.fine_tuned.name}: P(Yes) from the customer's purchases + best sellers"
+            how += " + candidate order" if self.last_with_request else ""
+        elif method == "none" or self.llm is None:
             how = "candidate order (no LLM)"
+            if self.fine_tuned is not None and self.fine_tuned.available:
+                how += "; the fine-tuned ranker ranks open-ended requests from a customer with purchases"
         else:
             kind = "P(Yes) per item" if method == "pointwise" else "lettered lists"
             how = f"zero-shot LLM ranking, {kind}, {self.llm.name}"
@@ -255,7 +313,7 @@ class Recommender:
     # -- ranking --------------------------------------------------------------------------------------
 
     def recommend(
-        self, request: str, user_id: str | None = None, k: int = 10, method: str = "none", diversity: float = 0.0
+        self, request: str, user_id: str | None = None, k: int = 10, method: str = "auto", diversity: float = 0.0
     ) -> list[Recommendation]:
         request = " ".join((request or "").split())
         if not request:
@@ -266,16 +324,20 @@ class Recommender:
             raise RecommendError("k must be between 1 and 50")
         if not 0.0 <= diversity <= 1.0:
             raise RecommendError("diversity must be between 0 and 1")
-        if method not in ("pointwise", "listwise", "none"):
-            raise RecommendError(f"unknown method {method!r}: pointwise, listwise or none")
+        if method not in METHODS:
+            raise RecommendError(f"unknown method {method!r}: {', '.join(METHODS)}")
         if user_id is None and (m := _HOUSEHOLD.search(request)) and self.store.user(f"household_{m.group(1)}"):
             user_id = f"household_{m.group(1)}"
         cands, history = self.candidates(request, user_id)
-        self.last_pool = len(cands)
+        open_ended = parse_request(request).open_ended
+        method = self._resolve(method, history, open_ended)
+        self.last_pool, self.last_method, self.last_with_request = len(cands), method, not open_ended
         if not cands:
             return []
         catalog = self._catalog()
-        if method == "none" or self.llm is None:
+        if method == "ranker":
+            scores = self._ranker_scores(cands, history, with_request=not open_ended)
+        elif method == "none" or self.llm is None:
             scores = np.array([c.prescore for c in cands])
         else:
             seen = [catalog[i].name for i in dict.fromkeys(reversed(history)) if i in catalog][:10]
@@ -301,6 +363,34 @@ class Recommender:
                 )
             )
         return out
+
+    def _resolve(self, method: str, history: list[str], open_ended: bool) -> str:
+        usable = self.fine_tuned is not None and self.fine_tuned.available
+        if method == "auto":
+            return "ranker" if usable and history and open_ended else "none"
+        if method == "ranker" and not usable:
+            raise RecommendError("the fine-tuned ranker is not installed here (models/ranker-smollm2); use none")
+        if method == "ranker" and not history:
+            raise RecommendError("the fine-tuned ranker ranks by a customer's purchases: give a customer with orders")
+        return method
+
+    def _ranker_scores(self, cands: list[Candidate], history: list[str], with_request: bool) -> np.ndarray:
+        """z(ranker P(Yes)) + z(sales), the protocol's best hybrid; + z(candidate order) for a stated need."""
+        from assistant.recommend.convert import store_title
+        from assistant.recommend.llm_rank import context_text, zscore
+
+        ranker = self.fine_tuned.get()
+        if ranker is None:  # it failed to load just now: the candidate order, said so by the method line
+            self.last_method = "none"
+            return np.array([c.prescore for c in cands])
+        catalog = self._catalog()
+        bought = [i for i in dict.fromkeys(history) if i in catalog]  # first purchases, oldest first
+        titles = {i: store_title(catalog[i].name, catalog[i].options) for i in bought}
+        p = ranker.pointwise(context_text(titles, tuple(bought)), [store_title(c.name, c.options) for c in cands])
+        for c, yes in zip(cands, p, strict=True):
+            c.evidence["ranker"] = yes
+        scores = zscore(p) + zscore([self._sales[c.item_id] for c in cands])
+        return scores + zscore([c.prescore for c in cands]) if with_request else scores
 
 
 def llm_ranker_for(chat_model):

@@ -16,6 +16,7 @@ from pathlib import Path
 
 import numpy as np
 
+from assistant.recommend.llm_rank import HISTORY_SHOWN, context_text, zscore
 from assistant.recommend.protocol import (
     Interaction,
     ProtocolData,
@@ -23,14 +24,6 @@ from assistant.recommend.protocol import (
     evaluate,
     random_expectation,
 )
-
-HISTORY_SHOWN = 10  # the most recent history items shown to the LLM (LLMRank uses up to 50; CPU budget)
-
-
-def context_text(titles: dict[str, str], history: tuple[str, ...], limit: int = HISTORY_SHOWN) -> str:
-    recent = history[-limit:]
-    lines = "\n".join(f"- {titles[i]}" for i in recent)
-    return f"This customer recently bought (oldest first):\n{lines}"
 
 
 def random_scorer(seed: int = 0):
@@ -114,11 +107,6 @@ def listwise_scorer(ranker, data: ProtocolData, shuffles: int = 3, shuffle: bool
         return ranker.listwise(ctx, [data.titles[i] for i in items], shuffles=shuffles, seed=seed, shuffle=shuffle)
 
     return score
-
-
-def zscore(values: list[float]) -> np.ndarray:
-    v = np.asarray(values, dtype=np.float64)
-    return (v - v.mean()) / (v.std() or 1.0)
 
 
 def hybrid_scorer(a, b, weight: float = 1.0):

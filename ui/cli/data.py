@@ -27,6 +27,10 @@ def register(sub) -> None:
     p = kinds.add_parser("zeroshot", help="LLMRank files (.item, .test.inter, .random) from Complete Journey")
     p.add_argument("--data", type=Path, required=True, help="folder to write")
     p.add_argument("--users", type=int, default=200, help="households in the evaluation set (default 200)")
+    p.add_argument(
+        "--store",
+        help="build them from this store pack's orders instead (e.g. tau-retail: a domain the ranker never saw)",
+    )
     p.set_defaults(func=cmd_zeroshot)
 
 
@@ -66,8 +70,14 @@ def cmd_dialogues(args: argparse.Namespace) -> int:
 
 
 def cmd_zeroshot(args: argparse.Namespace) -> int:
-    from assistant.recommend.convert import complete_journey
+    from assistant.recommend.convert import complete_journey, store_pack
 
-    counts = complete_journey(args.data, users=args.users)
+    if args.store:
+        from assistant.store import Store
+
+        with Store.open(args.store) as store:
+            counts = store_pack(args.data, store, users=args.users)
+    else:
+        counts = complete_journey(args.data, users=args.users)
     print(json.dumps({"written": str(args.data), **counts}))
     return 0

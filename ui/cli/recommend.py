@@ -15,10 +15,11 @@ def register(sub) -> None:
     p.add_argument("--k", type=int, default=10, help="how many to recommend (1-50)")
     p.add_argument(
         "--method",
-        choices=["pointwise", "listwise", "none"],
-        default="none",
-        help="none (default): candidate order — search, purchases, CTR model; pointwise / listwise: re-ranked by "
-        "the LLM (at chance in our evaluation, docs/BENCHMARKS.md)",
+        choices=["auto", "ranker", "pointwise", "listwise", "none"],
+        default="auto",
+        help="auto (default): the fine-tuned ranker for a customer with purchases, else none; ranker: "
+        "models/ranker-smollm2 + best sellers + candidate order (the best method in docs/BENCHMARKS.md); none: "
+        "candidate order — search, purchases, CTR model; pointwise / listwise: the chat model zero-shot (at chance)",
     )
     p.add_argument("--diversity", type=float, default=0.0, help="MMR weight of novelty, 0 (off) to 1")
     p.add_argument("--json", action="store_true", help="one JSON object per line")
@@ -28,12 +29,12 @@ def register(sub) -> None:
 
 def cmd_recommend(args: argparse.Namespace) -> int:
     from assistant.ranking import ranker_for_store
-    from assistant.recommend.recommender import Recommender
+    from assistant.recommend.recommender import FineTunedRanker, Recommender
     from assistant.store import Store
     from retrieval.chroma_index import IndexMissingError
 
     model = None
-    if args.method != "none":
+    if args.method in ("pointwise", "listwise"):
         from assistant.recommend.llm_rank import LLMRanker
 
         model = LLMRanker(load_model(args, backend="transformers"))  # reads the network's logits
@@ -44,10 +45,13 @@ def cmd_recommend(args: argparse.Namespace) -> int:
         search = None
         print(f"shopassist recommend: no product search ({exc}); using purchases and best sellers", file=sys.stderr)
     with Store.open(args.store) as store:
-        rec = Recommender(store, search, ranker_for_store(args.store, store), model)
+        fine_tuned = FineTunedRanker(threads=args.threads)
+        rec = Recommender(store, search, ranker_for_store(args.store, store), model, fine_tuned=fine_tuned)
         results = rec.recommend(args.request, args.user, args.k, args.method, args.diversity)
         if not results:
             print(f"shopassist recommend: {rec.why_empty(args.request)}", file=sys.stderr)
+        elif not args.json:
+            print(rec.describe(len(results)))
     for n, r in enumerate(results, 1):
         if args.json:
             print(json.dumps({"rank": n, **r.__dict__}))
