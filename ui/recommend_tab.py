@@ -51,7 +51,10 @@ def build_recommend_tab(hub: ConversationHub, shopper_token: gr.State | None = N
             if shopper_token is None:
                 customer = gr.Textbox(label="Customer id (optional)", scale=2, elem_id="rec-customer")
             k = gr.Slider(1, 20, value=5, step=1, label="How many")
-            choices = [("Best (fine-tuned ranker for a customer with orders)", "auto"), ("Candidate order", "none")]
+            choices = [
+                ("Best for the request (the fine-tuned ranker for an open-ended one)", "auto"),
+                ("Candidate order", "none"),
+            ]
             if recommender.llm is not None:
                 # zero-shot ranking reads the chat network's logits: offered only when the chat model has them
                 # (not llama.cpp, an endpoint or a scripted model), rather than a choice that does nothing
