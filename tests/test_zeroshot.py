@@ -255,8 +255,10 @@ def test_auto_ranks_an_open_request_by_the_fine_tuned_ranker_and_a_stated_need_b
     assert [r.item_id for r in need] == [r.item_id for r in rec.recommend("something for the outdoors", None, k=5)]
     rec.recommend("something for the outdoors", "mei_kovacs_8020", 5, "ranker")  # asked for: ranker + request
     assert rec.last_method == "ranker" and "+ candidate order" in rec.describe(5)
-    rec.recommend("what should I buy next?", None, k=5)  # no customer: nothing to rank by
-    assert rec.last_method == "none"
+    assert not any("search" in r.sources for r in out)  # an open request gives search nothing to look for
+    sellers = rec.recommend("surprise me under $100", None, k=5)  # no customer: best sellers within the bound
+    assert rec.last_method == "none" and len(sellers) == 5
+    assert all(r.sources == ["popular"] and r.price <= 100 for r in sellers)
     with pytest.raises(RecommendError, match="ranks by a customer's purchases"):
         rec.recommend("boots", None, 5, "ranker")
     with pytest.raises(RecommendError, match="not installed here"):

@@ -232,7 +232,9 @@ class Recommender:
             c.evidence.setdefault(source, evidence)
             c.prescore = max(c.prescore, prescore)
 
-        if self.search is not None:
+        # an open-ended request ("surprise me") gives search nothing to look for: its words would only
+        # bring in noise that a reason then claims "matches"; purchases and best sellers answer it
+        if self.search is not None and not parsed.open_ended:
             from retrieval.search import SearchInputError
 
             try:
@@ -256,7 +258,13 @@ class Recommender:
                             co[(item_id, seed)] += 1
             for (iid, seed), _n in co.most_common(8):
                 add(iid, "co_purchase", catalog[seed].name if seed in catalog else seed, 0.5)
-        for iid, n in self._sales.most_common(5):
+        if parsed.open_ended:  # best sellers within the bound fill the list the search would have
+            sellers = [(i, n) for i, n in self._sales.most_common() if i in catalog]
+            sellers = [(i, n) for i, n in sellers if _in_price(catalog[i].price, parsed.max_price, parsed.min_price)]
+            sellers = sellers[: self.max_candidates]
+        else:
+            sellers = self._sales.most_common(5)
+        for iid, n in sellers:
             add(iid, "popular", n, 0.3)
         cands = [c for c in pool.values() if _in_price(c.price, parsed.max_price, parsed.min_price)]
         if self.ranker is not None and user_id and cands:
