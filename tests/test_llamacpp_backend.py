@@ -116,8 +116,23 @@ def test_conversations_taking_turns_continue_their_own_cache(fast):
     decoder.start(a)
     assert 0 < decoder.start(b) < len(b)  # a new conversation shares the system prompt
     more = fast.tokenizer.encode(" and in black?", add_special_tokens=False)
-    assert decoder.start(a + more) == len(a)  # the first one continues where it was
+    last_message = max(i + 1 for i, t in enumerate(a) if t in decoder.turn_ends)
+    assert decoder.start(a + more) == last_message  # the first one continues from its last whole message
     assert len(decoder.held()) == 2
+
+
+def test_a_prompts_logits_do_not_depend_on_the_conversation_before_it(fast):
+    """Only whole messages are reused and the rest is fed message by message, so a prompt that shares a
+    few words with the previous conversation's reads exactly as it does in a fresh process."""
+    decoder = fast.decoder
+    prompt = agent_prompt(fast, "Has my order #W3794101 arrived?")
+    decoder.reset()
+    decoder.start(prompt)
+    alone = decoder.logits.clone()
+    decoder.reset()
+    decoder.start(agent_prompt(fast, "Has my order #W2611340 shipped yet?"))  # shares "Has my order #W"
+    assert decoder.start(prompt) > 0  # the system prompt is reused
+    assert torch.equal(decoder.logits, alone)
 
 
 def test_a_full_cache_drops_the_oldest_conversations_not_the_active_one(fast):
@@ -128,7 +143,8 @@ def test_a_full_cache_drops_the_oldest_conversations_not_the_active_one(fast):
     for prompt in prompts:
         decoder.start(prompt)
     assert decoder.ids == prompts[-1] and len(decoder.held()) < 4  # 12,000 tokens do not fit 8,192 cells
-    assert decoder.start(prompts[-1] + filler[:5]) == len(prompts[-1])
+    last_message = max(i + 1 for i, t in enumerate(prompts[-1]) if t in decoder.turn_ends)
+    assert decoder.start(prompts[-1] + filler[:5]) == last_message  # continued, not prefilled again
 
 
 def test_amx_is_read_from_the_cpu_flags():

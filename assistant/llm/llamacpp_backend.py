@@ -117,6 +117,14 @@ class LlamaCppDecoder(Decoder):
         self.masks = None
         self.logprob = 0.0
         self.carry = ""
+        vocab = tokenizer.get_vocab()
+        self.turn_ends = {vocab[t] for t in ("<|im_end|>", "<end_of_turn>") if t in vocab}
+
+    def _message_start(self, ids: list[int], limit: int) -> int:
+        """The last message boundary at or before `limit` (just after an end-of-turn token)."""
+        return max(
+            (i + 1 for i in range(min(limit, len(ids))) if ids[i] in self.turn_ends and i + 1 <= limit), default=0
+        )
 
     def start(self, prompt_ids: list[int]) -> int:
         """As `Decoder.start`: continue the kept sequence sharing the longest prefix with the prompt.
@@ -126,7 +134,10 @@ class LlamaCppDecoder(Decoder):
         self.carry = ""
         shared = [common_prefix(s, prompt_ids) for s in self.slots]
         best = max(self.recent, key=lambda s: shared[s])  # ties: the most recent
-        reuse = min(shared[best], len(prompt_ids) - 1)
+        # reuse only whole messages, and feed the rest message by message: llama.cpp's kernels round
+        # differently for different batch shapes, so a prompt cut mid-message (by whatever conversation ran
+        # before) gave slightly different logits and, at near ties, different decisions
+        reuse = self._message_start(prompt_ids, min(shared[best], len(prompt_ids) - 1))
         if reuse > 0 and len(self.slots[best]) - reuse <= PARK_MIN_TOKENS:
             target = best
             self.engine.drop(target, reuse)
@@ -168,10 +179,12 @@ class LlamaCppDecoder(Decoder):
             self.slots[victims[0]] = []
 
     def feed(self, ids: list[int]) -> None:
-        for i in range(0, len(ids), BATCH):
-            chunk = ids[i : i + BATCH]
-            self._decode([(chunk, len(self.ids), self.active)])
-            self.ids.extend(chunk)
+        cuts = [i + 1 for i, t in enumerate(ids) if t in self.turn_ends]
+        for a, b in zip([0, *cuts], [*cuts, len(ids)], strict=True):  # one message at a time
+            for i in range(a, b, BATCH):
+                chunk = ids[i : min(i + BATCH, b)]
+                self._decode([(chunk, len(self.ids), self.active)])
+                self.ids.extend(chunk)
         if ids:
             self.logits = self.engine.logits()
 
