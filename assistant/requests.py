@@ -24,12 +24,12 @@ _FILLER = frozenset(
     at with all over from please would could can should will want wants need needs looking look find get buy
     something some anything thing things good nice great really very just also so what any""".split()
 )
-_HEADS = frozenset("gift gifts present presents".split())
+_HEADS = frozenset("gift gifts present presents".split())  # said first, read last: "gift … hiking" → "hiking gift"
 # words that ask for recommendations without saying for what ("what should household 1234 buy next?")
 _OPEN = frozenset(
     """recommend recommends recommended recommendation recommendations suggest suggestions suggestion idea ideas
     next else might may surprise household customer shop purchase order again more new usual""".split()
-)  # said first, read last: "gift … hiking" → "hiking gift"
+)
 
 
 @dataclass(frozen=True)

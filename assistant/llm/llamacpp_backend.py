@@ -122,9 +122,7 @@ class LlamaCppDecoder(Decoder):
 
     def _message_start(self, ids: list[int], limit: int) -> int:
         """The last message boundary at or before `limit` (just after an end-of-turn token)."""
-        return max(
-            (i + 1 for i in range(min(limit, len(ids))) if ids[i] in self.turn_ends and i + 1 <= limit), default=0
-        )
+        return max((i + 1 for i in range(min(limit, len(ids))) if ids[i] in self.turn_ends), default=0)
 
     def start(self, prompt_ids: list[int]) -> int:
         """As `Decoder.start`: continue the kept sequence sharing the longest prefix with the prompt.
