@@ -57,8 +57,9 @@ def parse_request(message: str) -> ParsedRequest:
     below, above = _BELOW.search(message), _ABOVE.search(message)
     query = _ABOVE.sub(" ", _BELOW.sub(" ", message))
     return ParsedRequest(
-        # the request cut at its price leaves punctuation behind ("a gift for a hiker, under $100")
-        query=" ".join(query.split()).strip(" ,;:.-") or message,
+        # the request cut at its price leaves punctuation behind ("a gift for a hiker, under $100") or
+        # spaced off ("any snacks under $10?" → "any snacks ?"), and a search shows the query back
+        query=re.sub(r"\s+([?!.,;:])", r"\1", " ".join(query.split())).strip(" ,;:.-") or message,
         max_price=float(below.group(1)) if below else None,
         min_price=float(above.group(1)) if above else None,
     )

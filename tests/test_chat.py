@@ -12,6 +12,12 @@ def test_parse_request_reads_price_bounds():
     assert parse_request("hiking boots").max_price is None
 
 
+def test_a_price_cut_out_of_a_request_leaves_no_stray_punctuation():
+    assert parse_request("any snacks for a movie night under $10?").query == "any snacks for a movie night?"
+    assert parse_request("a gift for a hiker, under $100").query == "a gift for a hiker"
+    assert parse_request("boots under $50, waterproof").query == "boots, waterproof"
+
+
 def test_the_need_a_reason_quotes_is_the_requests_content_words():
     assert parse_request("a gift for someone who likes hiking, under $100").need == "hiking gift"
     assert parse_request("pet hair is all over the carpet").need == "pet hair carpet"
