@@ -185,10 +185,32 @@ def name_queries(search: ProductSearch, items: list[CatalogItem]) -> dict:
     return out
 
 
+def report(requests: list[dict], items: list[CatalogItem], request_file: str, store: str) -> dict:
+    """The results' header, and the table's heading printed."""
+    import torch
+
+    print(f"\n## Need-style requests (bench/{request_file}, {len(requests)} requests, {store})\n")
+    gradeable = sum(1 for r in requests if gains(r, items))
+    print(f"| method | nDCG@10 | nDCG@10, {gradeable} gradeable | type hit@3 | p50 ms | p95 ms |")
+    print("|---|---|---|---|---|---|")
+    return {
+        "machine": f"{platform.machine()}, {torch.get_num_threads()} torch threads, {platform.python_version()}",
+        "date": time.strftime("%Y-%m-%d"),
+        "store": store,
+        "requests": len(requests),
+        "methods": {},
+    }
+
+
+def write(out: dict, path: Path) -> None:
+    path.write_text(json.dumps(out, indent=1) + "\n", encoding="utf-8")
+    print(f"\nwrote {path}")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--no-model", action="store_true", help="only the methods that need no LLM")
-    parser.add_argument("--out", type=Path, default=BENCH / "results" / "need_requests.json")
+    parser.add_argument("--out", type=Path, help="default: bench/results/<the store's request file>")
     parser.add_argument(
         "--store",
         choices=["tau-retail", "complete-journey"],
@@ -196,27 +218,18 @@ def main() -> None:
         help="complete-journey: bench/need_requests_cj.json on the imported grocery store, with its own index",
     )
     args = parser.parse_args()
-    if args.store == "complete-journey":
-        grocery(args.out if args.out.name != "need_requests.json" else args.out.with_name("need_requests_cj.json"))
+    grocer = args.store == "complete-journey"
+    out_path = args.out or BENCH / "results" / ("need_requests_cj.json" if grocer else "need_requests.json")
+    if grocer:
+        write(grocery(), out_path)
         return
-
-    import torch
 
     pack = get_pack("tau-retail")
     plain = items_from_products(pack.read_documents()["products"])
     described = pack.catalog_items()
     requests = load_requests()
     embedder = PackagedMiniLM()
-    out: dict = {
-        "machine": f"{platform.machine()}, {torch.get_num_threads()} torch threads, {platform.python_version()}",
-        "date": time.strftime("%Y-%m-%d"),
-        "requests": len(requests),
-        "methods": {},
-    }
-    print(f"\n## Need-style requests (bench/need_requests.json, {len(requests)} requests, tau-retail)\n")
-    gradeable = sum(1 for r in requests if gains(r, described))
-    print(f"| method | nDCG@10 | nDCG@10, {gradeable} gradeable | type hit@3 | p50 ms | p95 ms |")
-    print("|---|---|---|---|---|---|")
+    out = report(requests, described, "need_requests.json", "tau-retail")
     with tempfile.TemporaryDirectory() as tmp:
         collections = {}
         for label, items in (("names only", plain), ("descriptions", described)):
@@ -255,17 +268,14 @@ def main() -> None:
             methods[name] = run_method(name, fn, requests, items)
         methods["name queries: fused before"] = name_queries(plain_search, plain)
         methods["name queries: shipped search"] = name_queries(search, described)
-    args.out.write_text(json.dumps(out, indent=1) + "\n", encoding="utf-8")
-    print(f"\nwrote {args.out}")
+    write(out, out_path)
 
 
-def grocery(out_path: Path) -> None:
+def grocery() -> dict:
     """The Complete Journey half: the product's own index of the imported store (68,222 items; building two
     more in a temporary folder, as the tau-retail run does, would take 20 minutes), the shipped search
     and `recommend` as a shopper calls them. The store's items are named by product type, so a type's
     grade is its items' grade."""
-    import torch
-
     from assistant.recommend.recommender import Recommender
     from assistant.runtime import open_search
     from assistant.store import Store
@@ -274,17 +284,7 @@ def grocery(out_path: Path) -> None:
     items = pack.catalog_items()
     requests = load_requests("need_requests_cj.json")
     search = open_search("complete-journey")
-    out: dict = {
-        "machine": f"{platform.machine()}, {torch.get_num_threads()} torch threads, {platform.python_version()}",
-        "date": time.strftime("%Y-%m-%d"),
-        "store": "complete-journey",
-        "requests": len(requests),
-        "methods": {},
-    }
-    print(f"\n## Need-style requests (bench/need_requests_cj.json, {len(requests)} requests, complete-journey)\n")
-    gradeable = sum(1 for r in requests if gains(r, items))
-    print(f"| method | nDCG@10 | nDCG@10, {gradeable} gradeable | type hit@3 | p50 ms | p95 ms |")
-    print("|---|---|---|---|---|---|")
+    out = report(requests, items, "need_requests_cj.json", "complete-journey")
     with Store.open("complete-journey") as store:
         rec = Recommender(store, search)
 
@@ -299,8 +299,7 @@ def grocery(out_path: Path) -> None:
             ("recommend, method none (shipped)", recommended),
         ):
             out["methods"][name] = run_method(name, fn, requests, items)
-    out_path.write_text(json.dumps(out, indent=1) + "\n", encoding="utf-8")
-    print(f"\nwrote {out_path}")
+    return out
 
 
 if __name__ == "__main__":
