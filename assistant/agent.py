@@ -10,6 +10,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Protocol
 
+from assistant.masking import EMAIL
 from assistant.messages import ChatMessage, ToolCall
 from assistant.policy import AUTH_TOOLS, PolicySession, ToolCallRecord
 
@@ -89,6 +90,12 @@ class Agent:
 
     # The steps `respond` is made of, also used one at a time by a human agent in copilot mode.
 
+    def warm(self) -> None:
+        """Let a local model read the start every conversation shares before the first customer waits on it."""
+        warm = getattr(self.model, "warm", None)
+        if warm is not None:
+            warm(self.messages[:1] + self.examples)
+
     def add_customer_message(self, text: str) -> None:
         """Record the customer's message; a yes/no to a pending write settles it through the policy layer."""
         self._turn_start = len(self.session.trace)
@@ -138,6 +145,11 @@ class Agent:
             # order: the model decides there); the model still chooses the tool and writes its arguments
             catalog = [t for t in legal if t["function"]["name"] in CATALOG_FIRST]
             legal, required = catalog or legal, bool(catalog)
+        elif legal and not self.this_turn and self.session.user_id is None and EMAIL.search(self._latest_customer()):
+            # a customer who types their address wants to be found first (after a product search the model
+            # searched the catalog for "order #W8770097" instead); it still writes which address
+            sign_in = [t for t in legal if t["function"]["name"] == "find_user_id_by_email"]
+            legal, required = sign_in or legal, bool(sign_in)
         wanted = self._wanted_writes() if legal else {}
         if wanted and self.session.user_id is None:  # a write asked for: sign in first (not a search)
             carried = [t for t in legal if t["function"]["name"] in AUTH_TOOLS]
@@ -180,11 +192,14 @@ class Agent:
                 message.meta["action"] = chosen.action
         return message
 
+    def _latest_customer(self) -> str:
+        return next((m.content for m in reversed(self.messages) if m.role == "user"), "")
+
     def _read_intent(self) -> "Intent | None":
         """What the customer's latest message asks for, when the reader is sure of it."""
         if self.intents is None:
             return None
-        text = next((m.content for m in reversed(self.messages) if m.role == "user"), "")
+        text = self._latest_customer()
         intent = self.intents.read(text) if text.strip() else None
         return intent if intent is not None and intent.sure else None
 

@@ -447,7 +447,12 @@ def stated_filters(
     bounds = parse_request(message)
 
     def with_bounds(out: dict[str, Any]) -> dict[str, Any]:  # the message's price bounds, unless already set
-        for key, value in (("max_price", bounds.max_price), ("min_price", bounds.min_price)):
+        for key, value, other in (
+            ("max_price", bounds.max_price, "min_price"),
+            ("min_price", bounds.min_price, "max_price"),
+        ):
+            if value is not None and out.get(other) is not None and float(out[other]) == float(value):
+                del out[other]  # the model read the stated bound the wrong way round ("nothing over $400")
             if value is not None and key not in out:
                 out[key] = int(value) if float(value).is_integer() else value
         return out

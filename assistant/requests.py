@@ -11,8 +11,10 @@ from retrieval.catalog import named_product_type  # noqa: F401 — the agent and
 
 MAX_MESSAGE_CHARS = 4000
 
-_BELOW = re.compile(
-    r"\b(?:under|below|less than|cheaper than|up to|at most|max(?:imum)?)\s*\$?\s*(\d+(?:\.\d+)?)", re.I
+_BELOW = re.compile(  # "nothing over $400" is an upper bound, read before "over" can take it as a lower one
+    r"\b(?:(?:nothing|not|no|never)\s+(?:over|above|more than)|under|below|less than|cheaper than|up to|at most"
+    r"|max(?:imum)?)\s*\$?\s*(\d+(?:\.\d+)?)",
+    re.I,
 )
 _ABOVE = re.compile(r"\b(?:over|above|more than|at least|min(?:imum)?)\s*\$?\s*(\d+(?:\.\d+)?)", re.I)
 
@@ -54,7 +56,7 @@ class ParsedRequest:
 
 
 def parse_request(message: str) -> ParsedRequest:
-    below, above = _BELOW.search(message), _ABOVE.search(message)
+    below, above = _BELOW.search(message), _ABOVE.search(_BELOW.sub(" ", message))
     query = _ABOVE.sub(" ", _BELOW.sub(" ", message))
     return ParsedRequest(
         # the request cut at its price leaves punctuation behind ("a gift for a hiker, under $100") or

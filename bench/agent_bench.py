@@ -9,12 +9,14 @@ speed, on bench/agent_prompts.jsonl (20 customer messages written for this bench
   tool call, run through the policy layer on a fresh store, then a streamed reply (max 200 new tokens);
   time to the call, time to the first reply token, and the whole turn. The shared system prompt is
   prefilled once in a warm-up (as in a running server, where every conversation shares it).
+- the same messages as the shipped agent answers them (`agent_turn_s`): guided steps, legal tools only,
+  the reply chosen among grounded options rather than written, so no 200-token stream.
 - free decoding of the same first call (no constraint, `<tool_call>` prefilled): how many would not
   parse or would not match the tool's schema. Constrained calls are checked to be 100% valid.
 - decode tokens/s of each backend on one prompt, greedy, 128 new tokens, alternating backends, 3 rounds:
   our decoder on the default backend (llama.cpp when installed), on transformers (bf16 and float32), and
   transformers' own `generate`, against llama.cpp's own generation on the same GGUF.
-- on llama.cpp, prefill and decode tokens/s for each weight format (Q4_1 as packaged, Q8_0, bf16) over a
+- on llama.cpp, prefill and decode tokens/s for each weight format (Q4_1 as packaged, Q8_0, f16, bf16) over a
   1,000-token prompt; and the peak resident memory of a process serving one call and one reply per backend.
 
 Both use the default model (`--model smollm2` with its shipped adapter, as `shopassist chat`; `--adapter none`
@@ -107,6 +109,29 @@ def tool_turns(model, prompts: list[str], workdir: Path) -> dict:
     return summary
 
 
+def agent_turns(model, prompts: list[str], workdir: Path) -> dict:
+    """Each message as the shipped agent answers it in a fresh conversation (`shopassist chat`): guided
+    steps (legal tools, grounded replies), tools run through the policy layer, search included."""
+    from assistant.runtime import new_agent
+
+    workdir.mkdir(parents=True, exist_ok=True)
+    with Store(workdir / "agent.sqlite3", get_pack("tau-retail")) as store:
+        ctx = ToolContext(store, open_search())
+        new_agent(model, ctx, "tau-retail").warm()  # as the server does at start: the shared prefix, the masks
+        seconds, calls = [], []
+        for message in prompts:
+            agent = new_agent(model, ctx, "tau-retail")
+            started = time.perf_counter()
+            turn = agent.respond(message)
+            seconds.append(time.perf_counter() - started)
+            calls.append(turn.tool_calls)
+    return {
+        "p50": round(statistics.median(seconds), 3),
+        "p95": round(percentile(seconds, 0.95), 3),
+        "tool_calls_mean": round(statistics.mean(calls), 2),
+    }
+
+
 def free_decoding(checkpoint: str, adapter: str | None, prompts: list[str]) -> dict:
     registry = ToolRegistry()
     schemas = registry.schemas()
@@ -133,6 +158,28 @@ def free_decoding(checkpoint: str, adapter: str | None, prompts: list[str]) -> d
     }
 
 
+def reference_llama(Llama, path: str):
+    """llama.cpp's own `Llama` on `path`; on AMX CPUs without the extra weight buffers, as our backend runs
+    (llama-cpp-python 0.3.36 segfaults in its AMX matrix kernel), and `Llama` has no option for them."""
+    import llama_cpp.llama_cpp as lib
+
+    from assistant.llm.gguf_files import has_amx
+
+    defaults = lib.llama_model_default_params
+
+    def without_extra_buffers():
+        params = defaults()
+        params.use_extra_bufts = False
+        return params
+
+    if has_amx():
+        lib.llama_model_default_params = without_extra_buffers
+    try:
+        return Llama(model_path=path, n_threads=2, n_ctx=2048, verbose=False)
+    finally:
+        lib.llama_model_default_params = defaults
+
+
 def decode_speed(model, base: str, adapter: str | None, rounds: int = 3, new_tokens: int = 128) -> dict:
     """Tokens/s of the default model's own decode loop beside the other candidates and llama.cpp's own
     generation on the same GGUF (the reference), alternating, `rounds` rounds, median."""
@@ -157,9 +204,11 @@ def decode_speed(model, base: str, adapter: str | None, rounds: int = 3, new_tok
     on_llamacpp = getattr(model, "backend", "") == "llama.cpp"
     default = f"shopassist decoder on {'llama.cpp' if on_llamacpp else 'transformers'} (the default)"
     runners[default] = decoder_loop(model)
-    if on_llamacpp and adapter is not None:
-        from assistant.llm.llamacpp_backend import LlamaCppChatModel
+    from assistant.llm.llamacpp_backend import LlamaCppChatModel, available
 
+    if available() and not on_llamacpp:  # the default is transformers here (AMX): llama.cpp beside it
+        runners["shopassist decoder on llama.cpp"] = decoder_loop(LlamaCppChatModel(base, adapter, threads=2))
+    if available() and adapter is not None:
         runners["shopassist decoder on llama.cpp, base model without the adapter"] = decoder_loop(
             LlamaCppChatModel(base, None, threads=2)
         )
@@ -183,7 +232,7 @@ def decode_speed(model, base: str, adapter: str | None, rounds: int = 3, new_tok
 
         from assistant.llm.checkpoints import BASE_MODELS
 
-        llm = Llama(model_path=str(BASE_MODELS[base].gguf_path()), n_threads=2, n_ctx=2048, verbose=False)
+        llm = reference_llama(Llama, str(BASE_MODELS[base].gguf_path()))
 
         def llamacpp() -> int:
             out = llm(text_prompt, max_tokens=new_tokens, temperature=0.0, logit_bias={llm.token_eos(): -100.0})
@@ -225,7 +274,9 @@ def peak_memory_mb(base: str, adapter: str | None) -> dict:
     import subprocess
 
     out = {}
-    for backend in ("auto", "transformers"):
+    from assistant.llm.llamacpp_backend import available
+
+    for backend in ("auto", "transformers", *(["llamacpp"] if available() else [])):
         env = {**os.environ, "SHOPASSIST_BACKEND": backend}
         run = subprocess.run(
             [sys.executable, "-c", PEAK_MEMORY, base, str(adapter or "none")],
@@ -234,7 +285,7 @@ def peak_memory_mb(base: str, adapter: str | None) -> dict:
             env=env,
             check=True,
         )
-        out["default" if backend == "auto" else "transformers"] = int(run.stdout.strip().splitlines()[-1])
+        out["default" if backend == "auto" else backend] = int(run.stdout.strip().splitlines()[-1])
     return out
 
 
@@ -244,7 +295,7 @@ def llamacpp_weights(base: str, adapter: str | None, prompt_tokens: int = 1000, 
     from assistant.llm.llamacpp_backend import LlamaCppChatModel
 
     out = {}
-    for fmt in ("q4_1", "q8_0", "bf16"):
+    for fmt in ("q4_1", "q8_0", "f16", "bf16"):
         model = LlamaCppChatModel(base, adapter, threads=2, weights=fmt)
         words = model.tokenizer.encode("A tent, a stove and a lamp for the hills. " * 200, add_special_tokens=False)
         prompt = words[:prompt_tokens]
@@ -277,6 +328,13 @@ def run_speed(args: argparse.Namespace) -> dict:
         }
     with tempfile.TemporaryDirectory() as tmp:
         turns = tool_turns(model, prompts, Path(tmp))
+        turns["agent_turn_s"] = agent_turns(model, prompts, Path(tmp))
+        from assistant.llm.llamacpp_backend import LlamaCppChatModel, available
+
+        if available() and getattr(model, "backend", "") != "llama.cpp":  # the other local backend, same run
+            other = LlamaCppChatModel(args.model, args.adapter, threads=2)
+            turns["agent_turn_s_llamacpp"] = agent_turns(other, prompts, Path(tmp) / "llamacpp")
+            del other
     result = {
         "machine": f"{platform.machine()} {os.cpu_count()} cores, torch threads 2",
         "model": model.name,
@@ -286,7 +344,9 @@ def run_speed(args: argparse.Namespace) -> dict:
         "decode_tokens_per_s": decode_speed(model, args.model, args.adapter),
         "backend": getattr(model, "backend", "transformers"),
     }
-    if result["backend"] == "llama.cpp":
+    from assistant.llm.llamacpp_backend import available
+
+    if available():
         result["llamacpp_weights"] = llamacpp_weights(args.model, args.adapter)
     del model  # the memory figure runs in its own processes, one model at a time
     result["peak_memory_mb"] = peak_memory_mb(args.model, args.adapter)

@@ -92,6 +92,7 @@ def main() -> None:
     parser.add_argument("--core", action="store_true", help="only the conversations make test runs")
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--candidate", choices=["merged", "llamacpp"], default="merged")
+    parser.add_argument("--tag", default="", help="appended to the result's file name")
     parser.add_argument(
         "--dialogues", type=int, default=0, help="also compare every step of this many held-out dialogues"
     )
@@ -154,7 +155,7 @@ def main() -> None:
         "machine": f"{platform.machine()} {os.cpu_count()} cores, torch threads {args.threads}",
         "command": "python bench/decision_agreement.py " + " ".join(sys.argv[1:]),
     }
-    out = BENCH / "results" / f"decision_agreement-{tag}.json"
+    out = BENCH / "results" / f"decision_agreement-{tag}{args.tag}.json"
     out.write_text(json.dumps(result, indent=2, ensure_ascii=False) + "\n")
     print(json.dumps({k: v for k, v in result.items() if not k.endswith("differing")}, indent=2))
     for d in differing[:10]:

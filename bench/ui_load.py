@@ -33,6 +33,7 @@ def main() -> None:
     parser.add_argument("--turns", type=int, default=2)
     parser.add_argument("--scripted", action="store_true", help="the test model instead of the real one")
     parser.add_argument("--threads", type=int, default=2)
+    parser.add_argument("--tag", default="", help="appended to the result's file name")
     args = parser.parse_args()
 
     from agent_bench import load_prompts, open_search, percentile
@@ -90,7 +91,7 @@ def main() -> None:
         "machine": f"{platform.machine()}, {len(__import__('os').sched_getaffinity(0))} CPUs",
         "threads": args.threads,
     }
-    out = BENCH / "results" / f"ui_load{'_scripted' if args.scripted else ''}.json"
+    out = BENCH / "results" / f"ui_load{'_scripted' if args.scripted else ''}{args.tag}.json"
     out.write_text(json.dumps(result, indent=2) + "\n")
     print(json.dumps(result, indent=2))
 

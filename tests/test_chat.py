@@ -10,6 +10,9 @@ def test_parse_request_reads_price_bounds():
     assert (req.min_price, req.max_price) == (150.0, 210.5)
     assert "150" not in req.query and "backpack" in req.query
     assert parse_request("hiking boots").max_price is None
+    chair = parse_request("I need a new office chair, nothing over $400")
+    assert (chair.max_price, chair.min_price, chair.query) == (400, None, "I need a new office chair")
+    assert parse_request("a desk, no more than $200").max_price == 200
 
 
 def test_a_price_cut_out_of_a_request_leaves_no_stray_punctuation():

@@ -85,6 +85,9 @@ def test_stated_price_bounds_and_options_reach_the_search_filters(store):
     kept = stated_filters({"query": "t-shirts", "max_price": 30}, "under $60 in purple", store)
     assert kept == {"query": "t-shirts", "category": "T-Shirt", "max_price": 30, "options": {"color": "purple"}}
     assert stated_filters({"query": "t-shirt"}, "any in stainless steel?", store) == tee
+    # the model took "nothing over $400" for a minimum: the customer's words say which bound it is
+    chair = stated_filters({"query": "office chair", "min_price": 400}, "an office chair, nothing over $400", store)
+    assert chair["max_price"] == 400 and "min_price" not in chair
     # a request naming no product type is searched whole: the type descriptions answer its words
     assert stated_filters({"query": "something nice"}, "something nice in blue", store) == {
         "query": "something nice in blue"

@@ -29,7 +29,13 @@ def agent_prompt(model, text: str) -> list[int]:
 
 
 def test_the_default_backend_is_llamacpp_for_packaged_models(smollm2_checkpoint, monkeypatch):
+    import assistant.llm.gguf_files as gguf_files
+
+    monkeypatch.setattr(gguf_files, "read_cpu_flags", lambda: "flags : avx2 avx512_bf16")
     assert pick_backend("smollm2") == "llamacpp"
+    monkeypatch.setattr(gguf_files, "read_cpu_flags", lambda: "flags : avx512_bf16 amx_bf16 amx_tile")
+    assert pick_backend("smollm2") == "transformers"  # AMX: torch's bf16 on the tiles beats llama.cpp here
+    monkeypatch.setattr(gguf_files, "read_cpu_flags", lambda: "flags : avx2 avx512_bf16")
     assert pick_backend(str(smollm2_checkpoint)) == "transformers"  # a checkpoint folder has no GGUF
     monkeypatch.setenv("SHOPASSIST_BACKEND", "transformers")
     assert pick_backend("smollm2") == "transformers"
@@ -44,6 +50,7 @@ def test_the_default_backend_is_llamacpp_for_packaged_models(smollm2_checkpoint,
 def test_the_weight_format_follows_the_cpu(monkeypatch):
     assert weight_format("flags : fpu avx2 avx512f avx512_bf16") == "bf16"
     assert weight_format("flags : fpu avx2 fma") == "q8_0"
+    assert weight_format("flags : fpu avx2 avx512_bf16 amx_bf16 amx_tile") == "q8_0"  # AMX: no extra buffers
     monkeypatch.setenv("SHOPASSIST_WEIGHTS", "q4_1")
     assert weight_format("avx512_bf16") == "q4_1"
     monkeypatch.setenv("SHOPASSIST_WEIGHTS", "int3")
@@ -151,3 +158,14 @@ def test_amx_is_read_from_the_cpu_flags():
     from assistant.llm.gguf_files import has_amx
 
     assert has_amx("flags : avx512f amx_bf16 amx_tile amx_int8") and not has_amx("flags : avx2 avx512_bf16")
+
+
+def test_warming_up_reads_the_system_prompt_once_for_every_conversation(fast):
+    from assistant.runtime import prompt_prefix
+
+    fast.decoder.reset()
+    fast.warm(prompt_prefix("tau-retail", fast.profile))
+    assert fast.decoder.masks is not None  # built at load, not in the first customer's turn
+    prompt = agent_prompt(fast, "do you sell tents?")
+    system_end = min(i + 1 for i, t in enumerate(prompt) if t in fast.decoder.turn_ends)
+    assert fast.decoder.start(prompt) == system_end  # the first conversation reads only its own message

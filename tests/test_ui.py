@@ -336,3 +336,14 @@ def test_waiting_shoppers_are_served_in_arrival_order_and_told_their_place(store
         t.join(60)
     assert [m.split()[1] for m in model.order] == ["0", "1", "2", "3"]  # first come, first served
     assert told == {0: [], 1: [1], 2: [2, 1], 3: [3, 2, 1]}  # each hears their place as the line moves
+
+
+def test_the_server_warms_the_model_on_the_shared_system_prompt_at_start(store, search, tmp_path):
+    warmed = []
+
+    class Warmed(ScriptedModel):
+        def warm(self, messages):
+            warmed.append([m.role for m in messages])
+
+    make_hub(Warmed(), store, search, "tau-retail", logs=tmp_path / "logs")
+    assert warmed == [["system"]]  # once, before any shopper: the system prompt only

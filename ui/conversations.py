@@ -129,6 +129,7 @@ class ConversationHub:
         self.line = TurnLine() if getattr(model, "serial", False) else None
         for row in saved.load() if saved is not None else []:
             self._add(self._restore(row))
+        self.make_agent(model, ctx, store_name).warm()
 
     # --- conversations -------------------------------------------------------------------------------
 

@@ -225,7 +225,8 @@ class Decoder:
         self.start(prompt_ids)
         return self.score_here(continuations)
 
-    def _mask(self) -> TokenMasks:
+    def token_masks(self) -> TokenMasks:
+        """Built on first use (about a second: every vocabulary entry is classified), then shared."""
         if self.masks is None:
             self.masks = TokenMasks.for_tokenizer(self.tokenizer, self.logits.shape[0])
         return self.masks
@@ -274,7 +275,7 @@ class Decoder:
     def string(self, budget: int, closers: str, opened: bool = False) -> str:
         """A JSON string: the model writes its contents, with the opening quote unless `opened`, and may
         close it together with one of `closers` (left in `carry` for the structure that follows)."""
-        masks = self._mask()
+        masks = self.token_masks()
         start = len(self.ids)
         for step in range(budget):
             fresh = step == 0 and not opened
@@ -316,7 +317,7 @@ class Decoder:
 
     def number(self, integer: bool, budget: int) -> int | float:
         """Digits chosen by the model; it stops by preferring `,` or `}` (not fed: the caller writes those)."""
-        masks = self._mask()
+        masks = self.token_masks()
         stop, dot = masks.number_stop, masks.dot
         text = ""
         for step in range(budget):

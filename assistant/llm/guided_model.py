@@ -100,6 +100,13 @@ class LocalChatModel:
         )
         return self.tokenizer.encode(text, add_special_tokens=False)
 
+    def warm(self, messages: list[ChatMessage]) -> None:
+        """Read what every conversation starts with (the system prompt) and build the token masks at load,
+        so the first customer does not wait for them; later conversations share these cells."""
+        with self._lock:
+            self.decoder.start(self.prompt_ids(messages, None))
+            self.decoder.token_masks()
+
     def generate(
         self,
         messages: list[ChatMessage],
@@ -142,10 +149,14 @@ class LocalChatModel:
         on a tool that is not legal now counts for neither, so a model that wants the account before it may
         ask for it replies (and asks) instead of calling some other tool."""
         start = len(self.decoder.ids)
+        meta: dict[str, Any] = {}
         if tools:
             logp = torch.log_softmax(self.decoder.logits, -1)
             open_lp = float(logp[self.tool_open[0]])
             reply_lp = float(torch.log1p(-torch.exp(logp[self.tool_open[0]]).clamp(max=1 - 1e-6)))
+            meta = {"tool_logprob": round(open_lp, 3), "reply_logprob": round(reply_lp, 3)}
+        # a name's log-probability is <= 0, so when the marker alone loses no call can win: names go unscored
+        if tools and (required or open_lp > reply_lp):
             self.decoder.feed(self.tool_open)
             self.decoder.logprob = 0.0
             by_name = {t["function"]["name"]: t["function"] for t in tools}
@@ -153,7 +164,7 @@ class LocalChatModel:
             self.decoder.feed_text('{"name":')
             name = self.decoder.choose([f' "{n}", "arguments":' for n in by_name])[2:].split('"', 1)[0]
             tool_lp = open_lp + self.decoder.logprob
-            meta = {"tool_logprob": round(tool_lp, 3), "reply_logprob": round(reply_lp, 3)}
+            meta["tool_logprob"] = round(tool_lp, 3)
             if required or tool_lp > reply_lp:
                 arguments = self.decoder.object(by_name[name]["parameters"], self.budget, lead=" ")
                 self.decoder.feed_text("}" + TOOL_CLOSE)
@@ -161,8 +172,6 @@ class LocalChatModel:
                 return ChatMessage(
                     "assistant", tool_call=call, meta={**meta, "new_tokens": len(self.decoder.ids) - start}
                 )
-        else:
-            meta = {}
         choice, scores = 0, []
         if len(replies) > 1:
             end = [self.turn_end]

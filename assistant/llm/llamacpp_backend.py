@@ -231,7 +231,7 @@ class LlamaCppChatModel(LocalChatModel):
         slots: int = 4,
         weights: str | None = None,
     ):
-        """`weights`: `bf16`, `q8_0` or `q4_1` (the packaged file); by default chosen from the CPU."""
+        """`weights`: `bf16`, `f16`, `q8_0` or `q4_1` (the packaged file); by default chosen from the CPU."""
         if model not in BASE_MODELS:
             raise ModelNotFoundError(f"the llama.cpp backend runs the packaged GGUF models: {', '.join(BASE_MODELS)}")
         checkpoint = resolve_checkpoint(model)  # the tokenizer and config (the weights stay in the GGUF)
