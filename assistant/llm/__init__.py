@@ -70,8 +70,9 @@ def pick_backend(model: str, backend: str | None = None) -> str:
     """`llamacpp` or `transformers`: llama.cpp runs the packaged GGUF files (not checkpoint folders).
 
     `auto` takes llama.cpp, except on CPUs with AMX: there llama.cpp's AMX kernels crash (0.3.36, so they
-    stay off) while torch's bf16 matrix products run on the AMX tiles, and τ customer-service turns took
-    half the time on transformers (p50 2.53 s against 5.12 s; shopping turns 2.74 s against 1.90 s)."""
+    stay off) while torch's bf16 matrix products run on the AMX tiles: τ customer-service turns took half
+    the time on transformers (p50 2.53 s against 5.12 s), shopping turns longer (3.27 s against 2.02 s;
+    docs/BENCHMARKS.md, 2026-12-03)."""
     backend = backend or os.environ.get("SHOPASSIST_BACKEND", "").strip() or "auto"
     if backend not in ("auto", "llamacpp", "transformers"):
         raise ModelError(f"SHOPASSIST_BACKEND must be auto, llamacpp or transformers, got {backend!r}")
