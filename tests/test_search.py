@@ -135,3 +135,9 @@ def test_a_malformed_descriptions_file_is_one_clear_error(tmp_path, pack):
     (tmp_path / "descriptions.json").write_text('{"Laptop": 3}')
     with pytest.raises(StorePackError, match="descriptions.json"):
         local.type_descriptions()
+
+
+def test_warming_up_loads_the_catalog_snapshot_before_any_shopper(search):
+    search.refresh()
+    search.warm()  # the hub does this at start: the first shopper's search no longer loads it
+    assert search._snapshot is not None

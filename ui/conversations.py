@@ -130,6 +130,8 @@ class ConversationHub:
         for row in saved.load() if saved is not None else []:
             self._add(self._restore(row))
         self.make_agent(model, ctx, store_name).warm()
+        if hasattr(ctx.search, "warm"):
+            ctx.search.warm()
 
     # --- conversations -------------------------------------------------------------------------------
 
