@@ -198,7 +198,7 @@ class ProductSearch:
 
     def warm(self) -> None:
         """One search at start: the embedding model, the vector index and the catalog snapshot load now
-        (5.7 s on 2 cores), not in the first shopper's turn. A missing index is reported by that search."""
+        (seconds on 2 cores), not in the first shopper's turn. A missing index is reported by that search."""
         with contextlib.suppress(IndexMissingError):
             self.search("warm-up", k=1)
 
