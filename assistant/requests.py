@@ -56,8 +56,9 @@ class ParsedRequest:
 
 
 def parse_request(message: str) -> ParsedRequest:
-    below, above = _BELOW.search(message), _ABOVE.search(_BELOW.sub(" ", message))
-    query = _ABOVE.sub(" ", _BELOW.sub(" ", message))
+    rest = _BELOW.sub(" ", message)  # an upper bound's words ("nothing over") are no lower bound
+    below, above = _BELOW.search(message), _ABOVE.search(rest)
+    query = _ABOVE.sub(" ", rest)
     return ParsedRequest(
         # the request cut at its price leaves punctuation behind ("a gift for a hiker, under $100") or
         # spaced off ("any snacks under $10?" → "any snacks ?"), and a search shows the query back

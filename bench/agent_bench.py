@@ -42,7 +42,8 @@ from retrieval.offline import enforce_offline
 
 enforce_offline()
 
-from assistant.llm import GenerationSettings, load_chat_model, shipped_adapter  # noqa: E402
+from assistant.llm import GenerationSettings, load_chat_model, pick_backend, shipped_adapter  # noqa: E402
+from assistant.llm.llamacpp_backend import LlamaCppChatModel, available  # noqa: E402
 from assistant.llm.transformers_backend import TransformersChatModel  # noqa: E402
 from assistant.messages import ChatMessage  # noqa: E402
 from assistant.runtime import AgentSettings, agent_for_session, prompt_prefix  # noqa: E402
@@ -204,8 +205,6 @@ def decode_speed(model, base: str, adapter: str | None, rounds: int = 3, new_tok
     on_llamacpp = getattr(model, "backend", "") == "llama.cpp"
     default = f"shopassist decoder on {'llama.cpp' if on_llamacpp else 'transformers'} (the default)"
     runners[default] = decoder_loop(model)
-    from assistant.llm.llamacpp_backend import LlamaCppChatModel, available
-
     if available() and not on_llamacpp:  # the default is transformers here (AMX): llama.cpp beside it
         runners["shopassist decoder on llama.cpp"] = decoder_loop(LlamaCppChatModel(base, adapter, threads=2))
     if available() and adapter is not None:
@@ -274,9 +273,9 @@ def peak_memory_mb(base: str, adapter: str | None) -> dict:
     import subprocess
 
     out = {}
-    from assistant.llm.llamacpp_backend import available
-
-    for backend in ("auto", "transformers", *(["llamacpp"] if available() else [])):
+    # llama.cpp beside a transformers default (AMX CPUs); where it is the default, "auto" measured it
+    other = ["llamacpp"] if available() and pick_backend(base) != "llamacpp" else []
+    for backend in ("auto", "transformers", *other):
         env = {**os.environ, "SHOPASSIST_BACKEND": backend}
         run = subprocess.run(
             [sys.executable, "-c", PEAK_MEMORY, base, str(adapter or "none")],
@@ -292,8 +291,6 @@ def peak_memory_mb(base: str, adapter: str | None) -> dict:
 def llamacpp_weights(base: str, adapter: str | None, prompt_tokens: int = 1000, new_tokens: int = 64) -> dict:
     """Prefill and decode tokens/s of the llama.cpp backend (with the adapter) per weight format, the
     choice `assistant.llm.gguf_files.weight_format` makes from the CPU; one warm-up, then 2 rounds, median."""
-    from assistant.llm.llamacpp_backend import LlamaCppChatModel
-
     out = {}
     for fmt in ("q4_1", "q8_0", "f16", "bf16"):
         model = LlamaCppChatModel(base, adapter, threads=2, weights=fmt)
@@ -329,8 +326,6 @@ def run_speed(args: argparse.Namespace) -> dict:
     with tempfile.TemporaryDirectory() as tmp:
         turns = tool_turns(model, prompts, Path(tmp))
         turns["agent_turn_s"] = agent_turns(model, prompts, Path(tmp))
-        from assistant.llm.llamacpp_backend import LlamaCppChatModel, available
-
         if available() and getattr(model, "backend", "") != "llama.cpp":  # the other local backend, same run
             other = LlamaCppChatModel(args.model, args.adapter, threads=2)
             turns["agent_turn_s_llamacpp"] = agent_turns(other, prompts, Path(tmp) / "llamacpp")
@@ -344,8 +339,6 @@ def run_speed(args: argparse.Namespace) -> dict:
         "decode_tokens_per_s": decode_speed(model, args.model, args.adapter),
         "backend": getattr(model, "backend", "transformers"),
     }
-    from assistant.llm.llamacpp_backend import available
-
     if available():
         result["llamacpp_weights"] = llamacpp_weights(args.model, args.adapter)
     del model  # the memory figure runs in its own processes, one model at a time
