@@ -118,6 +118,7 @@ class Agent:
             customer_texts,
             grounded_numbers,
             legal_tools,
+            read_only,
             settle_families,
             stated_filters,
             thread_texts,
@@ -126,6 +127,8 @@ class Agent:
         from assistant.replies import ACTS, reply_options
 
         legal = legal_tools(self.session, self.messages, self.this_turn) if tools else []
+        if legal and not self._write_asked():  # a change nobody asked for is never proposed
+            legal = read_only(legal, self.session, self._latest_customer())
         options = reply_options(self.session, self.this_turn)
         intent = self._read_intent() if tools and not self.this_turn else None
         required = False
@@ -202,6 +205,13 @@ class Agent:
         text = self._latest_customer()
         intent = self.intents.read(text) if text.strip() else None
         return intent if intent is not None and intent.sure else None
+
+    def _write_asked(self) -> bool:
+        """Whether some customer message may ask for a change. After a chair search, "is my order #W8770097
+        shipped? my email is ..." got a proposed swap of the order's chair: the model's own idea."""
+        if self.intents is None or not hasattr(self.intents, "asks_for_write"):
+            return True
+        return any(self.intents.asks_for_write(m.content) for m in self.messages if m.role == "user")
 
     def _wanted_writes(self) -> dict[str, int]:
         """Writes a customer message asked for (the reader sure of it) that no proposal has answered since,

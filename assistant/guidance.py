@@ -348,6 +348,25 @@ def legal_tools(
 _OPEN = OPEN_TOOLS - LEFT_OUT  # the policy layer's open tools, less the scratch tools
 
 
+def read_only(legal: list[dict[str, Any]], session: PolicySession, text: str) -> list[dict[str, Any]]:
+    """`legal` for a message that asks for no change: no writes, and order look-ups narrowed to the orders
+    the message names, where it names any (asked whether #W8770097 had shipped, the model read every
+    other order of the account and described the last one)."""
+    typed = set(_ORDER_ID.findall(text))
+    out = []
+    for tool in legal:
+        name = tool["function"]["name"]
+        if session.registry.get(name).writes:
+            continue
+        if name == "get_order_details" and typed:
+            enum = tool["function"]["parameters"]["properties"]["order_id"]["enum"]
+            enum[:] = [o for o in enum if o in typed]
+            if not enum:
+                continue
+        out.append(tool)
+    return out
+
+
 def write_step(
     legal: list[dict[str, Any]],
     session: PolicySession,

@@ -37,6 +37,9 @@ WEIGHTS = "intents.npz"
 # act only above these probabilities (held-out precision in models/intent-minilm/metrics.json)
 SURE = {"human": 0.8, "shopping": 0.8}
 WRITE_SURE = 0.8  # the same bar for each write head (held-out precision per write in metrics.json)
+# below this for every write head a message asks for no change at all: status questions read 0.00-0.11
+# ("is my order #W8770097 shipped?"), vague complaints 0.31-0.36, every τ task instruction with a write >= 0.5
+WRITE_ASKED = 0.25
 # writes that the same words ask for of an order in either status: "I want a full refund" is a cancel of a
 # pending order and a return of a delivered one. One more yes/no per family; when it is sure and no member
 # is, the family itself is wanted, and the order's status picks the member (assistant.guidance.settle_families)
@@ -131,6 +134,12 @@ class IntentReader:
             if p.get(family, 0.0) >= WRITE_SURE and not any(m in wanted for m in members):
                 wanted[family] = p[family]
         return wanted
+
+    def asks_for_write(self, text: str) -> bool:
+        """Whether the message may ask for any change to an order or account (True without a write head)."""
+        if self.writes is None or not text.strip():
+            return self.writes is None
+        return float(self.writes.probabilities(self.vectors([text]))[0].max()) >= WRITE_ASKED
 
     def save(self, folder: Path, metrics: dict | None = None) -> None:
         folder = Path(folder)

@@ -13,7 +13,7 @@ from assistant.policy import AUTH_TOOLS, PolicySession
 from assistant.replies import ACTS, reply_options
 from assistant.requests import parse_request
 from assistant.runtime import new_agent
-from assistant.tools import ToolContext, ToolRegistry
+from assistant.tools import ALL_TOOLS, ToolContext, ToolRegistry
 
 MEI = "mei.ahmed5231@example.com"
 CONVERSATIONS = [
@@ -395,3 +395,24 @@ def test_a_cancel_asked_for_a_delivered_order_is_not_turned_into_a_return(store)
     assert store.order("#W3794101")["status"] == "delivered"
     assert all("return_delivered_order_items" not in offer[0] or offer[1] is None for offer in model.offered)
     assert agent.session.pending is None
+
+
+class _AsksNoChange(_Reads):
+    def asks_for_write(self, text):
+        return False
+
+
+def test_a_question_that_asks_for_no_change_is_offered_no_write_and_only_the_order_it_names(store):
+    model = _Offered([("find_user_id_by_email", {"email": MEI}), ("get_order_details", {"order_id": "#W2631563"})])
+    offered = []
+    generate = model.generate
+    model.generate = lambda messages, tools=None, **kw: offered.append(tools or []) or generate(messages, tools, **kw)
+    agent = new_agent(model, ToolContext(store), "tau-retail")
+    agent.intents = _AsksNoChange()
+    agent.respond(f"is my order #W2631563 shipped? my email is {MEI}")
+    writes = {t.name for t in ALL_TOOLS if t.writes}
+    assert len(offered) == 3 and all(not names(tools) & writes for tools in offered)
+    lookups = [t for t in offered[1] if t["function"]["name"] == "get_order_details"]
+    assert lookups[0]["function"]["parameters"]["properties"]["order_id"]["enum"] == ["#W2631563"]
+    assert "get_order_details" not in names(offered[2])  # the order it names is read: the model answers
+    assert agent.session.pending is None and store.order("#W2631563")["status"] == "pending"

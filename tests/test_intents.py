@@ -78,6 +78,14 @@ def test_the_write_head_reads_which_write_a_request_asks_for(reader):
         assert reader.wanted_writes(text) == {}, text
 
 
+def test_a_question_asks_for_no_change_and_a_complaint_may(reader):
+    # written for this test, in no training source: questions about orders, and requests that name no write
+    for text in ["is my order #W1234567 shipped?", "what did I order last month?", "my email is a@b.com", ""]:
+        assert not reader.asks_for_write(text), text
+    for text in ["I ordered the wrong size", "the lamp I got doesn't work", "my card expired, can I use paypal?"]:
+        assert reader.asks_for_write(text), text
+
+
 def test_the_write_head_metrics_come_from_a_held_out_split():
     writes = json.loads((SHIPPED / "metrics.json").read_text())["writes"]
     held = writes["held_out"]
