@@ -214,6 +214,13 @@ def decode_speed(model, base: str, adapter: str | None, rounds: int = 3, new_tok
     bf16 = TransformersChatModel(base, adapter, threads=2, merge_adapter=False)
     dtype = str(bf16.model.dtype).removeprefix("torch.")
     runners[f"transformers, shopassist decoder ({dtype}, LoRA unmerged: the fallback with bf16)"] = decoder_loop(bf16)
+    if adapter is not None and dtype == "bfloat16":  # the same LoRA layers through peft's own forward
+        peft_own = TransformersChatModel(base, adapter, threads=2, merge_adapter=False)
+        for layer in peft_own.model.modules():
+            vars(layer).pop("forward", None)  # assistant.llm.lora_layers sets it per layer
+        runners[f"transformers, shopassist decoder ({dtype}, LoRA unmerged, peft's own forward)"] = decoder_loop(
+            peft_own
+        )
 
     def hf_generate() -> int:
         with torch.inference_mode():
