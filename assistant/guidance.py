@@ -489,7 +489,14 @@ def stated_filters(
         # copied the earlier search; this message's words and bounds replace it, nothing of it carries over
         out = with_bounds({"query": bounds.query})
         kind, earlier = named, None
-    if kind is None and plain and named is None:
+    if kind is None and named is None and earlier and earlier.get("query") and bounds.refines:
+        # only bounds and hedges ("something under $150 maybe?" after "a gift for my dad who loves camping"):
+        # the same request, refined; the model's copy of these words searched water bottles and perfume
+        out["query"] = earlier["query"]
+        if earlier.get("category"):
+            out.setdefault("category", earlier["category"])
+        kind = named_product_type(out["query"], names)
+    elif kind is None and plain and named is None:
         # a need, not a product ("a gift for my dad who loves coffee"): search the whole request, whose
         # words the type descriptions answer, not the few the model copied ("gift")
         out["query"] = bounds.query

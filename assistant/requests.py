@@ -16,6 +16,7 @@ _BELOW = re.compile(  # "nothing over $400" is an upper bound, read before "over
     r"|max(?:imum)?)\s*\$?\s*(\d+(?:\.\d+)?)",
     re.I,
 )
+_GREETING = re.compile(r"^\s*(?:hi|hello|hey|hiya|good (?:morning|afternoon|evening))(?: there)?\s*[!,.]*\s+", re.I)
 _ABOVE = re.compile(r"\b(?:over|above|more than|at least|min(?:imum)?)\s*\$?\s*(\d+(?:\.\d+)?)", re.I)
 
 
@@ -31,6 +32,12 @@ _HEADS = frozenset("gift gifts present presents".split())  # said first, read la
 _OPEN = frozenset(
     """recommend recommends recommended recommendation recommendations suggest suggestions suggestion idea ideas
     next else might may surprise household customer shop purchase order again more new usual""".split()
+)
+
+# words that refine the request before rather than state a need ("something under $150 maybe?")
+_HEDGES = frozenset(
+    """maybe perhaps instead then ok okay well hmm how about around else other others one ones option options
+    show more less cheaper under over below above than budget price dollars bucks""".split()
 )
 
 
@@ -54,8 +61,16 @@ class ParsedRequest:
         words = re.findall(r"[a-z][a-z'-]*", self.query.lower())
         return all(w in _FILLER or w in _OPEN or w in _HEADS for w in words)
 
+    @property
+    def refines(self) -> bool:
+        """Bounds and hedges only, no need of its own ("something under $150 maybe?"): it refines the
+        request before it."""
+        words = re.findall(r"[a-z][a-z'-]*", self.query.lower())
+        return all(w in _FILLER or w in _HEDGES for w in words)
+
 
 def parse_request(message: str) -> ParsedRequest:
+    message = _GREETING.sub("", message) or message  # searched and quoted back: "hi!" is neither
     rest = _BELOW.sub(" ", message)  # an upper bound's words ("nothing over") are no lower bound
     below, above = _BELOW.search(message), _ABOVE.search(rest)
     query = _ABOVE.sub(" ", rest)

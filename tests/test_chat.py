@@ -19,6 +19,14 @@ def test_a_price_cut_out_of_a_request_leaves_no_stray_punctuation():
     assert parse_request("any snacks for a movie night under $10?").query == "any snacks for a movie night?"
     assert parse_request("a gift for a hiker, under $100").query == "a gift for a hiker"
     assert parse_request("boots under $50, waterproof").query == "boots, waterproof"
+    # a greeting is neither searched nor quoted back; said alone it is the message
+    assert parse_request("hi! a gift for my dad who loves camping").query == "a gift for my dad who loves camping"
+    assert parse_request("Hiking boots").query == "Hiking boots" and parse_request("hello").query == "hello"
+
+
+def test_bounds_and_hedges_alone_refine_the_request_before():
+    assert parse_request("something under $150 maybe?").refines and parse_request("any cheaper ones?").refines
+    assert not parse_request("what about a backpack?").refines and not parse_request("hiking boots").refines
 
 
 def test_the_need_a_reason_quotes_is_the_requests_content_words():

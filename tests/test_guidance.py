@@ -113,6 +113,13 @@ def test_stated_price_bounds_and_options_reach_the_search_filters(store):
     switched = stated_filters(copied, "waterproof hiking boots, size 10", store, first)
     assert switched["category"] == "Hiking Boots" and switched["options"] == {"size": "10"}
     assert "hiking boots" in switched["query"] and "max_price" not in switched
+    # bounds and hedges only refine the request before: its query, this message's bound
+    camping = {"query": "gift for my dad who loves camping"}
+    refined = stated_filters({"query": "something maybe?"}, "something under $150 maybe?", store, camping)
+    assert refined == {**camping, "max_price": 150}
+    cheaper = stated_filters({"query": "maybe"}, "maybe under $40?", store, first)
+    assert cheaper == {**tee, "max_price": 40, "options": {"color": "black"}}
+    assert stated_filters({"query": "something"}, "something under $150", store)["query"] == "something"
 
 
 def test_a_search_that_finds_nothing_says_why(store, search):
