@@ -1,10 +1,10 @@
 """peft's unmerged LoRA layers, computed without peft's per-call bookkeeping.
 
 On CPU, a decode step is small enough that peft's Python around each of the 210 LoRA projections (module
-calls for the base layer, dropout and both factors, adapter loops, dtype checks) costs as much as the
-adapter's own products: the shipped adapter decoded 12.3 tokens/s against 14.5 with the same arithmetic
-done directly, and 16.8 without the adapter (bf16, 2 cores, Intel Xeon with AMX; `bench/agent_bench.py
-speed`). Merging would remove the cost but changes decisions in bf16 (`transformers_backend`), so the
+calls for the base layer, dropout and both factors, adapter loops, dtype checks) is a large part of
+the adapter's cost: the shipped adapter decoded 12.0 tokens/s through peft's forward and 13.3 with the
+same arithmetic done directly (bf16, 2 cores, Intel Xeon with AMX; `bench/agent_bench.py speed`, one
+run, docs/BENCHMARKS.md). Merging would remove the cost but changes decisions in bf16 (`transformers_backend`), so the
 same operations run in the same order and dtypes as `peft.tuners.lora.layer.Linear.forward`: the logits
 are bit for bit peft's (tests/test_llm.py).
 """
