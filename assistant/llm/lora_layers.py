@@ -4,9 +4,9 @@ On CPU, a decode step is small enough that peft's Python around each of the 210 
 calls for the base layer, dropout and both factors, adapter loops, dtype checks) is a large part of
 the adapter's cost: the shipped adapter decoded 12.0 tokens/s through peft's forward and 13.3 with the
 same arithmetic done directly (bf16, 2 cores, Intel Xeon with AMX; `bench/agent_bench.py speed`, one
-run, docs/BENCHMARKS.md). Merging would remove the cost but changes decisions in bf16 (`transformers_backend`), so the
-same operations run in the same order and dtypes as `peft.tuners.lora.layer.Linear.forward`: the logits
-are bit for bit peft's (tests/test_llm.py).
+run, docs/BENCHMARKS.md). Merging would remove the cost but changes decisions in bf16
+(`transformers_backend`), so the same operations run in the same order and dtypes as
+`peft.tuners.lora.layer.Linear.forward`: the logits are bit for bit peft's (tests/test_llm.py).
 """
 
 import torch
