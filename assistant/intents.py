@@ -128,7 +128,7 @@ class IntentReader:
         a family (FAMILIES) where only the family is sure; none without a write head."""
         if self.writes is None or not text.strip():
             return {}
-        p = dict(zip(self.writes.labels, map(float, self.writes.probabilities(self.vectors([text]))[0]), strict=True))
+        p = self._write_probabilities(text)
         wanted = {w: q for w, q in p.items() if q >= WRITE_SURE and w not in FAMILIES}
         for family, members in FAMILIES.items():
             if p.get(family, 0.0) >= WRITE_SURE and not any(m in wanted for m in members):
@@ -139,7 +139,11 @@ class IntentReader:
         """Whether the message may ask for any change to an order or account (True without a write head)."""
         if self.writes is None or not text.strip():
             return self.writes is None
-        return float(self.writes.probabilities(self.vectors([text]))[0].max()) >= WRITE_ASKED
+        return max(self._write_probabilities(text).values()) >= WRITE_ASKED
+
+    def _write_probabilities(self, text: str) -> dict[str, float]:
+        probabilities = self.writes.probabilities(self.vectors([text]))[0]
+        return dict(zip(self.writes.labels, map(float, probabilities), strict=True))
 
     def save(self, folder: Path, metrics: dict | None = None) -> None:
         folder = Path(folder)

@@ -58,15 +58,18 @@ class ParsedRequest:
     def open_ended(self) -> bool:
         """No need is stated: the request asks what the customer would like ("surprise me", "what should
         household 1234 buy next?"), which only their purchases can answer."""
-        words = re.findall(r"[a-z][a-z'-]*", self.query.lower())
-        return all(w in _FILLER or w in _OPEN or w in _HEADS for w in words)
+        return _only(self.query, _FILLER | _OPEN | _HEADS)
 
     @property
     def refines(self) -> bool:
         """Bounds and hedges only, no need of its own ("something under $150 maybe?"): it refines the
         request before it."""
-        words = re.findall(r"[a-z][a-z'-]*", self.query.lower())
-        return all(w in _FILLER or w in _HEDGES for w in words)
+        return _only(self.query, _FILLER | _HEDGES)
+
+
+def _only(text: str, allowed: frozenset[str]) -> bool:
+    """Every word of `text` is one of `allowed` (digits and punctuation are no words)."""
+    return all(w in allowed for w in re.findall(r"[a-z][a-z'-]*", text.lower()))
 
 
 def parse_request(message: str) -> ParsedRequest:

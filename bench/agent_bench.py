@@ -215,9 +215,10 @@ def decode_speed(model, base: str, adapter: str | None, rounds: int = 3, new_tok
     dtype = str(bf16.model.dtype).removeprefix("torch.")
     runners[f"transformers, shopassist decoder ({dtype}, LoRA unmerged: the fallback with bf16)"] = decoder_loop(bf16)
     if adapter is not None and dtype == "bfloat16":  # the same LoRA layers through peft's own forward
+        from assistant.llm.lora_layers import peft_lora
+
         peft_own = TransformersChatModel(base, adapter, threads=2, merge_adapter=False)
-        for layer in peft_own.model.modules():
-            vars(layer).pop("forward", None)  # assistant.llm.lora_layers sets it per layer
+        peft_lora(peft_own.model)
         runners[f"transformers, shopassist decoder ({dtype}, LoRA unmerged, peft's own forward)"] = decoder_loop(
             peft_own
         )

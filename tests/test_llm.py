@@ -223,16 +223,14 @@ def test_the_direct_lora_layers_give_peft_s_logits_bit_for_bit(smollm2_checkpoin
     """The shipped adapter unmerged (the bf16 path) through assistant.llm.lora_layers, against peft's own
     forward on the same weights: the same numbers, so the same decisions."""
     from assistant.llm import shipped_adapter
+    from assistant.llm.lora_layers import peft_lora
     from assistant.llm.transformers_backend import TransformersChatModel
 
     model = TransformersChatModel("smollm2", shipped_adapter("smollm2"), threads=2, merge_adapter=False)
-    direct = [m for m in model.model.modules() if "forward" in vars(m)]
-    assert len(direct) == 210  # every LoRA projection of the shipped adapter
     ids = torch.tensor([model.tokenizer.encode("Do you have waterproof hiking boots under $120?")])
     with torch.inference_mode():
         fast = model.model(ids).logits
-        for layer in direct:
-            del layer.forward  # back to peft's
+        assert peft_lora(model.model) == 210  # every LoRA projection of the shipped adapter was direct
         reference = model.model(ids).logits
     assert torch.equal(fast, reference)
 
