@@ -118,7 +118,8 @@ def agent_turns(model, prompts: list[str], workdir: Path) -> dict:
     workdir.mkdir(parents=True, exist_ok=True)
     with Store(workdir / "agent.sqlite3", get_pack("tau-retail")) as store:
         ctx = ToolContext(store, open_search())
-        new_agent(model, ctx, "tau-retail").warm()  # as the server does at start: the shared prefix, the masks
+        new_agent(model, ctx, "tau-retail").warm()  # as the server does at start: the shared prefix, the masks,
+        ctx.search.warm()  # the embedding model (search and intent reader), index and catalog snapshot
         seconds, calls = [], []
         for message in prompts:
             agent = new_agent(model, ctx, "tau-retail")
@@ -207,6 +208,10 @@ def decode_speed(model, base: str, adapter: str | None, rounds: int = 3, new_tok
     runners[default] = decoder_loop(model)
     if available() and not on_llamacpp:  # the default is transformers here (AMX): llama.cpp beside it
         runners["shopassist decoder on llama.cpp"] = decoder_loop(LlamaCppChatModel(base, adapter, threads=2))
+    if on_llamacpp and adapter is not None and model.weights != "q8_0, LoRA unmerged":
+        runners["shopassist decoder on llama.cpp, q8_0 + LoRA unmerged (the AVX2 default before 2026-12-03)"] = (
+            decoder_loop(LlamaCppChatModel(base, adapter, threads=2, weights="q8_0", merge=False))
+        )
     if available() and adapter is not None:
         runners["shopassist decoder on llama.cpp, base model without the adapter"] = decoder_loop(
             LlamaCppChatModel(base, None, threads=2)
@@ -298,10 +303,14 @@ def peak_memory_mb(base: str, adapter: str | None) -> dict:
 
 def llamacpp_weights(base: str, adapter: str | None, prompt_tokens: int = 1000, new_tokens: int = 64) -> dict:
     """Prefill and decode tokens/s of the llama.cpp backend (with the adapter) per weight format, the
-    choice `assistant.llm.gguf_files.weight_format` makes from the CPU; one warm-up, then 2 rounds, median."""
+    choice `assistant.llm.gguf_files.weight_format` makes from the CPU, the adapter unmerged, and f16 with
+    the adapter merged (`merges_adapter`); one warm-up, then 2 rounds, median."""
     out = {}
-    for fmt in ("q4_1", "q8_0", "f16", "bf16"):
-        model = LlamaCppChatModel(base, adapter, threads=2, weights=fmt)
+    rows = [(fmt, fmt, False) for fmt in ("q4_1", "q8_0", "f16", "bf16")]
+    if adapter is not None:
+        rows.append(("f16, LoRA merged", "f16", True))
+    for row, fmt, merge in rows:
+        model = LlamaCppChatModel(base, adapter, threads=2, weights=fmt, merge=merge)
         words = model.tokenizer.encode("A tent, a stove and a lamp for the hills. " * 200, add_special_tokens=False)
         prompt = words[:prompt_tokens]
         prefill, decode = [], []
@@ -314,7 +323,7 @@ def llamacpp_weights(base: str, adapter: str | None, prompt_tokens: int = 1000, 
             for _ in range(new_tokens):
                 model.decoder.feed([model.decoder.next_token()])
             decode.append(new_tokens / (time.perf_counter() - started))
-        out[fmt] = {
+        out[row] = {
             f"prefill_{prompt_tokens}_tokens_per_s": round(statistics.median(prefill[1:])),
             f"decode_after_{prompt_tokens}_tokens_per_s": round(statistics.median(decode[1:]), 1),
         }
@@ -334,6 +343,10 @@ def run_speed(args: argparse.Namespace) -> dict:
     with tempfile.TemporaryDirectory() as tmp:
         turns = tool_turns(model, prompts, Path(tmp))
         turns["agent_turn_s"] = agent_turns(model, prompts, Path(tmp))
+        if args.adapter and getattr(model, "weights", "") not in ("", "q8_0, LoRA unmerged"):  # before, same run
+            before = LlamaCppChatModel(args.model, args.adapter, threads=2, weights="q8_0", merge=False)
+            turns["agent_turn_s_q8_0_unmerged"] = agent_turns(before, prompts, Path(tmp) / "before")
+            del before
         if available() and getattr(model, "backend", "") != "llama.cpp":  # the other local backend, same run
             other = LlamaCppChatModel(args.model, args.adapter, threads=2)
             turns["agent_turn_s_llamacpp"] = agent_turns(other, prompts, Path(tmp) / "llamacpp")
@@ -346,6 +359,7 @@ def run_speed(args: argparse.Namespace) -> dict:
         "free_decoding": free_decoding(args.model, args.adapter, prompts),
         "decode_tokens_per_s": decode_speed(model, args.model, args.adapter),
         "backend": getattr(model, "backend", "transformers"),
+        "weights": getattr(model, "weights", str(getattr(getattr(model, "model", None), "dtype", ""))),
     }
     if available():
         result["llamacpp_weights"] = llamacpp_weights(args.model, args.adapter)

@@ -113,7 +113,7 @@ def main() -> None:
 
         candidate = LlamaCppChatModel("smollm2", adapter, args.threads)
         weights = candidate.decoder.engine.gguf.name
-        described, tag = f"{candidate.name} on llama.cpp ({weights}, LoRA as a llama.cpp adapter)", "llamacpp"
+        described, tag = f"{candidate.name} on llama.cpp ({weights}: {candidate.weights})", "llamacpp"
     else:
         candidate = TransformersChatModel("smollm2", adapter, args.threads, dtype=dtype, merge_adapter=True)
         tag = str(candidate.model.dtype).removeprefix("torch.")

@@ -7,7 +7,7 @@ import pytest
 import torch
 
 from assistant.llm import ModelError, ModelNotFoundError, pick_backend, shipped_adapter
-from assistant.llm.gguf_files import weight_format
+from assistant.llm.gguf_files import merges_adapter, weight_format
 from assistant.messages import ChatMessage
 
 llama_cpp = pytest.importorskip("llama_cpp")
@@ -49,13 +49,69 @@ def test_the_default_backend_is_llamacpp_for_packaged_models(smollm2_checkpoint,
 
 def test_the_weight_format_follows_the_cpu(monkeypatch):
     assert weight_format("flags : fpu avx2 avx512f avx512_bf16") == "bf16"
-    assert weight_format("flags : fpu avx2 fma") == "q8_0"
+    assert weight_format("flags : fpu avx2 fma f16c") == "f16"  # AVX2: the fastest prefill there
     assert weight_format("flags : fpu avx2 avx512_bf16 amx_bf16 amx_tile") == "q8_0"  # AMX: no extra buffers
     monkeypatch.setenv("SHOPASSIST_WEIGHTS", "q4_1")
     assert weight_format("avx512_bf16") == "q4_1"
     monkeypatch.setenv("SHOPASSIST_WEIGHTS", "int3")
     with pytest.raises(ModelError, match="SHOPASSIST_WEIGHTS"):
         weight_format()
+
+
+def test_the_adapter_is_merged_only_into_weights_that_keep_its_update(monkeypatch):
+    assert merges_adapter("f16") and not merges_adapter("bf16") and not merges_adapter("q8_0")
+    monkeypatch.setenv("SHOPASSIST_MERGE_LORA", "0")
+    assert not merges_adapter("f16")
+    monkeypatch.setenv("SHOPASSIST_MERGE_LORA", "1")
+    assert merges_adapter("q8_0")
+    monkeypatch.setenv("SHOPASSIST_MERGE_LORA", "yes")
+    with pytest.raises(ModelError, match="SHOPASSIST_MERGE_LORA"):
+        merges_adapter("f16")
+
+
+def test_merged_weights_hold_the_base_weights_plus_the_adapter_update(smollm2_checkpoint):
+    """W + alpha/r * B @ A, with the query rows in llama.cpp's rotary layout, stored in f16."""
+    import gguf
+    import numpy as np
+    from gguf.quants import dequantize
+    from safetensors.numpy import load_file
+
+    from assistant.llm.checkpoints import BASE_MODELS
+    from assistant.llm.gguf_files import _permute, base_gguf
+
+    config = json.loads((smollm2_checkpoint / "config.json").read_text())
+    packaged = BASE_MODELS["smollm2"].gguf_path()
+    merged = {t.name: t for t in gguf.GGUFReader(str(base_gguf(packaged, "f16", ADAPTER, config))).tensors}
+    base = {t.name: t for t in gguf.GGUFReader(str(packaged)).tensors}
+    peft = json.loads((ADAPTER / "adapter_config.json").read_text())
+    lora = load_file(str(ADAPTER / "adapter_model.safetensors"))
+    prefix = "base_model.model.model.layers.3.self_attn.q_proj"
+    a, b = lora[f"{prefix}.lora_A.weight"], _permute(lora[f"{prefix}.lora_B.weight"], config["num_attention_heads"])
+    name = "blk.3.attn_q.weight"
+    want = dequantize(base[name].data, base[name].tensor_type) + peft["lora_alpha"] / peft["r"] * (b @ a)
+    got = dequantize(merged[name].data, merged[name].tensor_type)
+    assert merged[name].tensor_type == gguf.GGMLQuantizationType.F16
+    assert np.abs(got - want).max() <= 1e-3 * np.abs(want).max()  # f16 rounding only
+    assert merged["token_embd.weight"].tensor_type == base["token_embd.weight"].tensor_type  # untouched
+
+
+def test_merged_and_unmerged_adapters_give_the_reference_distribution(smollm2_checkpoint):
+    """Merged into f16 the adapter is at least as close to the float32 transformers model as run unmerged."""
+    from assistant.llm.llamacpp_backend import LlamaCppChatModel
+    from assistant.llm.transformers_backend import TransformersChatModel
+
+    reference = TransformersChatModel("smollm2", ADAPTER, threads=2, dtype="float32")
+    merged = LlamaCppChatModel("smollm2", ADAPTER, threads=2, weights="f16", merge=True)
+    unmerged = LlamaCppChatModel("smollm2", ADAPTER, threads=2, weights="f16", merge=False)
+    assert merged.decoder.engine.lora is None and unmerged.decoder.engine.lora is not None
+    ids = agent_prompt(merged, "I'd like to exchange the boots from order #W2378156 for a bigger size")
+    want = torch.log_softmax(_logits(reference, ids), -1)
+    kls = []
+    for model in (merged, unmerged):
+        got = torch.log_softmax(_logits(model, ids), -1)
+        assert int(got.argmax()) == int(want.argmax())
+        kls.append(float((want.exp() * (want - got)).sum()))
+    assert kls[0] < 0.01 and kls[0] <= kls[1] + 1e-3, kls
 
 
 def test_the_exported_adapter_has_every_lora_pair(smollm2_checkpoint):

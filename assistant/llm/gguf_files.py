@@ -4,11 +4,17 @@
   kernel for Q4_1, so a prompt runs at about its decode speed (343 tokens/s here); the same weights
   dequantized to bf16 — the numbers the transformers bf16 path computes with — prefill 2.5x faster on a
   CPU with native bf16, and Q8_0 1.75x faster (`bench/agent_bench.py speed`, `llamacpp_weights`).
-- `lora_gguf`: a peft LoRA adapter as a llama.cpp LoRA GGUF, so the llama.cpp backend runs the shipped
-  adapter, in the layout llama.cpp's `convert_lora_to_gguf.py` writes (metadata `general.type = adapter`,
-  `adapter.type = lora`, `adapter.lora.alpha`; per target weight `<gguf name>.lora_a` shaped (r, in) and
-  `.lora_b` shaped (out, r)). llama.cpp stores Llama's query and key rows permuted for its rotary layout,
-  so their `lora_b` rows are permuted the same way.
+- `base_gguf(..., adapter=...)`: the same with a peft LoRA adapter merged into the matrices in float32
+  before they are encoded (W + alpha/r * B @ A, as peft's `merge_and_unload`): llama.cpp then runs no
+  adapter products at all (an unmerged adapter cost a quarter of the decode speed, 101 against 76 tokens/s
+  on an AVX2 CPU, `bench/agent_bench.py speed`).
+- `lora_gguf`: a peft LoRA adapter as a llama.cpp LoRA GGUF (kept for `SHOPASSIST_MERGE_LORA=0` and the
+  packaged 4-bit file), in the layout llama.cpp's `convert_lora_to_gguf.py` writes (metadata
+  `general.type = adapter`, `adapter.type = lora`, `adapter.lora.alpha`; per target weight
+  `<gguf name>.lora_a` shaped (r, in) and `.lora_b` shaped (out, r)).
+
+llama.cpp stores Llama's query and key rows permuted for its rotary layout, so a LoRA's `lora_b` rows
+(merged or not) are permuted the same way.
 
 Both are built with the `gguf` package (reader, writer, quantizers, tensor-name map), written to a
 temporary name and renamed, and keyed by their source.
@@ -70,7 +76,9 @@ def weight_format(cpu_flags: str | None = None) -> str:
     - `bf16` with native bf16 (avx512_bf16) and no AMX: prefill 863 against Q8_0's 602 tokens/s;
     - `q8_0` on AMX CPUs, where llama.cpp's extra weight buffers stay off (`has_amx`): prefill as bf16's
       (455 against 451 tokens/s), decode faster (31.7 against 28.2 after 1,000 tokens);
-    - `q8_0` elsewhere (AVX2).
+    - `f16` elsewhere (AVX2): prefill 458 against Q8_0's 344 tokens/s on an AVX2-only AMD EPYC, and with
+      the adapter merged (`merges_adapter`) the shipped agent's turn on the 20 bench prompts took 1.27 s p50
+      against 1.84 s for Q8_0 with the adapter unmerged (the previous default there).
 
     `SHOPASSIST_WEIGHTS` overrides: `bf16`, `f16`, `q8_0`, or `q4_1` for the packaged file as it is."""
     chosen = os.environ.get("SHOPASSIST_WEIGHTS", "").strip().lower()
@@ -80,22 +88,44 @@ def weight_format(cpu_flags: str | None = None) -> str:
         return chosen
     if cpu_flags is None:
         cpu_flags = read_cpu_flags()
-    return "bf16" if "avx512_bf16" in cpu_flags and not has_amx(cpu_flags) else "q8_0"
+    if has_amx(cpu_flags):
+        return "q8_0"
+    return "bf16" if "avx512_bf16" in cpu_flags else "f16"
 
 
-def base_gguf(packaged: Path, fmt: str) -> Path:
-    """The packaged GGUF with its Q4_1 matrices in `fmt` (the packaged file itself for `q4_1`)."""
-    if fmt == "q4_1":
+def merges_adapter(fmt: str) -> bool:
+    """Whether the adapter is merged into `fmt` weights rather than run by llama.cpp as a LoRA at every step.
+
+    Merged only into f16, whose 11-bit mantissa keeps the adapter's small update: next-token KL against the
+    float32 reference 0.0006 merged, 0.0042 unmerged, and 66 against 57 tokens/s decode on an AVX2 CPU.
+    bf16 would round the update to 8 bits (merged in bf16 on transformers, 6 of 122 suite decisions
+    changed) and Q8_0 doubled the KL (0.0071 against 0.0031). `SHOPASSIST_MERGE_LORA=0` or `1` decides."""
+    chosen = os.environ.get("SHOPASSIST_MERGE_LORA", "").strip()
+    if chosen not in ("", "0", "1"):
+        raise ModelError(f"SHOPASSIST_MERGE_LORA must be 0 or 1, got {chosen!r}")
+    return chosen == "1" if chosen else fmt == "f16"
+
+
+def base_gguf(packaged: Path, fmt: str, adapter: Path | None = None, base_config: dict | None = None) -> Path:
+    """The packaged GGUF with its Q4_1 matrices in `fmt` (the packaged file itself for `q4_1`), with
+    `adapter` merged into them when given (`base_config`: the model's config.json, for the tensor names)."""
+    if fmt == "q4_1" and adapter is None:
         return packaged
     stat = packaged.stat()
-    digest = hashlib.sha256(f"{packaged}:{stat.st_size}:{stat.st_mtime_ns}".encode()).hexdigest()[:12]
-    name = f"{packaged.stem}-{fmt}-{digest}.gguf"
+    key = f"{packaged}:{stat.st_size}:{stat.st_mtime_ns}"
+    if adapter is not None:
+        key += ":" + _adapter_digest(adapter)
+    digest = hashlib.sha256(key.encode()).hexdigest()[:12]
+    merged = "" if adapter is None else f"-{Path(adapter).name}"
+    name = f"{packaged.stem}{merged}-{fmt}-{digest}.gguf"
     if (cached := model_cache_dir() / "gguf" / name).is_file():
         return cached
-    if not _has_q4_1(packaged):  # reading the file's tensor table takes seconds: only before converting
+    if adapter is None and not _has_q4_1(packaged):  # reading the tensor table takes seconds: only before converting
         return packaged
-    print(f"shopassist: re-encoding {packaged.name} as {fmt} for llama.cpp (once, seconds) ...", file=sys.stderr)
-    return _derived(name, lambda out: write_base_gguf(packaged, fmt, out))
+    deltas = lora_deltas(Path(adapter), base_config or {}) if adapter is not None else {}
+    what = "with the adapter merged " if deltas else ""
+    print(f"shopassist: re-encoding {packaged.name} {what}as {fmt} for llama.cpp (once, seconds) ...", file=sys.stderr)
+    return _derived(name, lambda out: write_base_gguf(packaged, fmt, out, deltas))
 
 
 def _has_q4_1(path: Path) -> bool:
@@ -104,12 +134,17 @@ def _has_q4_1(path: Path) -> bool:
     return any(t.tensor_type == gguf.GGMLQuantizationType.Q4_1 for t in gguf.GGUFReader(str(path)).tensors)
 
 
-def write_base_gguf(packaged: Path, fmt: str, out: Path) -> None:
+def write_base_gguf(packaged: Path, fmt: str, out: Path, deltas: dict[str, np.ndarray] | None = None) -> None:
+    """`deltas`: float32 updates by GGUF tensor name, added to those matrices before they are encoded."""
     import gguf
     from gguf.quants import dequantize, quantize
 
-    kind = getattr(gguf.GGMLQuantizationType, FORMATS[fmt])
+    deltas = deltas or {}
+    kind = getattr(gguf.GGMLQuantizationType, FORMATS.get(fmt, "Q4_1"))
     reader = gguf.GGUFReader(str(packaged))
+    missing = set(deltas) - {t.name for t in reader.tensors}
+    if missing:
+        raise ModelError(f"{packaged.name} has no tensors {sorted(missing)[:3]} for the adapter")
     writer = gguf.GGUFWriter(str(out), reader.fields[gguf.Keys.General.ARCHITECTURE].contents())
     for field in reader.fields.values():  # metadata copied as gguf's own gguf_new_metadata script does
         if field.name == gguf.Keys.General.ARCHITECTURE or field.name.startswith("GGUF."):
@@ -117,7 +152,10 @@ def write_base_gguf(packaged: Path, fmt: str, out: Path) -> None:
         array = field.types[0] == gguf.GGUFValueType.ARRAY
         writer.add_key_value(field.name, field.contents(), field.types[0], sub_type=field.types[-1] if array else None)
     for tensor in reader.tensors:
-        if tensor.tensor_type == gguf.GGMLQuantizationType.Q4_1:
+        if tensor.name in deltas:
+            merged = dequantize(tensor.data, tensor.tensor_type) + deltas[tensor.name]
+            writer.add_tensor(tensor.name, quantize(merged, kind), raw_dtype=kind)
+        elif tensor.tensor_type == gguf.GGMLQuantizationType.Q4_1 and kind != tensor.tensor_type:
             writer.add_tensor(tensor.name, quantize(dequantize(tensor.data, tensor.tensor_type), kind), raw_dtype=kind)
         else:  # norms (F32) and the Q8_0 embedding stay as they are
             writer.add_tensor(tensor.name, tensor.data, raw_dtype=tensor.tensor_type)
@@ -127,14 +165,14 @@ def write_base_gguf(packaged: Path, fmt: str, out: Path) -> None:
     writer.close()
 
 
-def lora_gguf(adapter: Path, base_config: dict) -> Path:
-    """The llama.cpp GGUF of a peft LoRA folder (written on first use, keyed by the adapter's content)."""
-    weights = adapter / "adapter_model.safetensors"
-    digest = hashlib.sha256(weights.read_bytes() + (adapter / "adapter_config.json").read_bytes()).hexdigest()[:16]
-    return _derived(f"lora-{adapter.name}-{digest}.gguf", lambda out: write_lora_gguf(adapter, base_config, out))
+def _adapter_digest(adapter: Path) -> str:
+    weights = Path(adapter) / "adapter_model.safetensors"
+    return hashlib.sha256(weights.read_bytes() + (Path(adapter) / "adapter_config.json").read_bytes()).hexdigest()[:16]
 
 
-def write_lora_gguf(adapter: Path, base_config: dict, out: Path) -> None:
+def lora_pairs(adapter: Path, base_config: dict) -> tuple[float, dict[str, tuple[np.ndarray, np.ndarray]]]:
+    """The adapter's alpha and, by llama.cpp weight name (`blk.0.attn_q.weight`), its float32 (A, B) pairs in
+    llama.cpp's layout."""
     import gguf
     from safetensors.numpy import load_file
 
@@ -147,10 +185,7 @@ def write_lora_gguf(adapter: Path, base_config: dict, out: Path) -> None:
     n_head, n_kv = base_config["num_attention_heads"], base_config["num_key_value_heads"]
     names = gguf.get_tensor_name_map(gguf.MODEL_ARCH.LLAMA, base_config["num_hidden_layers"])
     tensors = load_file(str(adapter / "adapter_model.safetensors"))
-    writer = gguf.GGUFWriter(str(out), gguf.MODEL_ARCH_NAMES[gguf.MODEL_ARCH.LLAMA])
-    writer.add_type(gguf.GGUFType.ADAPTER)
-    writer.add_string(gguf.Keys.Adapter.TYPE, "lora")
-    writer.add_float32(gguf.Keys.Adapter.LORA_ALPHA, float(config["lora_alpha"]))
+    pairs = {}
     for key in sorted(k for k in tensors if k.endswith(".lora_A.weight")):
         module = key.removeprefix(PEFT_PREFIX).removesuffix(".lora_A.weight")
         name = names.get_name(module + ".weight", try_suffixes=(".weight",))
@@ -162,8 +197,33 @@ def write_lora_gguf(adapter: Path, base_config: dict, out: Path) -> None:
             lora_b = _permute(lora_b, n_head)
         elif module.endswith("self_attn.k_proj"):
             lora_b = _permute(lora_b, n_kv)
-        writer.add_tensor(f"{name}.lora_a", np.ascontiguousarray(lora_a))
-        writer.add_tensor(f"{name}.lora_b", np.ascontiguousarray(lora_b))
+        pairs[name] = (np.ascontiguousarray(lora_a), np.ascontiguousarray(lora_b))
+    return float(config["lora_alpha"]), pairs
+
+
+def lora_deltas(adapter: Path, base_config: dict) -> dict[str, np.ndarray]:
+    """alpha/r * B @ A per llama.cpp weight name: what `merge_and_unload` adds to each weight."""
+    alpha, pairs = lora_pairs(adapter, base_config)
+    return {name: (alpha / a.shape[0]) * (b @ a) for name, (a, b) in pairs.items()}
+
+
+def lora_gguf(adapter: Path, base_config: dict) -> Path:
+    """The llama.cpp GGUF of a peft LoRA folder (written on first use, keyed by the adapter's content)."""
+    digest = _adapter_digest(adapter)
+    return _derived(f"lora-{adapter.name}-{digest}.gguf", lambda out: write_lora_gguf(adapter, base_config, out))
+
+
+def write_lora_gguf(adapter: Path, base_config: dict, out: Path) -> None:
+    import gguf
+
+    alpha, pairs = lora_pairs(adapter, base_config)
+    writer = gguf.GGUFWriter(str(out), gguf.MODEL_ARCH_NAMES[gguf.MODEL_ARCH.LLAMA])
+    writer.add_type(gguf.GGUFType.ADAPTER)
+    writer.add_string(gguf.Keys.Adapter.TYPE, "lora")
+    writer.add_float32(gguf.Keys.Adapter.LORA_ALPHA, alpha)
+    for name, (lora_a, lora_b) in pairs.items():
+        writer.add_tensor(f"{name}.lora_a", lora_a)
+        writer.add_tensor(f"{name}.lora_b", lora_b)
     writer.write_header_to_file()
     writer.write_kv_data_to_file()
     writer.write_tensors_to_file()

@@ -21,7 +21,7 @@ import torch
 from assistant.llm.base import GenerationSettings, ModelError, PromptProfile
 from assistant.llm.checkpoints import BASE_MODELS, ModelNotFoundError, load_tokenizer, read_profile, resolve_checkpoint
 from assistant.llm.decoding import PARK_MIN_TOKENS, Budget, Decoder, common_prefix
-from assistant.llm.gguf_files import base_gguf, has_amx, lora_gguf, weight_format
+from assistant.llm.gguf_files import base_gguf, has_amx, lora_gguf, merges_adapter, weight_format
 from assistant.llm.guided_model import LocalChatModel
 
 KV_CELLS = 8192  # the model's trained context, shared by the kept conversations (older ones make room)
@@ -230,16 +230,27 @@ class LlamaCppChatModel(LocalChatModel):
         budget: Budget | None = None,
         slots: int = 4,
         weights: str | None = None,
+        merge: bool | None = None,
     ):
-        """`weights`: `bf16`, `f16`, `q8_0` or `q4_1` (the packaged file); by default chosen from the CPU."""
+        """`weights`: `bf16`, `f16`, `q8_0` or `q4_1` (the packaged file); by default chosen from the CPU.
+        `merge`: the adapter merged into the weights or run by llama.cpp as a LoRA at every step; by default
+        as `merges_adapter` decides for the format."""
         if model not in BASE_MODELS:
             raise ModelNotFoundError(f"the llama.cpp backend runs the packaged GGUF models: {', '.join(BASE_MODELS)}")
         checkpoint = resolve_checkpoint(model)  # the tokenizer and config (the weights stay in the GGUF)
         config = json.loads((checkpoint / "config.json").read_text())
         self.name = model if adapter is None else f"{model}+{Path(adapter).name}"
         self.backend = "llama.cpp"
-        lora = lora_gguf(Path(adapter), config) if adapter is not None else None
-        weights_file = base_gguf(BASE_MODELS[model].gguf_path(), weights or weight_format())
+        packaged, fmt = BASE_MODELS[model].gguf_path(), weights or weight_format()
+        if merge is None:
+            merge = merges_adapter(fmt)
+        merge = merge and adapter is not None
+        self.weights = f"{fmt}, LoRA merged" if merge else f"{fmt}, LoRA unmerged" if adapter else fmt
+        if merge:
+            weights_file, lora = base_gguf(packaged, fmt, Path(adapter), config), None
+        else:
+            weights_file = base_gguf(packaged, fmt)
+            lora = lora_gguf(Path(adapter), config) if adapter is not None else None
         engine = LlamaCppEngine(weights_file, lora, threads or 2, slots + SCRATCH)
         tokenizer = load_tokenizer(checkpoint)
         profile = read_profile(adapter) or read_profile(checkpoint) or PromptProfile.base()
