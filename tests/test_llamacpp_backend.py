@@ -225,3 +225,23 @@ def test_warming_up_reads_the_system_prompt_once_for_every_conversation(fast):
     prompt = agent_prompt(fast, "do you sell tents?")
     system_end = min(i + 1 for i, t in enumerate(prompt) if t in fast.decoder.turn_ends)
     assert fast.decoder.start(prompt) == system_end  # the first conversation reads only its own message
+
+
+def test_a_forced_option_is_fed_in_one_batch_with_its_log_probability(fast):
+    """Once one option is left, its remaining tokens run in one batch: the same log-probability and next
+    logits as one token at a time (up to the kernels' rounding for another batch shape)."""
+    from assistant.llm.decoding import Decoder
+
+    decoder = fast.decoder
+    prompt = agent_prompt(fast, "do you have hiking boots under $200?")
+    forced = decoder.encode('<tool_call>{"name": "search_products", "arguments": {"query":')
+    decoder.reset()
+    decoder.start(prompt)
+    one_by_one = Decoder.feed_forced(decoder, forced)
+    logits = decoder.logits.clone()
+    decoder.start(prompt)
+    batched = decoder.feed_forced(forced)
+    assert decoder.ids == prompt + forced
+    assert batched == pytest.approx(one_by_one, abs=0.05)
+    assert int(decoder.logits.argmax()) == int(logits.argmax())
+    assert torch.allclose(torch.softmax(decoder.logits, -1), torch.softmax(logits, -1), atol=0.01)

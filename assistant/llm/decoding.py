@@ -186,6 +186,17 @@ class Decoder:
         self.logits = out.logits[0, -1].float()
         self.ids.extend(ids)
 
+    def feed_forced(self, ids: list[int]) -> float:
+        """Feed `ids`, the rest of an option once only one is left; returns the model's log-probability of
+        `ids[1:]` (the first was chosen, and counted, by the caller). One token at a time, as they were
+        chosen before; llama.cpp's decoder feeds them in one batch."""
+        total = 0.0
+        for prev, token in zip(ids, ids[1:], strict=False):
+            self.feed([prev])
+            total += float(torch.log_softmax(self.logits, -1)[token])
+        self.feed(ids[-1:])
+        return total
+
     def feed_text(self, text: str) -> None:
         if self.carry:
             if not text.startswith(self.carry):
@@ -266,6 +277,10 @@ class Decoder:
                 allowed[ids[depth]] = True
             token = self._masked_argmax(allowed)
             encoded = [(o, ids) for o, ids in encoded if ids[depth] == token]
+            if len(encoded) == 1:  # the rest of the option is forced
+                option, ids = encoded[0]
+                self.logprob += self.feed_forced(ids[depth:])
+                return option
             self.feed([token])
             depth += 1
             done = [o for o, ids in encoded if len(ids) == depth]

@@ -186,6 +186,18 @@ class LlamaCppDecoder(Decoder):
         if ids:
             self.logits = self.engine.logits()
 
+    def feed_forced(self, ids: list[int]) -> float:
+        """As `Decoder.feed_forced`, in one batch with every row's logits: a tool's name or an option key
+        once its first token decided it costs one step instead of one per token."""
+        if len(ids) < 2 or len(ids) > BATCH or any(t in self.turn_ends for t in ids):
+            return super().feed_forced(ids)
+        self._decode([(ids, len(self.ids), self.active)], all_logits=True)
+        self.ids.extend(ids)
+        rows = self.engine.logits(len(ids))
+        self.logits = rows[-1]
+        logp = torch.log_softmax(rows[:-1], -1)
+        return float(logp.gather(1, torch.tensor(ids[1:])[:, None]).sum())
+
     def score_here(self, continuations: list[list[int]]) -> list[float]:
         """As `Decoder.score_here`; the continuations run side by side, each on a scratch copy of the
         active sequence (a copy shares the prefix's cells), up to `SCRATCH` and `BATCH` tokens a batch.
