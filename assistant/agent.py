@@ -143,9 +143,11 @@ class Agent:
             if on_text is not None:
                 on_text(act.text)
             return ChatMessage("assistant", act.text, meta=meta)
-        if intent is not None and intent.label == "shopping" and self.session.user_id is None:
-            # a product question starts with the catalog (signed-in customers may be choosing an item of an
-            # order: the model decides there); the model still chooses the tool and writes its arguments
+        if intent is not None and intent.label == "shopping" and not self._names_order():
+            # a product question starts with the catalog, signed in or not (after an order look-up, "do you
+            # have hiking boots under $300?" read the order again); one naming an order may be choosing its
+            # items: the model decides there. A write asked for still comes first (below); the model still
+            # chooses the tool and writes its arguments
             catalog = [t for t in legal if t["function"]["name"] in CATALOG_FIRST]
             legal, required = catalog or legal, bool(catalog)
         elif legal and not self.this_turn and self.session.user_id is None and EMAIL.search(self._latest_customer()):
@@ -197,6 +199,11 @@ class Agent:
 
     def _latest_customer(self) -> str:
         return next((m.content for m in reversed(self.messages) if m.role == "user"), "")
+
+    def _names_order(self) -> bool:
+        from assistant.guidance import ORDER_ID
+
+        return self.session.user_id is not None and ORDER_ID.search(self._latest_customer()) is not None
 
     def _read_intent(self) -> "Intent | None":
         """What the customer's latest message asks for, when the reader is sure of it."""

@@ -53,7 +53,7 @@ FAMILY_OF = {m: f for f, members in FAMILIES.items() for m in members}
 ONCE_PER_TURN = frozenset(
     {"search_products", "list_all_product_types", "get_user_details", "rank_products", "transfer_to_human_agents"}
 )
-_ORDER_ID = re.compile(r"#W\d{7}\b")
+ORDER_ID = re.compile(r"#W\d{7}\b")
 _UNITS = re.compile(r"\b(\d+)[ -]?(?:feet|foot)\b")  # "5-feet" is the catalog's "5 ft"
 # how customers name a payment method's kind (the store's `source`)
 SOURCE_WORDS = {"gift_card": "gift card", "paypal": "paypal", "credit_card": "credit card"}
@@ -240,7 +240,7 @@ def ground(
         elif key == "order_id":
             status = STATUS_FOR.get(name)
             if status is None:  # a read: their orders, or a number the customer typed (the policy refuses others')
-                values = list(orders) + [m for t in texts for m in _ORDER_ID.findall(t)]
+                values = list(orders) + [m for t in texts for m in ORDER_ID.findall(t)]
             else:  # a write: an order of theirs in the right status that this conversation has looked up
                 seen = _fetched_orders(messages)
                 values = [o for o, d in orders.items() if d["status"] == status and o in seen]
@@ -352,7 +352,7 @@ def read_only(legal: list[dict[str, Any]], session: PolicySession, text: str) ->
     """`legal` for a message that asks for no change: no writes, and order look-ups narrowed to the orders
     the message names, where it names any (asked whether #W8770097 had shipped, the model read every
     other order of the account and described the last one)."""
-    typed = set(_ORDER_ID.findall(text))
+    typed = set(ORDER_ID.findall(text))
     out = []
     for tool in legal:
         name = tool["function"]["name"]
@@ -417,7 +417,7 @@ def _orders_meant(session: PolicySession, texts: list[str], status: str) -> tupl
     store = session.ctx.store
     user = store.user(session.user_id) or {}
     orders = {o: d for o in user.get("orders", []) if (d := store.order(o)) is not None and d["status"] == status}
-    typed = [o for t in texts for o in _ORDER_ID.findall(t)]
+    typed = [o for t in texts for o in ORDER_ID.findall(t)]
     if typed:  # the orders they typed, if in the status (not another order: never theirs, or not in it)
         picked = [o for o in dict.fromkeys(typed) if o in orders]
         return picked, bool(picked)
