@@ -170,6 +170,32 @@ def test_batched_scoring_equals_scoring_one_by_one(fast):
     assert together == pytest.approx(alone, abs=0.05 * max(len(o) for o in options))
 
 
+def test_candidates_sharing_a_start_are_scored_from_one_run(fast):
+    """Copy candidates ("hiking", "hiking boots", ...) share their start: one fed run serves them all, with
+    the scores of feeding each alone, and fewer tokens fed."""
+    decoder = fast.decoder
+    ids = agent_prompt(fast, "do you have waterproof hiking boots?")
+    words = "waterproof hiking boots".split()
+    spans = [" ".join(words[i : i + n]) for i in range(3) for n in range(1, 4 - i)]
+    options = [decoder.encode(f' "{s}"}}') for s in spans]
+    decoder.reset()
+    decoder.start(ids)
+    fed = []
+    decode = decoder.engine.decode
+    decoder.engine.decode = lambda parts, all_logits=False: (
+        fed.append(sum(len(t) for t, _, _ in parts)) or decode(parts, all_logits)
+    )
+    try:
+        together = decoder.score_here(options)
+    finally:
+        decoder.engine.decode = decode
+    assert sum(fed) < sum(len(o) - 1 for o in options) * 2 / 3, fed
+    for option, score in zip(options, together, strict=True):
+        decoder.start(ids)
+        alone = decoder.score_here([option])
+        assert score == pytest.approx(alone[0], abs=0.05 * len(option))
+
+
 def test_conversations_taking_turns_continue_their_own_cache(fast):
     decoder = fast.decoder
     decoder.reset()

@@ -10,6 +10,7 @@ back continues its own sequence, and copying a prefix into another sequence shar
 copying them, so every conversation shares the system prompt's keys and values.
 """
 
+import bisect
 import ctypes
 import json
 import logging
@@ -199,36 +200,47 @@ class LlamaCppDecoder(Decoder):
         return float(logp.gather(1, torch.tensor(ids[1:])[:, None]).sum())
 
     def score_here(self, continuations: list[list[int]]) -> list[float]:
-        """As `Decoder.score_here`; the continuations run side by side, each on a scratch copy of the
-        active sequence (a copy shares the prefix's cells), up to `SCRATCH` and `BATCH` tokens a batch.
+        """As `Decoder.score_here`. A continuation's tokens but its last are fed; one fed run serves every
+        continuation whose fed part starts it (copy candidates "hiking", "hiking boots", "hiking boots
+        under" are one run: a third of the tokens). The runs go side by side, each on a scratch copy of
+        the active sequence (a copy shares the prefix's cells), up to `SCRATCH` and `BATCH` tokens a batch.
         A batch always fits beside the conversation: `max_context` + `BATCH` < `KV_CELLS`."""
         first = torch.log_softmax(self.logits, -1)
         totals = [float(first[ids[0]]) for ids in continuations]
-        longer = [i for i, ids in enumerate(continuations) if len(ids) > 1]
-        here, scratch0 = len(self.ids), len(self.slots)
-        while longer:
+        fed = sorted({tuple(ids[:-1][:BATCH]) for ids in continuations if len(ids) > 1})
+        # sorted, a fed part that starts others comes just before them: a run is one that starts no other
+        runs = [f for f, after in zip(fed, [*fed[1:], ()], strict=True) if after[: len(f)] != f]
+        rows = self._run_rows(runs)
+        for i, ids in enumerate(continuations):
+            if len(ids) > 1:
+                key = tuple(ids[:-1][:BATCH])
+                run = runs[bisect.bisect_left(runs, key)]  # the first run at or after it starts with it
+                targets = torch.tensor(ids[1 : len(key) + 1])
+                totals[i] += float(rows[run][: len(key)].gather(1, targets[:, None]).sum())
+        return totals
+
+    def _run_rows(self, runs: list[tuple[int, ...]]) -> dict[tuple[int, ...], torch.Tensor]:
+        """Each run fed after the active sequence: its rows of next-token log-probabilities."""
+        out: dict[tuple[int, ...], torch.Tensor] = {}
+        here, scratch0, waiting = len(self.ids), len(self.slots), list(runs)
+        while waiting:
             group, size = [], 0
-            while longer and len(group) < SCRATCH and (not group or size + len(continuations[longer[0]]) - 1 <= BATCH):
-                size += len(continuations[longer[0]]) - 1
-                group.append(longer.pop(0))
-            parts = []
-            for n, i in enumerate(group):
+            while waiting and len(group) < SCRATCH and (not group or size + len(waiting[0]) <= BATCH):
+                size += len(waiting[0])
+                group.append(waiting.pop(0))
+            for n in range(len(group)):
                 self.engine.share(self.active, scratch0 + n, here)
-                parts.append((continuations[i][:-1][:BATCH], here, scratch0 + n))
             try:
-                self._decode(parts, all_logits=True)
-                rows = torch.log_softmax(
-                    self.engine.logits(sum(len(t) for t, _, _ in parts)).view(-1, first.shape[0]), -1
-                )
+                self._decode([(list(run), here, scratch0 + n) for n, run in enumerate(group)], all_logits=True)
+                rows = torch.log_softmax(self.engine.logits(size).view(size, -1), -1)
             finally:
                 for n in range(len(group)):
                     self.engine.drop(scratch0 + n)
             at = 0
-            for (tokens, _, _), i in zip(parts, group, strict=True):
-                targets = torch.tensor(continuations[i][1 : len(tokens) + 1])
-                totals[i] += float(rows[at : at + len(tokens)].gather(1, targets[:, None]).sum())
-                at += len(tokens)
-        return totals
+            for run in group:
+                out[run] = rows[at : at + len(run)]
+                at += len(run)
+        return out
 
 
 class LlamaCppChatModel(LocalChatModel):
