@@ -9,6 +9,7 @@ decoder closes the value itself. (A JSON-schema regex index such as outlines' ta
 schema on this CPU; here the masks are built once per tokenizer in well under a second for SmolLM2.)
 """
 
+import bisect
 import copy
 import threading
 from dataclasses import dataclass
@@ -116,6 +117,8 @@ class Decoder:
     Not thread-safe: the backend holds a lock around each generation.
     """
 
+    score_limit: int | None = None  # a scored continuation is fed up to this many tokens (None: all)
+
     def __init__(self, model, tokenizer, slots: int = 4):
         self.model = model
         self.tokenizer = tokenizer
@@ -213,22 +216,35 @@ class Decoder:
         self.logprob += float(torch.log_softmax(self.logits, -1)[token])  # under the model, not the mask
         return token
 
-    @torch.inference_mode()
     def score_here(self, continuations: list[list[int]]) -> list[float]:
-        """Log-probability of each continuation from the current position; the decoder stays where it is."""
-        logits0 = self.logits
-        first = torch.log_softmax(logits0, -1)
-        out = []
-        for ids in continuations:
-            total = float(first[ids[0]])
+        """Log-probability of each continuation from the current position; the decoder stays where it is.
+
+        A continuation's tokens but its last are fed; one fed run serves every continuation whose fed part
+        starts it (copy candidates "hiking", "hiking boots", "hiking boots under" are one run: a third of
+        the tokens of feeding each)."""
+        first = torch.log_softmax(self.logits, -1)
+        totals = [float(first[ids[0]]) for ids in continuations]
+        fed = sorted({tuple(ids[:-1][: self.score_limit]) for ids in continuations if len(ids) > 1})
+        # sorted, a fed part that starts others comes just before them: a run is one that starts no other
+        runs = [f for f, after in zip(fed, [*fed[1:], ()], strict=True) if after[: len(f)] != f]
+        rows = self._run_rows(runs)
+        for i, ids in enumerate(continuations):
             if len(ids) > 1:
-                x = torch.tensor([ids[:-1]], device=self.device)
-                logits = self.model(input_ids=x, past_key_values=self.cache, use_cache=True).logits[0].float()
-                rest = torch.log_softmax(logits, -1).gather(1, torch.tensor(ids[1:], device=self.device)[:, None])
-                total += float(rest.sum())
-                self.cache.crop(-(len(ids) - 1))  # drop what this continuation added
-            out.append(total)
-        self.logits = logits0
+                key = tuple(ids[:-1][: self.score_limit])
+                run = runs[bisect.bisect_left(runs, key)]  # the first run at or after it starts with it
+                targets = torch.tensor(ids[1 : len(key) + 1])
+                totals[i] += float(rows[run][: len(key)].gather(1, targets[:, None]).sum())
+        return totals
+
+    @torch.inference_mode()
+    def _run_rows(self, runs: list[tuple[int, ...]]) -> dict[tuple[int, ...], torch.Tensor]:
+        """Each run fed after the current position, one at a time: its rows of next-token log-probabilities."""
+        out = {}
+        for run in runs:
+            x = torch.tensor([run], device=self.device)
+            logits = self.model(input_ids=x, past_key_values=self.cache, use_cache=True).logits[0].float()
+            out[run] = torch.log_softmax(logits, -1).cpu()
+            self.cache.crop(-len(run))  # drop what this run added
         return out
 
     def score(self, prompt_ids: list[int], continuations: list[list[int]]) -> list[float]:

@@ -10,7 +10,6 @@ back continues its own sequence, and copying a prefix into another sequence shar
 copying them, so every conversation shares the system prompt's keys and values.
 """
 
-import bisect
 import ctypes
 import json
 import logging
@@ -106,6 +105,8 @@ class LlamaCppEngine:
 class LlamaCppDecoder(Decoder):
     """`Decoder`'s constrained decoding on llama.cpp; each kept conversation is one llama.cpp sequence."""
 
+    score_limit = BATCH
+
     def __init__(self, engine: LlamaCppEngine, tokenizer, slots: int = 4):
         """`engine` holds `slots + SCRATCH` sequences: `slots` kept conversations, then scratch copies."""
         self.engine = engine
@@ -199,28 +200,10 @@ class LlamaCppDecoder(Decoder):
         logp = torch.log_softmax(rows[:-1], -1)
         return float(logp.gather(1, torch.tensor(ids[1:])[:, None]).sum())
 
-    def score_here(self, continuations: list[list[int]]) -> list[float]:
-        """As `Decoder.score_here`. A continuation's tokens but its last are fed; one fed run serves every
-        continuation whose fed part starts it (copy candidates "hiking", "hiking boots", "hiking boots
-        under" are one run: a third of the tokens). The runs go side by side, each on a scratch copy of
-        the active sequence (a copy shares the prefix's cells), up to `SCRATCH` and `BATCH` tokens a batch.
-        A batch always fits beside the conversation: `max_context` + `BATCH` < `KV_CELLS`."""
-        first = torch.log_softmax(self.logits, -1)
-        totals = [float(first[ids[0]]) for ids in continuations]
-        fed = sorted({tuple(ids[:-1][:BATCH]) for ids in continuations if len(ids) > 1})
-        # sorted, a fed part that starts others comes just before them: a run is one that starts no other
-        runs = [f for f, after in zip(fed, [*fed[1:], ()], strict=True) if after[: len(f)] != f]
-        rows = self._run_rows(runs)
-        for i, ids in enumerate(continuations):
-            if len(ids) > 1:
-                key = tuple(ids[:-1][:BATCH])
-                run = runs[bisect.bisect_left(runs, key)]  # the first run at or after it starts with it
-                targets = torch.tensor(ids[1 : len(key) + 1])
-                totals[i] += float(rows[run][: len(key)].gather(1, targets[:, None]).sum())
-        return totals
-
     def _run_rows(self, runs: list[tuple[int, ...]]) -> dict[tuple[int, ...], torch.Tensor]:
-        """Each run fed after the active sequence: its rows of next-token log-probabilities."""
+        """As `Decoder._run_rows`; the runs go side by side, each on a scratch copy of the active sequence (a
+        copy shares the prefix's cells), up to `SCRATCH` and `BATCH` tokens a batch. A batch always fits
+        beside the conversation: `max_context` + `BATCH` < `KV_CELLS`."""
         out: dict[tuple[int, ...], torch.Tensor] = {}
         here, scratch0, waiting = len(self.ids), len(self.slots), list(runs)
         while waiting:
