@@ -143,7 +143,7 @@ class Agent:
             if on_text is not None:
                 on_text(act.text)
             return ChatMessage("assistant", act.text, meta=meta)
-        if intent is not None and intent.label == "shopping" and not self._names_order():
+        if intent is not None and intent.label == "shopping" and not self._about_an_order_of_theirs():
             # a product question starts with the catalog, signed in or not (after an order look-up, "do you
             # have hiking boots under $300?" read the order again); one naming an order may be choosing its
             # items: the model decides there. A write asked for still comes first (below); the model still
@@ -200,7 +200,8 @@ class Agent:
     def _latest_customer(self) -> str:
         return next((m.content for m in reversed(self.messages) if m.role == "user"), "")
 
-    def _names_order(self) -> bool:
+    def _about_an_order_of_theirs(self) -> bool:
+        """Whether a signed-in customer's latest message names an order (#W...)."""
         from assistant.guidance import ORDER_ID
 
         return self.session.user_id is not None and ORDER_ID.search(self._latest_customer()) is not None

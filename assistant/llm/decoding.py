@@ -224,13 +224,13 @@ class Decoder:
         the tokens of feeding each)."""
         first = torch.log_softmax(self.logits, -1)
         totals = [float(first[ids[0]]) for ids in continuations]
-        fed = sorted({tuple(ids[:-1][: self.score_limit]) for ids in continuations if len(ids) > 1})
+        keys = [tuple(ids[:-1][: self.score_limit]) for ids in continuations]  # what each one feeds
+        fed = sorted({key for key in keys if key})
         # sorted, a fed part that starts others comes just before them: a run is one that starts no other
         runs = [f for f, after in zip(fed, [*fed[1:], ()], strict=True) if after[: len(f)] != f]
         rows = self._run_rows(runs)
-        for i, ids in enumerate(continuations):
-            if len(ids) > 1:
-                key = tuple(ids[:-1][: self.score_limit])
+        for i, (ids, key) in enumerate(zip(continuations, keys, strict=True)):
+            if key:
                 run = runs[bisect.bisect_left(runs, key)]  # the first run at or after it starts with it
                 targets = torch.tensor(ids[1 : len(key) + 1])
                 totals[i] += float(rows[run][: len(key)].gather(1, targets[:, None]).sum())
