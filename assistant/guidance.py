@@ -450,6 +450,27 @@ def option_values(products) -> dict[str, dict[str, str]]:
     return values
 
 
+def yes_no_options(products) -> dict[str, tuple[str, str]]:
+    """Option key → the catalog's spellings of (yes, no), for options whose only values are yes and no."""
+    found: dict[str, set[str]] = {}
+    for p in products:
+        for v in p["variants"].values():
+            for k, val in v["options"].items():
+                found.setdefault(k, set()).add(str(val))
+    spell = {k: {v.lower(): v for v in vals} for k, vals in found.items()}
+    return {k: (s["yes"], s["no"]) for k, s in spell.items() if set(s) == {"yes", "no"}}
+
+
+def _said_feature(key: str, message: str) -> bool | None:
+    """Whether the message asks for the feature `key` names (True), asks it away ("not waterproof",
+    "non-waterproof", False) or does not name it (None); "water resistant" names "water resistance"."""
+    stems = [re.escape(w[: max(4, len(w) - 3)]) + r"\w*" for w in key.lower().split()]
+    found = re.search(r"\b(?:(not|non|no|without)[\s-]+)?" + r"[\s-]+".join(stems) + r"\b", message.lower())
+    if found is None:
+        return None
+    return found.group(1) is None
+
+
 def stated_filters(
     arguments: dict[str, Any], message: str, store, earlier: dict[str, Any] | None = None
 ) -> dict[str, Any]:
@@ -489,6 +510,11 @@ def stated_filters(
         # copied the earlier search; this message's words and bounds replace it, nothing of it carries over
         out = with_bounds({"query": bounds.query})
         kind, earlier = named, None
+    elif named is not None and kind is None and plain:
+        # the model copied words that name no product ("any" of "any waterproof action cameras under
+        # $400?"): the message names the type, its words are the query
+        out["query"] = bounds.query
+        kind = named
     if kind is None and named is None and earlier and earlier.get("query") and bounds.refines:
         # only bounds and hedges ("something under $150 maybe?" after "a gift for my dad who loves camping"):
         # the same request, refined; the model's copy of these words searched water bottles and perfume
@@ -511,6 +537,10 @@ def stated_filters(
         if len(keys) == 1:
             ((key, value),) = keys.items()
             options.setdefault(key, value)
+    for key, (yes, no) in yes_no_options(p for p in products if p["name"] == kind).items():
+        # a yes/no option is said by its name ("waterproof hiking boots"), never by its value
+        if (said := _said_feature(key, message)) is not None:
+            options.setdefault(key, yes if said else no)
     if earlier and earlier.get("category") == out.get("category"):
         for key in ("max_price", "min_price"):
             if key not in out and earlier.get(key) is not None:

@@ -74,7 +74,8 @@ def _constraints(arguments: dict) -> str:
         parts.append(f"under {_money(float(arguments['max_price']))}")
     if arguments.get("min_price") is not None:
         parts.append(f"from {_money(float(arguments['min_price']))}")
-    parts += [f"{k} {v}" for k, v in (arguments.get("options") or {}).items()]
+    said = {"yes": "{k}", "no": "not {k}"}  # a yes/no option reads as the feature ("waterproof")
+    parts += [said.get(str(v).lower(), "{k} {v}").format(k=k, v=v) for k, v in (arguments.get("options") or {}).items()]
     return f" ({', '.join(parts)})" if parts else ""
 
 
@@ -99,7 +100,9 @@ def _nearest(arguments: dict, store) -> str:
 
 def _search(record: ToolCallRecord, session: PolicySession | None = None) -> str:
     hits = json.loads(record.output)
-    query, wanted = record.arguments.get("query", ""), _constraints(record.arguments)
+    # a search of one type is named by it, not by the words searched ("do you have waterproof boots?")
+    query = record.arguments.get("category") or record.arguments.get("query", "")
+    wanted = _constraints(record.arguments)
     if not hits:
         nearest = _nearest(record.arguments, session.ctx.store if session is not None else None)
         return (

@@ -107,11 +107,16 @@ def test_stated_price_bounds_and_options_reach_the_search_filters(store):
     other = stated_filters({"query": "backpack"}, "and backpacks?", store, first)
     assert "max_price" not in other and "options" not in other  # another type starts afresh
     boots = stated_filters({"query": "hiking boots"}, "I need waterproof hiking boots, size 10", store)
-    assert boots["options"] == {"size": "10"} and boots["category"] == "Hiking Boots"
+    assert boots["options"] == {"size": "10", "waterproof": "yes"} and boots["category"] == "Hiking Boots"
+    # a yes/no option is named, not valued: "waterproof" means yes, "not waterproof" no
+    dry = stated_filters({"query": "hiking boots"}, "hiking boots, not waterproof", store)
+    assert dry["options"] == {"waterproof": "no"}
+    speaker = stated_filters({"query": "bluetooth speaker"}, "a water-resistant bluetooth speaker?", store)
+    assert speaker["options"] == {"water resistance": "yes"}
     # the model copied the earlier search although the customer now names another type: their words win
     copied = {**tee, "max_price": 60, "options": {"color": "blue"}}
     switched = stated_filters(copied, "waterproof hiking boots, size 10", store, first)
-    assert switched["category"] == "Hiking Boots" and switched["options"] == {"size": "10"}
+    assert switched["category"] == "Hiking Boots" and switched["options"] == {"size": "10", "waterproof": "yes"}
     assert "hiking boots" in switched["query"] and "max_price" not in switched
     # bounds and hedges only refine the request before: its query, this message's bound
     camping = {"query": "gift for my dad who loves camping"}
