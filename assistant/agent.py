@@ -13,6 +13,7 @@ from typing import TYPE_CHECKING, Protocol
 from assistant.masking import EMAIL
 from assistant.messages import ChatMessage, ToolCall
 from assistant.policy import AUTH_TOOLS, PolicySession, ToolCallRecord
+from retrieval.errors import ShopassistError
 
 if TYPE_CHECKING:
     from assistant.intents import Intent, IntentReader
@@ -95,6 +96,17 @@ class Agent:
         warm = getattr(self.model, "warm", None)
         if warm is not None:
             warm(self.messages[:1] + self.examples)
+
+    def read_ahead(self, idle: Callable[[], bool]) -> int:
+        """While the customer reads the reply and no other turn waits (`idle()`), let a local model read the
+        conversation so far, so their next message is all it reads then. Tokens read (0: nothing to do)."""
+        read = getattr(self.model, "read_ahead", None)
+        if read is None or self.done:
+            return 0
+        try:
+            return read(self.messages[:1] + self.examples + self.messages[1:], idle)
+        except ShopassistError:  # an optimisation only: the next turn reads whatever is missing itself
+            return 0
 
     def add_customer_message(self, text: str) -> None:
         """Record the customer's message; a yes/no to a pending write settles it through the policy layer."""

@@ -253,6 +253,28 @@ def test_warming_up_reads_the_system_prompt_once_for_every_conversation(fast):
     assert fast.decoder.start(prompt) == system_end  # the first conversation reads only its own message
 
 
+def test_reading_a_reply_ahead_leaves_the_next_turn_its_own_message_and_the_same_logits(fast):
+    """While the shopper reads the reply the model reads it too (message by message, as `start` would):
+    the next turn reads only the new message and decides from the same logits as without it."""
+    from assistant.runtime import prompt_prefix
+
+    reply = 'Here is what I found for "T-Shirt":\n- T-Shirt (color black, size S) — $52.88, item 1176194968'
+    before = [*prompt_prefix("tau-retail", fast.profile), ChatMessage("user", "find me a t-shirt under $60")]
+    so_far = [*before, ChatMessage("assistant", reply + "\nWould you like one of these?")]
+    prompt = fast.prompt_ids([*so_far, ChatMessage("user", "any in blue?")], None)
+    fast.decoder.reset()
+    fast.decoder.start(prompt)
+    cold = fast.decoder.logits.clone()
+    fast.decoder.reset()
+    fast.decoder.start(fast.prompt_ids(before, None))  # the turn that chose the reply
+    assert fast.read_ahead(so_far, lambda: False) == 0  # a turn waiting goes first
+    assert fast.read_ahead(so_far, lambda: True) > 0
+    assert fast.read_ahead(so_far, lambda: True) == 0  # read once
+    reply_end = len(fast.prompt_ids(so_far, None)) - len(fast.tokenizer.encode("\n<|im_start|>assistant\n"))
+    assert fast.decoder.start(prompt) == reply_end
+    assert torch.equal(fast.decoder.logits, cold)
+
+
 def test_a_forced_option_is_fed_in_one_batch_with_its_log_probability(fast):
     """Once one option is left, its remaining tokens run in one batch: the same log-probability and next
     logits as one token at a time (up to the kernels' rounding for another batch shape)."""

@@ -338,6 +338,22 @@ def test_waiting_shoppers_are_served_in_arrival_order_and_told_their_place(store
     assert told == {0: [], 1: [1], 2: [2, 1], 3: [3, 2, 1]}  # each hears their place as the line moves
 
 
+def test_the_model_reads_a_reply_ahead_only_while_no_shopper_waits(store, search, tmp_path):
+    model = SerialRuleModel()
+    model.gate.set()
+    asked: list[tuple[list, object]] = []
+    model.read_ahead = lambda messages, idle: asked.append((messages, idle)) or 0
+    hub = make_hub(model, store, search, "tau-retail", logs=tmp_path / "logs")
+    conversation = hub.new()
+    hub.customer_turn(conversation, "hello")
+    wait_for(lambda: asked, 10, "the read-ahead")
+    messages, idle = asked[0]
+    assert messages[-1].role == "assistant" and messages[-1].content == conversation.transcript()[-1].content
+    assert idle()  # nobody in line
+    with hub.line.turn():  # a shopper's turn in line: the read-ahead gives way
+        assert not idle()
+
+
 def test_the_server_warms_the_model_on_the_shared_system_prompt_at_start(store, search, tmp_path):
     warmed = []
 

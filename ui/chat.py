@@ -7,6 +7,7 @@ catalog and lists the best matches with their real attributes.
 
 import json
 import sys
+import threading
 from collections.abc import Callable
 
 from assistant.requests import MAX_MESSAGE_CHARS, parse_request
@@ -46,6 +47,7 @@ class AgentChat:
         self.agent = new_agent(model, ctx, store_name, settings)
         self.trace = trace
         self.out = out or (lambda text: print(text, end="", flush=True))
+        self._replying = threading.Event()
 
     def reply(self, message: str) -> str:
         if len(message) > MAX_MESSAGE_CHARS:
@@ -57,7 +59,13 @@ class AgentChat:
             streamed.append(text)
             self.out(text)
 
-        turn = self.agent.respond(message, on_text=stream)
+        self._replying.set()
+        try:
+            turn = self.agent.respond(message, on_text=stream)
+        finally:
+            self._replying.clear()
+        # the model reads this reply while the customer does: their next message is all it reads then
+        threading.Thread(target=self.agent.read_ahead, args=(lambda: not self._replying.is_set(),), daemon=True).start()
         lines = []
         if self.trace:
             for record in self.agent.session.trace[shown:]:

@@ -204,7 +204,14 @@ class ConversationHub:
                 conversation.cards = cards
                 self._impressions(conversation, cards)
             self._save(conversation)
+            if self.line is not None and not turn.transferred:
+                threading.Thread(target=self._read_ahead, args=(conversation.agent,), daemon=True).start()
             return TurnResult(reply, cards, conversation.pending, turn.transferred)
+
+    def _read_ahead(self, agent: Agent) -> None:
+        """The model reads this reply while the shopper does, unless another shopper's turn is waiting."""
+        line = self.line
+        agent.read_ahead(lambda: len(line) == 0)
 
     def feedback(self, conversation: Conversation, index: int, rating: str | None) -> None:
         """Thumbs up/down on the assistant message at `index` of the transcript (None clears it)."""
