@@ -19,8 +19,25 @@ if TYPE_CHECKING:
     from assistant.intents import Intent, IntentReader
 
 CATALOG_FIRST = ("search_products", "list_all_product_types")  # what a product question may start with
+SEARCHES = ("search_products",)  # calls whose results the reply lists: left out of later turns' prompts
 STEP_LIMIT_REPLY = "I'm sorry, I couldn't finish that on my own. Could you rephrase, or ask for a human agent?"
 TRANSFER_REPLY = "I've passed your request to a human colleague, who will continue from here."
+
+
+def without_earlier_searches(messages: list[ChatMessage]) -> list[ChatMessage]:
+    """The conversation as a guided model reads it: the searches of earlier customer turns are left out,
+    call and results, while the replies that listed their items stay. Each search leaves ~450 tokens of
+    JSON whose items its reply already names, and every later step attends over them: a shopper's sixth
+    search read 3,500 tokens with them, 1,600 without. The current turn keeps its own searches; a model
+    trained on one search per conversation (finetune/build_shopping.py) reads the same either way."""
+    last = max((i for i, m in enumerate(messages) if m.role == "user"), default=-1)
+
+    def earlier_search(i: int, m: ChatMessage) -> bool:
+        if i > last:
+            return False
+        return (m.tool_call is not None and m.tool_call.name in SEARCHES) or (m.role == "tool" and m.name in SEARCHES)
+
+    return [m for i, m in enumerate(messages) if not earlier_search(i, m)]
 
 
 class Model(Protocol):
@@ -103,8 +120,9 @@ class Agent:
         read = getattr(self.model, "read_ahead", None)
         if read is None or self.done:
             return 0
+        upcoming = ChatMessage("user", "")  # the prompt as the customer's next message will find it
         try:
-            return read(self.messages[:1] + self.examples + self.messages[1:], idle)
+            return read(self._view([*self.messages, upcoming])[:-1], idle)
         except ShopassistError:  # an optimisation only: the next turn reads whatever is missing itself
             return 0
 
@@ -122,7 +140,7 @@ class Agent:
 
     def propose(self, on_text: Callable[[str], None] | None = None, tools: bool = True) -> ChatMessage:
         """The model's next step (a tool call or a reply), not yet run or recorded."""
-        view = self.messages[:1] + self.examples + self.messages[1:]
+        view = self._view(self.messages)
         streaming = {"on_text": on_text} if on_text is not None else {}
         if not (self.guided and getattr(self.model, "guided", False)):
             return self.model.generate(view, tools=self.session.registry.schemas() if tools else None, **streaming)
@@ -208,6 +226,13 @@ class Agent:
             if chosen.action is not None:
                 message.meta["action"] = chosen.action
         return message
+
+    def _view(self, messages: list[ChatMessage]) -> list[ChatMessage]:
+        """What the model reads: the system prompt, the in-context examples, the conversation (guided:
+        without earlier turns' searches, see `without_earlier_searches`)."""
+        if self.guided and getattr(self.model, "guided", False):
+            messages = without_earlier_searches(messages)
+        return messages[:1] + self.examples + messages[1:]
 
     def _latest_customer(self) -> str:
         return next((m.content for m in reversed(self.messages) if m.role == "user"), "")

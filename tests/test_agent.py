@@ -100,3 +100,40 @@ def test_conversations_do_not_share_state(store):
     b.respond("show me #W6779827")
     assert a.session.user_id == "ethan_lopez_6291" and b.session.user_id is None
     assert b.session.trace[0].outcome == "refused" and len(a.messages) == 5 and len(b.messages) == 5
+
+
+def test_a_guided_model_reads_earlier_turns_without_their_searches():
+    from assistant.agent import without_earlier_searches
+
+    search = call("search_products", query="t-shirt")
+    results = ChatMessage("tool", '[{"item_id": "1176194968"}]', name="search_products")
+    order = call("get_order_details", order_id="#W2611340")
+    details = ChatMessage("tool", '{"order_id": "#W2611340"}', name="get_order_details")
+    listed = say("Here is what I found: T-Shirt, item 1176194968")
+    system, first, second = ChatMessage("system", "policy"), ChatMessage("user", "t-shirts?"), ChatMessage("user", "ok")
+    now = [system, first, search, results]
+    assert without_earlier_searches(now) == now  # this turn's own search is read whole
+    later = [system, first, order, details, search, results, listed, second, search, results]
+    # the earlier turn keeps its reply (which lists the items) and its other tools' results
+    assert without_earlier_searches(later) == [system, first, order, details, listed, second, search, results]
+
+
+def test_reading_ahead_reads_the_start_of_the_next_turns_prompt(store):
+    class Guided(ReplayModel):
+        guided = True
+        read: list = []
+
+        def read_ahead(self, messages, idle):
+            self.read.append(messages)
+            return 1
+
+    model = Guided(call("search_products", query="t-shirt"), say("Here they are"), say("You're welcome"))
+    model.expect_tools = {"search_products"}
+    agent = Agent(model, PolicySession(ToolRegistry(), ToolContext(store)), "policy", guided=False)
+    agent.respond("any t-shirts?")  # replayed unguided; read as a guided model reads it
+    agent.guided = True
+    assert agent.read_ahead(lambda: True) == 1
+    ahead = model.read[-1]
+    next_prompt = agent._view([*agent.messages, ChatMessage("user", "thanks")])
+    assert next_prompt[: len(ahead)] == ahead and ahead[-1].content == "Here they are"
+    assert all(m.role != "tool" for m in ahead)  # the finished turn's search is not read again
