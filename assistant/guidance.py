@@ -450,15 +450,14 @@ def option_values(products) -> dict[str, dict[str, str]]:
     return values
 
 
-def yes_no_options(products) -> dict[str, tuple[str, str]]:
-    """Option key → the catalog's spellings of (yes, no), for options whose only values are yes and no."""
-    found: dict[str, set[str]] = {}
-    for p in products:
-        for v in p["variants"].values():
-            for k, val in v["options"].items():
-                found.setdefault(k, set()).add(str(val))
-    spell = {k: {v.lower(): v for v in vals} for k, vals in found.items()}
-    return {k: (s["yes"], s["no"]) for k, s in spell.items() if set(s) == {"yes", "no"}}
+def yes_no_options(values: dict[str, dict[str, str]]) -> dict[str, tuple[str, str]]:
+    """From `option_values`' result: option key → the catalog's spellings of (yes, no), for options whose
+    only values are yes and no."""
+    by_key: dict[str, dict[str, str]] = {}
+    for value, keys in values.items():
+        for key, spelled in keys.items():
+            by_key.setdefault(key, {})[value] = spelled
+    return {k: (s["yes"], s["no"]) for k, s in by_key.items() if set(s) == {"yes", "no"}}
 
 
 def _said_feature(key: str, message: str) -> bool | None:
@@ -537,7 +536,7 @@ def stated_filters(
         if len(keys) == 1:
             ((key, value),) = keys.items()
             options.setdefault(key, value)
-    for key, (yes, no) in yes_no_options(p for p in products if p["name"] == kind).items():
+    for key, (yes, no) in yes_no_options(values).items():
         # a yes/no option is said by its name ("waterproof hiking boots"), never by its value
         if (said := _said_feature(key, message)) is not None:
             options.setdefault(key, yes if said else no)
