@@ -428,3 +428,22 @@ def test_a_question_that_asks_for_no_change_is_offered_no_write_and_only_the_ord
     assert lookups[0]["function"]["parameters"]["properties"]["order_id"]["enum"] == ["#W2631563"]
     assert "get_order_details" not in names(offered[2])  # the order it names is read: the model answers
     assert agent.session.pending is None and store.order("#W2631563")["status"] == "pending"
+
+
+def test_a_search_ends_the_turn_with_its_listing_unless_a_write_is_waiting(store, search):
+    import json
+
+    model = _Offered([("search_products", {"query": "t-shirt", "max_price": 60})])
+    agent = new_agent(model, ToolContext(store, search), "tau-retail")
+    agent.intents = _Reads()
+    turn = agent.respond("any t-shirts under $60?")
+    assert len(model.offered) == 1 and turn.steps == 2 and turn.tool_calls == 1  # the model ran once
+    listed = [h["item_id"] for h in json.loads(agent.session.trace[-1].output)]
+    assert listed and all(f"item {i}" in turn.reply for i in listed)
+    assert agent.messages[-1].meta == {"act": "grounded", "direct": True}
+    # a customer who also asked for a change gets it proposed next, not the listing
+    model = _Offered([("search_products", {"query": "t-shirt"})])
+    agent = new_agent(model, ToolContext(store, search), "tau-retail")
+    agent.intents = _Reads()
+    agent.respond("do you sell t-shirts? and please cancel my order")
+    assert len(model.offered) == 2 and "direct" not in agent.messages[-1].meta  # the model chose again
