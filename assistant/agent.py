@@ -126,6 +126,12 @@ class Agent:
         except ShopassistError:  # an optimisation only: the next turn reads whatever is missing itself
             return 0
 
+    def close(self) -> None:
+        """The conversation is over (a finished evaluation task): a local model lets go of its cache."""
+        forget = getattr(self.model, "forget", None)
+        if forget is not None:
+            forget(self._view(self.messages), shared=1 + len(self.examples))
+
     def add_customer_message(self, text: str) -> None:
         """Record the customer's message; a yes/no to a pending write settles it through the policy layer."""
         self._turn_start = len(self.session.trace)

@@ -183,6 +183,7 @@ def run_conversation(conversation: dict[str, Any], stores: FreshStores, make_age
                 f"turn {n}: {f}" for f in check_turn(expect, records, result.reply, session, result.transferred)
             ]
         failures += [f"final: {f}" for f in check_final(conversation.get("final", {}), store, session)]
+        agent.close()
     return ConversationResult(
         conversation["id"],
         not failures,

@@ -195,6 +195,7 @@ class Evaluator:
                     transferred = True
                     break
                 message = "yes" if session.pending is not None else first_person(task.instruction)
+            agent.close()
             turns = len(replies)
             state_match = store.state_hash() == gold
             found = outputs_found(task.outputs, replies)

@@ -293,3 +293,26 @@ def test_a_forced_option_is_fed_in_one_batch_with_its_log_probability(fast):
     assert batched == pytest.approx(one_by_one, abs=0.05)
     assert int(decoder.logits.argmax()) == int(logits.argmax())
     assert torch.allclose(torch.softmax(decoder.logits, -1), torch.softmax(logits, -1), atol=0.01)
+
+
+def test_a_finished_conversation_leaves_the_cache_but_its_system_prompt_and_others_stay(fast):
+    """`forget` (an evaluation task's end) frees the finished conversation's cells; the system prompt stays
+    for the next one, another conversation keeps its own, and the next prompt reads as in a fresh cache."""
+    from assistant.runtime import prompt_prefix
+
+    start = prompt_prefix("tau-retail", fast.profile)
+    long = "do you have hiking boots in size 10? " + "I walk a lot in the hills. " * 50
+    done = [*start, ChatMessage("user", long), ChatMessage("assistant", "Which color?")]
+    other = agent_prompt(fast, "please cancel order #W7800651, I ordered it by mistake. " * 20)  # kept whole
+    nxt = agent_prompt(fast, "Has my order #W3794101 arrived?")
+    fast.decoder.reset()
+    fast.decoder.start(nxt)
+    alone = fast.decoder.logits.clone()
+    fast.decoder.reset()
+    fast.decoder.start(other)
+    fast.decoder.start(fast.prompt_ids(done, None))
+    fast.forget(done, shared=len(start))
+    system_end = min(i + 1 for i, t in enumerate(nxt) if t in fast.decoder.turn_ends)
+    assert sorted(len(h) for h in fast.decoder.held()) == [system_end, len(other)]
+    assert fast.decoder.start(nxt) == system_end
+    assert torch.equal(fast.decoder.logits, alone)

@@ -171,6 +171,18 @@ class Decoder:
     def reset(self) -> None:
         self.ids, self.cache, self.parked = [], None, []
 
+    def release(self, prompt_ids: list[int], keep: int, mine: int) -> None:
+        """Let go of the kept sequences of the conversation `prompt_ids` (those sharing more than its first
+        `mine` tokens, i.e. its first customer message too), all but their first `keep` tokens. Another
+        conversation that opened with the same message loses its cache too and reads it again."""
+        self.parked = [(ids, cache) for ids, cache in self.parked if common_prefix(ids, prompt_ids) < mine]
+        if self.cache is not None and common_prefix(self.ids, prompt_ids) >= mine:
+            if keep > 0 and getattr(self.cache, "is_croppable", False):
+                self.cache.crop(keep)
+                del self.ids[keep:]
+            else:
+                self.ids, self.cache = [], None
+
     def held(self) -> list[list[int]]:
         """The token sequences whose KV cache is kept (the active one first)."""
         return [self.ids, *(ids for ids, _ in self.parked)]

@@ -166,6 +166,13 @@ class LlamaCppDecoder(Decoder):
             self.slots[s] = []
         self.ids = self.slots[self.active]
 
+    def release(self, prompt_ids: list[int], keep: int, mine: int) -> None:
+        """As `Decoder.release`; the freed cells go back to llama.cpp, which fills the lowest free cells first."""
+        for s, ids in enumerate(self.slots):
+            if common_prefix(ids, prompt_ids) >= mine:
+                self.engine.drop(s, keep)
+                del ids[keep:]
+
     def held(self) -> list[list[int]]:
         return [self.slots[s] for s in self.recent if self.slots[s]]
 
