@@ -395,3 +395,17 @@ def test_a_free_map_stops_at_its_entry_budget_when_the_model_repeats_one_key():
     decoder = Repeating()
     result = decoder.object({"type": "object", "additionalProperties": {"type": "string"}}, Budget(object_entries=3))
     assert result == {"color": "color"} and decoder.fed[-1] == "}"
+
+
+def test_a_finished_conversation_is_let_go_but_its_system_prompt_and_the_others_stay(garbage):
+    garbage.decoder.reset()
+    other = conversation("conversation one " + "about tents and boots " * 40)
+    done = conversation("conversation two " + "about tents and boots " * 40)
+    garbage.generate(other, None, tool_choice="none")
+    garbage.generate(done, None, tool_choice="none")  # active; the first one parked
+    garbage.forget(done)
+    system_end = garbage.decoder.ids.index(garbage.turn_end) + 1
+    assert len(garbage.decoder.ids) == system_end  # cut back to the system prompt, the cache with it
+    assert len(garbage.decoder.held()) == 2  # the other conversation is still kept
+    nxt = conversation("a third one")
+    assert garbage.decoder.start(garbage.prompt_ids(nxt, None)) >= system_end  # the system prompt is reused

@@ -178,7 +178,8 @@ class Decoder:
         self.parked = [(ids, cache) for ids, cache in self.parked if common_prefix(ids, prompt_ids) < mine]
         if self.cache is not None and common_prefix(self.ids, prompt_ids) >= mine:
             if keep > 0 and getattr(self.cache, "is_croppable", False):
-                self.cache.crop(keep)
+                if len(self.ids) > keep:
+                    self.cache.crop(keep - len(self.ids))  # a negative value drops that many trailing tokens
                 del self.ids[keep:]
             else:
                 self.ids, self.cache = [], None
