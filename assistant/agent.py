@@ -162,11 +162,11 @@ class Agent:
         )
         from assistant.replies import ACTS, reply_options
 
-        listed = self._listed_search()
-        if listed is not None:
+        direct = self._direct_reply()
+        if direct is not None:
             if on_text is not None:
-                on_text(listed)
-            return ChatMessage("assistant", listed, meta={"act": "grounded", "direct": True})
+                on_text(direct)
+            return ChatMessage("assistant", direct, meta={"act": "grounded", "direct": True})
         legal = legal_tools(self.session, self.messages, self.this_turn) if tools else []
         if legal and not self._write_asked():  # a change nobody asked for is never proposed
             legal = read_only(legal, self.session, self._latest_customer())
@@ -184,6 +184,10 @@ class Agent:
             if on_text is not None:
                 on_text(act.text)
             return ChatMessage("assistant", act.text, meta=meta)
+        pointed = self._pointed_item(legal) if tools and not self.this_turn else None
+        if pointed is not None:  # "what about the first one?" after a listing: that product's details
+            call = ToolCall("get_product_details", {"product_id": pointed["product_id"]})
+            return ChatMessage("assistant", tool_call=call, meta={"act": "pointed", "item_id": pointed["item_id"]})
         if intent is not None and intent.label == "shopping" and not self._about_an_order_of_theirs():
             # a product question starts with the catalog, signed in or not (after an order look-up, "do you
             # have hiking boots under $300?" read the order again); one naming an order may be choosing its
@@ -213,6 +217,14 @@ class Agent:
             carried = []
         if carried:  # a write the customer asked for: find its order, then propose it
             legal, required = carried, True
+        elif wanted and self.session.user_id is None and not self.this_turn and not required:
+            # a change needs the account and nothing typed finds it yet: ask for it (the model handed "I want
+            # to return the shoes I got last week" to a person, who would have asked the same). A product
+            # question said with it is answered first (the catalog step above), the account asked after
+            act = next(o for o in ACTS if o.act == "ask_account")
+            if on_text is not None:
+                on_text(act.text)
+            return ChatMessage("assistant", act.text, meta={"act": act.act, "wanted_writes": sorted(wanted)})
         message = self.model.generate(
             view,
             tools=legal or None,
@@ -238,17 +250,38 @@ class Agent:
                 message.meta["action"] = chosen.action
         return message
 
-    def _listed_search(self) -> str | None:
-        """The reply listing this turn's search results, when the search is the turn's last step and no write
-        is waiting to be proposed: the results are the answer (LangChain's `return_direct`). The shipped
-        model chose this listing after every search of the conversation suite (23 of 23), and reading the
-        ~450 tokens of results only to choose it was two thirds of a product question's time."""
-        from assistant.replies import grounded_reply
+    def _direct_reply(self) -> str | None:
+        """The reply that ends the turn without the model reading its tool's result (LangChain's
+        `return_direct`), when no write is waiting to be proposed:
+        - the listing of this turn's search. The shipped model chose this listing after every search of the
+          conversation suite (23 of 23), and reading the ~450 tokens of results only to choose it was two
+          thirds of a product question's time;
+        - the item the shopper pointed at, from its product's details (see `_pointed_item`)."""
+        from assistant.references import pointed_item
+        from assistant.replies import grounded_reply, item_details
 
         last = self.this_turn[-1] if self.this_turn else None
-        if last is None or last.name not in SEARCHES or last.outcome != "ok" or self._wanted_writes():
+        if last is None or last.outcome != "ok" or self._wanted_writes():
             return None
-        return grounded_reply(last, self.session)
+        if last.name in SEARCHES:
+            return grounded_reply(last, self.session)
+        pointed = pointed_item(self.messages[: self._latest_customer_index() + 1])
+        if last.name == "get_product_details" and pointed and pointed["product_id"] == last.arguments["product_id"]:
+            return item_details(last, pointed["item_id"])
+        return None
+
+    def _pointed_item(self, legal: list[dict]) -> dict | None:
+        """The listed item the latest message points at ("the second one", "item 8538875209"), when looking
+        its product up is legal and no write is asked for. The model answered these with "that is not
+        something I can help with": its prompt keeps the listing's words, not the results behind them."""
+        from assistant.references import pointed_item
+
+        if not any(t["function"]["name"] == "get_product_details" for t in legal) or self._wanted_writes():
+            return None
+        return pointed_item(self.messages)
+
+    def _latest_customer_index(self) -> int:
+        return max((i for i, m in enumerate(self.messages) if m.role == "user"), default=-1)
 
     def _view(self, messages: list[ChatMessage]) -> list[ChatMessage]:
         """What the model reads: the system prompt, the in-context examples, the conversation (guided:

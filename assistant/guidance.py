@@ -54,6 +54,7 @@ ONCE_PER_TURN = frozenset(
     {"search_products", "list_all_product_types", "get_user_details", "rank_products", "transfer_to_human_agents"}
 )
 ORDER_ID = re.compile(r"#W\d{7}\b")
+ALL_ORDERS = re.compile(r"\b(?:my|all|the|our)\s+(?:\w+\s+)?orders\b", re.IGNORECASE)  # "my recent orders"
 _UNITS = re.compile(r"\b(\d+)[ -]?(?:feet|foot)\b")  # "5-feet" is the catalog's "5 ft"
 # how customers name a payment method's kind (the store's `source`)
 SOURCE_WORDS = {"gift_card": "gift card", "paypal": "paypal", "credit_card": "credit card"}
@@ -351,8 +352,13 @@ _OPEN = OPEN_TOOLS - LEFT_OUT  # the policy layer's open tools, less the scratch
 def read_only(legal: list[dict[str, Any]], session: PolicySession, text: str) -> list[dict[str, Any]]:
     """`legal` for a message that asks for no change: no writes, and order look-ups narrowed to the orders
     the message names, where it names any (asked whether #W8770097 had shipped, the model read every
-    other order of the account and described the last one)."""
+    other order of the account and described the last one); one about all their orders ("what is the
+    status of my orders?") reads the account, whose reply lists every order with its status (the model
+    read one order and described it)."""
     typed = set(ORDER_ID.findall(text))
+    account = [t for t in legal if t["function"]["name"] == "get_user_details"]
+    if account and not typed and ALL_ORDERS.search(text):
+        return account
     out = []
     for tool in legal:
         name = tool["function"]["name"]

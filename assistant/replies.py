@@ -172,6 +172,31 @@ def _error(record: ToolCallRecord) -> str:
     return f"I couldn't do that: {text}."
 
 
+def _product(record: ToolCallRecord) -> str:
+    p = json.loads(record.output)
+    variants = [v for v in p.get("variants", {}).values() if v.get("available")]
+    shown = "; ".join(f"{_options(v['options'])} — {_money(v['price'])}" for v in variants[:6])
+    return f"{p['name']}: {len(variants)} options in stock. {shown}."
+
+
+def item_details(record: ToolCallRecord, item_id: str) -> str:
+    """The reply about one listed item the shopper pointed at, from its product's details: the item first,
+    then the product's other options in stock."""
+    product = json.loads(record.output)
+    variants = product.get("variants", {})
+    item = variants.get(item_id)
+    if item is None:  # not a variant of the product looked up: its details as they are
+        return _product(record)
+    stock = "in stock" if item.get("available") else "out of stock at the moment"
+    text = f"{product['name']}, item {item_id}: {_options(item['options'])} — {_money(item['price'])}, {stock}."
+    others = [v for k, v in variants.items() if k != item_id and v.get("available")]
+    if others:
+        shown = "; ".join(f"{_options(v['options'])} — {_money(v['price'])}, item {v['item_id']}" for v in others[:4])
+        more = f" (and {len(others) - 4} more)" if len(others) > 4 else ""
+        text += f" Other {product['name']} options in stock{more}: {shown}."
+    return text + " Would you like this one, or should I look for something else?"
+
+
 def grounded_reply(record: ToolCallRecord, session: PolicySession) -> str:
     """The reply to a tool result of this turn, from that result only."""
     if record.outcome == "awaiting confirmation":
@@ -192,10 +217,7 @@ def grounded_reply(record: ToolCallRecord, session: PolicySession) -> str:
     if record.name in ("find_user_id_by_email", "find_user_id_by_name_zip"):
         return _signed_in(record, session)
     if record.name == "get_product_details":
-        p = json.loads(record.output)
-        variants = [v for v in p.get("variants", {}).values() if v.get("available")]
-        shown = "; ".join(f"{_options(v['options'])} — {_money(v['price'])}" for v in variants[:6])
-        return f"{p['name']}: {len(variants)} options in stock. {shown}."
+        return _product(record)
     if record.name == "list_all_product_types":
         return "We sell: " + ", ".join(sorted(json.loads(record.output))) + "."
     if record.name == "rank_products":

@@ -430,6 +430,13 @@ def test_a_question_that_asks_for_no_change_is_offered_no_write_and_only_the_ord
     assert agent.session.pending is None and store.order("#W2631563")["status"] == "pending"
 
 
+class _Shops(_Reads):
+    def read(self, text):
+        from assistant.intents import Intent
+
+        return Intent("shopping", 0.95, True)
+
+
 def test_a_search_ends_the_turn_with_its_listing_unless_a_write_is_waiting(store, search):
     import json
 
@@ -444,6 +451,66 @@ def test_a_search_ends_the_turn_with_its_listing_unless_a_write_is_waiting(store
     # a customer who also asked for a change gets it proposed next, not the listing
     model = _Offered([("search_products", {"query": "t-shirt"})])
     agent = new_agent(model, ToolContext(store, search), "tau-retail")
-    agent.intents = _Reads()
+    agent.intents = _Shops()
     agent.respond("do you sell t-shirts? and please cancel my order")
     assert len(model.offered) == 2 and "direct" not in agent.messages[-1].meta  # the model chose again
+
+
+def test_a_listed_item_the_shopper_points_at_is_looked_up_and_described(store, search):
+    import json
+
+    from assistant.references import pointed_item
+
+    model = _Offered([("search_products", {"query": "t-shirt", "max_price": 60})])
+    agent = new_agent(model, ToolContext(store, search), "tau-retail")
+    agent.intents = _Reads()
+    agent.respond("any t-shirts under $60?")
+    hits = json.loads(agent.session.trace[-1].output)
+    assert len(hits) >= 2
+    offered = len(model.offered)
+    turn = agent.respond("what about the second one?")
+    assert len(model.offered) == offered  # pointing is resolved from the listing, not by the model
+    record = agent.session.trace[-1]
+    assert (record.name, record.arguments, record.outcome) == (
+        "get_product_details",
+        {"product_id": hits[1]["product_id"]},
+        "ok",
+    )
+    assert turn.reply.startswith(f"{hits[1]['name']}, item {hits[1]['item_id']}:")
+    # an item id of the listing, the last one, "#1"; never a first name, an order id, or after an order look-up
+    said = [
+        ChatMessage("user", "t-shirts?"),
+        ChatMessage("assistant", tool_call=agent.messages[2].tool_call),
+        ChatMessage("tool", json.dumps(hits), name="search_products"),
+        ChatMessage("assistant", "listed"),
+    ]
+    point = lambda text, before=said: pointed_item([*before, ChatMessage("user", text)])  # noqa: E731
+    assert point(f"tell me about item {hits[0]['item_id']}") == hits[0]
+    assert point("is the last one in stock?") == hits[-1]
+    assert point("#1 please") == hits[0]
+    assert point("my first name is Mei") is None
+    assert point("is #W2631563 shipped?") is None
+    assert point("the first one", [ChatMessage("user", "hi")]) is None
+    looked_up = [*said, ChatMessage("tool", "{}", name="get_order_details")]
+    assert point("what about the first one?", looked_up) is None
+
+
+def test_a_change_asked_for_before_the_account_is_known_asks_for_it(store):
+    model = _Offered([])
+    agent = _agent(model, store)
+    turn = agent.respond("I want to cancel my order")
+    assert model.offered == [] and turn.tool_calls == 0 and not turn.transferred  # not the model's to choose
+    assert agent.messages[-1].meta["act"] == "ask_account"
+
+
+def test_a_question_about_all_their_orders_reads_the_account(store):
+    model = _Offered([("find_user_id_by_email", {"email": MEI})])
+    agent = new_agent(model, ToolContext(store), "tau-retail")
+    agent.intents = _AsksNoChange()
+    agent.respond(f"my email is {MEI}")
+    model.plan.append(("get_user_details", {"user_id": "mei_ahmed_5058"}))
+    before = len(model.offered)
+    turn = agent.respond("what is the status of my orders?")
+    assert model.offered[before] == (["get_user_details"], None)
+    user = store.user("mei_ahmed_5058")
+    assert all(order_id in turn.reply for order_id in user["orders"])

@@ -1,0 +1,68 @@
+"""Which listed product a shopper's follow-up points at: "what about the first one?", "item 8538875209".
+
+After a search listing, the shipped model answered "what about the first one?" and "tell me more about
+item 8538875209" with "that is not something I can help with": it reads the listing's words, not the
+results behind them (earlier searches are left out of its prompt), so it cannot tell which product the
+shopper means. Pointing is resolved here instead, from the listing's own results: an ordinal with a noun
+for a listed thing ("the second one", "the last option", "number 2") counts within the latest search,
+an item id counts within any search of the conversation. The agent then looks the product up and
+answers about that item (assistant.agent, assistant.replies.item_details).
+"""
+
+import json
+import re
+from typing import Any
+
+from assistant.messages import ChatMessage
+
+_ORDINALS = {
+    "first": 0, "1st": 0, "second": 1, "2nd": 1, "third": 2, "3rd": 2,
+    "fourth": 3, "4th": 3, "fifth": 4, "5th": 4, "last": -1,
+}  # fmt: skip
+_NOUN = r"(?:one|item|option|result|choice|product)s?"
+# "the first one", "the 2nd option", "the last one you listed"; "first name" is not pointing at a product
+_ORDINAL = re.compile(rf"\b({'|'.join(_ORDINALS)})\s+{_NOUN}\b", re.IGNORECASE)
+# "number 2", "option #3", "item no. 1", "#2" (a 1-digit position, never an order's #W... or an item id)
+_POSITION = re.compile(r"(?:\b(?:number|no\.?|option|item|choice)\s*#?|(?<![\w#])#)([1-9])\b", re.IGNORECASE)
+_ITEM_ID = re.compile(r"\b(\d{10})\b")
+POINTABLE = ("search_products", "get_product_details")  # results whose items a shopper may point at
+
+
+def _listed(message: ChatMessage) -> list[dict[str, Any]]:
+    """The items a catalog result shows: a search's hits, or a product's variants (with its product id)."""
+    if message.role != "tool" or message.name not in POINTABLE:
+        return []
+    try:
+        data = json.loads(message.content)
+    except json.JSONDecodeError:
+        return []
+    if message.name == "get_product_details":
+        variants = data.get("variants", {}) if isinstance(data, dict) else {}
+        rows = [{**v, "product_id": data.get("product_id")} for v in variants.values() if isinstance(v, dict)]
+    else:
+        rows = data if isinstance(data, list) else []
+    return [r for r in rows if isinstance(r, dict) and "item_id" in r and r.get("product_id")]
+
+
+def pointed_item(messages: list[ChatMessage]) -> dict[str, Any] | None:
+    """The listed item (`item_id`, `product_id`, ...) the latest customer message points at, while the
+    catalog is what the conversation is on (no order looked up since the last search); None otherwise."""
+    last_user = max((i for i, m in enumerate(messages) if m.role == "user"), default=-1)
+    earlier = messages[: max(last_user, 0)]
+    tools = [m for m in earlier if m.role == "tool"]
+    if last_user < 0 or not tools or tools[-1].name not in POINTABLE:
+        return None  # an order looked up since the listing: "the first one" is about that order now
+    latest = next((_listed(m) for m in reversed(tools) if m.name == "search_products"), [])
+    text = messages[last_user].content
+    listed = {h["item_id"]: h for m in tools for h in _listed(m)}
+    for item_id in _ITEM_ID.findall(text):
+        if item_id in listed:
+            return listed[item_id]
+    found = _ORDINAL.search(text)
+    if found:
+        index = _ORDINALS[found.group(1).lower()]
+        return latest[index] if index < len(latest) else None
+    found = _POSITION.search(text)
+    if found and int(found.group(1)) <= len(latest):
+        return latest[int(found.group(1)) - 1]
+    return None
