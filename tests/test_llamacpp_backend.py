@@ -316,3 +316,39 @@ def test_a_finished_conversation_leaves_the_cache_but_its_system_prompt_and_othe
     assert sorted(len(h) for h in fast.decoder.held()) == [system_end, len(other)]
     assert fast.decoder.start(nxt) == system_end
     assert torch.equal(fast.decoder.logits, alone)
+
+
+def test_a_trimmed_conversation_moves_its_cells_instead_of_reading_again(fast):
+    """When a long conversation outgrows the context and its oldest exchanges are left out, the kept cells
+    are moved up (llama.cpp's context shift) instead of the whole prompt being read again. The kept cells
+    were computed with the left-out exchanges before them, so the logits are close to a fresh read's, not
+    equal (KL 0.06 nats here): the next token is the same."""
+    from assistant.runtime import prompt_prefix
+
+    start = prompt_prefix("tau-retail", fast.profile)
+    exchanges = []
+    for n in range(40):
+        exchanges += [
+            ChatMessage("user", f"Is backpack {n} waterproof? I hike in the rain, {n} days a week, on steep trails."),
+            ChatMessage("assistant", f"Backpack {n} is water-resistant, weighs {n + 1}.2 kg and holds {20 + n} l."),
+        ]
+    before, fast.max_context = fast.max_context, 2000  # trimmed beyond 1,600 tokens (2,000 less 400 to write)
+    try:
+        fast.decoder.reset()
+        fits = [n for n in range(2, len(exchanges), 2) if len(fast._render([*start, *exchanges[:n]], None)) < 1600]
+        early = fast.prompt_ids([*start, *exchanges[: fits[-1]]], None)  # the longest that is not trimmed
+        fast.decoder.start(early)
+        later = fast.prompt_ids([*start, *exchanges[: fits[-1] + 4]], None)
+        assert len(later) < len(early)  # trimmed: the oldest exchanges are left out
+        system_end = min(i + 1 for i, t in enumerate(later) if t in fast.decoder.turn_ends)
+        held = fast.decoder.start(later)
+        moved = fast.decoder.logits.float()
+        assert held > system_end + 512  # the kept exchanges were not read again
+        assert fast.decoder.held()[0] == later[: len(fast.decoder.ids)]
+        fresh = _logits(fast, later)
+    finally:
+        fast.max_context = before
+        fast.decoder.reset()
+    p, q = torch.log_softmax(moved, -1), torch.log_softmax(fresh, -1)
+    assert int(moved.argmax()) == int(fresh.argmax())
+    assert float((q.exp() * (q - p)).sum()) < 0.2
