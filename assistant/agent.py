@@ -151,6 +151,7 @@ class Agent:
         if not (self.guided and getattr(self.model, "guided", False)):
             return self.model.generate(view, tools=self.session.registry.schemas() if tools else None, **streaming)
         from assistant.guidance import (
+            address_missing,
             customer_texts,
             grounded_numbers,
             legal_tools,
@@ -160,7 +161,7 @@ class Agent:
             thread_texts,
             write_step,
         )
-        from assistant.replies import ACTS, reply_options
+        from assistant.replies import ACTS, ASK_ADDRESS, courtesy, reply_options
 
         direct = self._direct_reply()
         if direct is not None:
@@ -184,6 +185,11 @@ class Agent:
             if on_text is not None:
                 on_text(act.text)
             return ChatMessage("assistant", act.text, meta=meta)
+        polite = courtesy(self._latest_customer()) if not self.this_turn else None
+        if polite is not None:  # a message that only greets or thanks gets the act that answers it
+            if on_text is not None:
+                on_text(polite.text)
+            return ChatMessage("assistant", polite.text, meta={"act": polite.act})
         pointed = self._pointed_item(legal) if tools and not self.this_turn else None
         if pointed is not None:  # "what about the first one?" after a listing: that product's details
             call = ToolCall("get_product_details", {"product_id": pointed["product_id"]})
@@ -201,6 +207,7 @@ class Agent:
             sign_in = [t for t in legal if t["function"]["name"] == "find_user_id_by_email"]
             legal, required = sign_in or legal, bool(sign_in)
         wanted = self._wanted_writes() if legal else {}
+        ask_address = False
         if wanted and self.session.user_id is None:  # a write asked for: sign in first (not a search)
             carried = [t for t in legal if t["function"]["name"] in AUTH_TOOLS]
         elif wanted:  # grounded in the request's own messages, not in what was said before it
@@ -213,8 +220,15 @@ class Agent:
                 set(wanted),
                 texts,
             )
+            # its orders are known, the address is not: asked for rather than filled by the model from other
+            # words; the customer's next message holds it, and the write is proposed then
+            ask_address = not carried and address_missing(wanted, texts)
         else:
             carried = []
+        if ask_address:
+            if on_text is not None:
+                on_text(ASK_ADDRESS.text)
+            return ChatMessage("assistant", ASK_ADDRESS.text, meta={"act": ASK_ADDRESS.act})
         if carried:  # a write the customer asked for: find its order, then propose it
             legal, required = carried, True
         elif wanted and self.session.user_id is None and not self.this_turn and not required:

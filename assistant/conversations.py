@@ -12,7 +12,8 @@ A suite file (`bench/conversations.json`) is a JSON list of conversations:
 Each turn runs the real agent loop, policy layer and tools on a fresh copy of the store. Expectations
 check structure and state, never wording: tools called in the turn (name and key arguments: an exact
 value, `{"contains": s}`, `{"lte": x}`, `{"gte": x}`), tools not called, the write awaiting
-confirmation, writes confirmed, hand-over, facts the reply must contain (`reply_has`, values taken from
+confirmation, writes confirmed, hand-over, the conversation act replied with (`act`: "greet", ...),
+facts the reply must contain (`reply_has`, values taken from
 the store; `found`: a product a search returned and the reply lists), and after the last turn
 the store's order statuses and the signed-in customer. Every reply
 is also checked for tool-call markup, whatever the expectations say.
@@ -94,9 +95,14 @@ def _hits(output: str) -> list[dict]:
     return [h for h in data if isinstance(h, dict)] if isinstance(data, list) else []
 
 
-def check_turn(expect: dict[str, Any], records, reply: str, session: PolicySession, transferred: bool) -> list[str]:
-    """What in one turn broke its expectations (empty: the turn passed)."""
+def check_turn(
+    expect: dict[str, Any], records, reply: str, session: PolicySession, transferred: bool, act: str | None = None
+) -> list[str]:
+    """What in one turn broke its expectations (empty: the turn passed); `act`: the conversation act the
+    guided agent chose for its reply (assistant.replies.ACTS), where it chose one."""
     failures = []
+    if "act" in expect and act != expect["act"]:
+        failures.append(f"replied with the {act!r} act, not {expect['act']!r}")
     for marker in MARKUP:
         if marker in reply:
             failures.append(f"markup {marker!r} in the reply")
@@ -176,11 +182,13 @@ def run_conversation(conversation: dict[str, Any], stores: FreshStores, make_age
             result = agent.respond(turn["say"])
             turn_seconds.append(round(time.perf_counter() - started, 3))
             records = session.trace[shown:]
+            last = agent.messages[-1] if agent.messages else None
+            act = last.meta.get("act") if last is not None and last.role == "assistant" else None
             replies.append(result.reply)
             calls.append([f"{r.name}({json.dumps(r.arguments)}) -> {r.outcome}" for r in records])
             expect = turn.get("expect", {})
             failures += [
-                f"turn {n}: {f}" for f in check_turn(expect, records, result.reply, session, result.transferred)
+                f"turn {n}: {f}" for f in check_turn(expect, records, result.reply, session, result.transferred, act)
             ]
         failures += [f"final: {f}" for f in check_final(conversation.get("final", {}), store, session)]
         agent.close()

@@ -80,17 +80,21 @@ _EDGE = "\"'.,!?;:()[]{}<>*"
 # per field: the most words a copied value spans, what it must look like (format, never intent), and how
 # many candidates are kept (newest message first; each is scored, so short lists are fast). Address parts
 # come late in a long sentence, so they keep every run.
+STREET = r"^\d+[A-Za-z]? [A-Za-z0-9]*[A-Za-z]{2,}"
+ADDRESS_WRITES = frozenset({"modify_pending_order_address", "modify_user_address"})
+_ZIP_SAID = re.compile(r"\bzip(?:\s*code)?\W{0,3}(\d{5})\b", re.IGNORECASE)  # "zip 32100. Please ..." is no street
 FIELDS: dict[str, tuple[int, str | None, int]] = {
     "email": (1, r"^[^@\s]+@[^@\s]+\.[A-Za-z]{2,}$", 48),
     "first_name": (1, r"^[A-Za-z][A-Za-z'-]*$", 48),
     "last_name": (1, r"^[A-Za-z][A-Za-z'-]*$", 48),
     "zip": (1, r"^\d{5}$", 48),
     "query": (4, None, 48),
-    "address1": (6, r"^\d+[A-Za-z]? \S", 400),  # a street address starts with its number
-    "address2": (3, None, 400),
+    # a street address: its number, then a street name ("12 Oak Street", "1 5th Avenue"), not "19122 I"
+    "address1": (6, STREET, 400),
+    "address2": (3, r"^(?!\d+$)", 400),  # "Suite 3", not the zip
     "city": (3, None, 400),
     "state": (2, None, 400),
-    "country": (2, None, 400),
+    "country": (2, r"^(?!(?!US$|UK$)[A-Z]{2}$)[A-Za-z][A-Za-z. ]*$", 400),  # "USA", not the state's "TX"
 }
 
 
@@ -221,6 +225,8 @@ def ground(
     fn = copy.deepcopy(tool["function"])
     name, props = fn["name"], fn["parameters"].get("properties", {})
     texts = customer_texts(messages) if texts is None else texts
+    if name in ADDRESS_WRITES:  # every address field from the address itself: not the zip they signed in with
+        texts = address_block(texts)
     store, user_id = session.ctx.store, session.user_id
     user = store.user(user_id) if user_id else None
     orders: dict[str, dict] = {}
@@ -288,6 +294,8 @@ def ground(
         elif schema.get("type") == "string" and "enum" not in schema and name != "transfer_to_human_agents":
             # email, names, zip, address lines, the search query: the customer's own words
             values = spans(texts, *FIELDS.get(key, (3, None, 48)))
+            if key == "address1":
+                values = [v for v in values if v.split()[0] not in _stated_zips(texts)]
             if key == "email":  # an address the store did not find is not tried again; the next one may be
                 values = [v for v in values if v.lower() not in _unknown_emails(session)]
             if not values:
@@ -411,6 +419,29 @@ def write_step(
     enum = narrowed["function"]["parameters"]["properties"]["order_id"]["enum"]
     enum[:] = [o for o in enum if o in unseen]
     return [narrowed] if enum else []
+
+
+def _stated_zips(texts: list[str]) -> set[str]:
+    return {z for t in texts for z in _ZIP_SAID.findall(t)}
+
+
+def address_block(texts: list[str]) -> list[str]:
+    """The newest message's address: its text from the street address on ("12 Oak Street, Austin TX
+    78701, USA"), where the address fields are copied from. Given the whole thread, the model wrote the
+    zip the customer had signed in with (19122) into the new address. No street address: `texts` as is."""
+    zips = _stated_zips(texts)
+    for text in reversed(texts):
+        words = [w.strip(_EDGE) for w in text.split()]
+        for i in range(len(words) - 1):
+            if words[i] not in zips and re.match(STREET, f"{words[i]} {words[i + 1]}"):
+                return [" ".join(text.split()[i:])]
+    return texts
+
+
+def address_missing(wanted: set[str] | dict[str, int], texts: list[str]) -> bool:
+    """Whether a wanted address change has no street address in the customer's words to write: its
+    proposal would copy other words into the address ("ship order #W6247578 to 19122 I, to, to")."""
+    return bool(ADDRESS_WRITES & set(wanted)) and address_block(texts) is texts
 
 
 def _orders_about(session: PolicySession, texts: list[str], status: str) -> list[str]:

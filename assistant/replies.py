@@ -9,6 +9,7 @@ found when there were none, nor end mid-sentence or in tool-call markup.
 """
 
 import json
+import re
 from dataclasses import dataclass
 
 from assistant.messages import ToolCall
@@ -57,6 +58,35 @@ ACTS = (
     ),
     ReplyOption("You're welcome! Is there anything else I can help you with?", "thanks"),
 )
+
+
+_HELLO = r"(?:hi|hello|hey|hiya|howdy|greetings|good (?:morning|afternoon|evening|day))(?: there)?"
+_HOW = r"how are you(?: doing)?(?: today)?"
+_THANKS = (
+    r"(?:(?:ok|okay|great|perfect|awesome|cool|nice)[ ,]+)?(?:many )?(?:thanks|thank you|thx|cheers)"
+    r"(?: (?:so|very) much| a lot)?(?: for (?:your|the|all the) help)?"
+)
+_BYE = r"(?:(?:that'?s|that is) (?:all|it)(?: for now)?|bye|goodbye|have a (?:good|nice) day)"
+COURTESIES = (
+    ("greet", re.compile(rf"^(?:{_HELLO}(?:[ ,]+{_HOW})?|{_HOW})$")),
+    ("thanks", re.compile(rf"^(?:{_THANKS}(?:[ ,]+{_BYE})?|{_BYE})$")),
+)
+
+
+def courtesy(text: str) -> ReplyOption | None:
+    """The act answering a message that is only a greeting or only thanks / goodbye ("hello", "thanks,
+    that's all"). Among the acts the shipped model answered "hello" and "thanks!" with "that is not
+    something I can help with"; a message with anything more in it is the model's to answer."""
+    said = re.sub(r"[\s!.?]+", " ", text.lower().replace("\u2019", "'")).strip(" ,")
+    act = next((act for act, pattern in COURTESIES if pattern.match(said)), None)
+    return next(o for o in ACTS if o.act == act) if act else None
+
+
+ASK_ADDRESS = ReplyOption(
+    "What is the new address? Please give the street and number, any apartment or suite, the city, state, zip "
+    "code and country.",
+    "ask_address",
+)  # asked by the agent itself when an address change has no address yet (not one of the model's acts)
 
 
 def _options(options: dict[str, str]) -> str:

@@ -65,6 +65,8 @@ def test_turn_checks_catch_what_they_claim(store):
     )
     assert len(failures) == 5  # two markup markers, the price bound, no hand-over, no "$"
     assert any("max_price" in f for f in failures) and any("not handed over" in f for f in failures)
+    assert check_turn({"act": "greet"}, [], "Hello!", session, False, act="greet") == []
+    assert len(check_turn({"act": "greet"}, [], "Sorry, ...", session, False, act="cannot")) == 1
 
 
 def test_the_scripted_model_runs_through_the_suite_harness(tmp_path, pack, search):

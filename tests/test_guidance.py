@@ -514,3 +514,35 @@ def test_a_question_about_all_their_orders_reads_the_account(store):
     assert model.offered[before] == (["get_user_details"], None)
     user = store.user("mei_ahmed_5058")
     assert all(order_id in turn.reply for order_id in user["orders"])
+
+
+def test_a_message_that_only_greets_or_thanks_gets_its_act_whatever_the_model_prefers(garbage, store, search):
+    from assistant.replies import courtesy
+
+    for text, act in [("hello", "greet"), ("Hi there! How are you today?", "greet"), ("thanks!", "thanks")]:
+        assert courtesy(text).act == act
+        agent = new_agent(garbage, ToolContext(store, search), "tau-retail")
+        turn = agent.respond(text)
+        assert turn.tool_calls == 0 and agent.messages[-1].meta["act"] == act
+    for text in ["hi, I need running shoes", "thanks, and cancel #W2631563", "hello, my email is a@b.com"]:
+        assert courtesy(text) is None  # anything more is the model's to answer
+
+
+def test_an_address_change_asks_for_the_address_and_copies_it_from_the_address_alone(store):
+    from assistant.guidance import address_block, spans
+
+    class _Moves(_Reads):
+        def wanted_writes(self, text):
+            return {"modify_pending_order_address": 0.99} if "address" in text else {}
+
+    signs_in = ("find_user_id_by_name_zip", {"first_name": "Fatima", "last_name": "Anderson", "zip": "32100"})
+    model = _Offered([signs_in, ("get_order_details", {"order_id": "#W2974929"})])
+    agent = new_agent(model, ToolContext(store), "tau-retail")
+    agent.intents = _Moves()
+    agent.respond("I'm Fatima Anderson, zip 32100. Please change the address of my order #W2974929")
+    assert agent.messages[-1].meta["act"] == "ask_address" and agent.session.pending is None
+    said = ["I'm Fatima Anderson, zip 32100", "the new address is 12 Oak Street, Austin TX 78701, USA"]
+    block = address_block(said)
+    assert block == ["12 Oak Street, Austin TX 78701, USA"]
+    assert spans(block, 1, r"^\d{5}$") == ["78701"]  # not the zip she signed in with
+    assert address_block(["zip 19122 Please change it"]) == ["zip 19122 Please change it"]  # no street in it
