@@ -318,27 +318,32 @@ def test_a_finished_conversation_leaves_the_cache_but_its_system_prompt_and_othe
     assert torch.equal(fast.decoder.logits, alone)
 
 
-def test_a_trimmed_conversation_moves_its_cells_instead_of_reading_again(fast):
-    """When a long conversation outgrows the context and its oldest exchanges are left out, the kept cells
-    are moved up (llama.cpp's context shift) instead of the whole prompt being read again. The kept cells
-    were computed with the left-out exchanges before them, so the logits are close to a fresh read's, not
-    equal (KL 0.06 nats here): the next token is the same."""
+def _outgrown_chat(model) -> tuple[list[int], list[ChatMessage]]:
+    """The longest prompt of a chat that is not trimmed at a 2,000-token context, and the chat 4 messages on."""
     from assistant.runtime import prompt_prefix
 
-    start = prompt_prefix("tau-retail", fast.profile)
+    start = prompt_prefix("tau-retail", model.profile)
     exchanges = []
     for n in range(40):
         exchanges += [
             ChatMessage("user", f"Is backpack {n} waterproof? I hike in the rain, {n} days a week, on steep trails."),
             ChatMessage("assistant", f"Backpack {n} is water-resistant, weighs {n + 1}.2 kg and holds {20 + n} l."),
         ]
+    fits = [n for n in range(2, len(exchanges), 2) if len(model._render([*start, *exchanges[:n]], None)) < 1600]
+    return model.prompt_ids([*start, *exchanges[: fits[-1]]], None), [*start, *exchanges[: fits[-1] + 4]]
+
+
+def test_a_trimmed_conversation_moves_its_cells_instead_of_reading_again(fast):
+    """When a long conversation outgrows the context and its oldest exchanges are left out, the kept cells
+    are moved up (llama.cpp's context shift) instead of the whole prompt being read again. The kept cells
+    were computed with the left-out exchanges before them, so the logits are close to a fresh read's, not
+    equal (KL 0.06 nats here): the next token is the same."""
     before, fast.max_context = fast.max_context, 2000  # trimmed beyond 1,600 tokens (2,000 less 400 to write)
     try:
         fast.decoder.reset()
-        fits = [n for n in range(2, len(exchanges), 2) if len(fast._render([*start, *exchanges[:n]], None)) < 1600]
-        early = fast.prompt_ids([*start, *exchanges[: fits[-1]]], None)  # the longest that is not trimmed
+        early, longer = _outgrown_chat(fast)
         fast.decoder.start(early)
-        later = fast.prompt_ids([*start, *exchanges[: fits[-1] + 4]], None)
+        later = fast.prompt_ids(longer, None)
         assert len(later) < len(early)  # trimmed: the oldest exchanges are left out
         system_end = min(i + 1 for i, t in enumerate(later) if t in fast.decoder.turn_ends)
         held = fast.decoder.start(later)
@@ -352,3 +357,19 @@ def test_a_trimmed_conversation_moves_its_cells_instead_of_reading_again(fast):
     p, q = torch.log_softmax(moved, -1), torch.log_softmax(fresh, -1)
     assert int(moved.argmax()) == int(fresh.argmax())
     assert float((q.exp() * (q - p)).sum()) < 0.2
+
+
+def test_reading_ahead_a_trimmed_conversation_moves_its_cells_too(fast):
+    """The web app reads a conversation ahead while the shopper reads the reply: a trimmed one keeps its cells
+    there as well, and only the messages after them are read."""
+    before, fast.max_context = fast.max_context, 2000
+    try:
+        fast.decoder.reset()
+        early, longer = _outgrown_chat(fast)
+        fast.decoder.start(early)
+        ids = fast.prompt_ids(longer, None)
+        read = fast.read_ahead(longer, lambda: True)
+        assert 0 < read < 512 and fast.decoder.held()[0] == ids[: len(fast.decoder.ids)]
+    finally:
+        fast.max_context = before
+        fast.decoder.reset()

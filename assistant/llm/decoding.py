@@ -188,6 +188,11 @@ class Decoder:
         """The token sequences whose KV cache is kept (the active one first)."""
         return [self.ids, *(ids for ids, _ in self.parked)]
 
+    def keep_trimmed(self, prompt_ids: list[int]) -> int:
+        """Make a kept sequence hold as much of a trimmed prompt as it can without reading (see the llama.cpp
+        decoder's context shift); how many tokens it holds, 0 where it cannot (here: never)."""
+        return 0
+
     @torch.inference_mode()
     def feed(self, ids: list[int]) -> None:
         if not ids:

@@ -118,7 +118,9 @@ class LocalChatModel:
             return 0
         with self._lock:
             ids = self.prompt_ids(messages, None)
-            held = max((common_prefix(ids, h) for h in self.decoder.held()), default=0)
+            # a conversation trimmed since its last step keeps its cells (moved up) rather than read again
+            kept = self.decoder.keep_trimmed(ids) if idle() else 0
+            held = max([kept, *(common_prefix(ids, h) for h in self.decoder.held())])
         # the generation prompt after the last message is not part of the next prompt
         ends = [i + 1 for i, t in enumerate(ids) if t == self.turn_end and i + 1 > held]
         read = 0

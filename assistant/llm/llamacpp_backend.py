@@ -160,6 +160,14 @@ class LlamaCppDecoder(Decoder):
         self.feed(prompt_ids[reuse:])
         return max(reuse, 0)
 
+    def keep_trimmed(self, prompt_ids: list[int]) -> int:
+        shared = max(common_prefix(s, prompt_ids) for s in self.slots)
+        shifted = self._shift(prompt_ids, self._message_start(prompt_ids, min(shared, len(prompt_ids) - 1)))
+        if shifted is None:
+            return 0
+        self._use(shifted[0])
+        return shifted[1]
+
     def _shift(self, prompt_ids: list[int], reuse: int) -> tuple[int, int] | None:
         """Where a long conversation was trimmed (`LocalChatModel.prompt_ids` leaves out its oldest
         exchanges), a kept sequence holds the prompt with one stretch of old messages in the middle: those
