@@ -270,7 +270,10 @@ class Agent:
         - the listing of this turn's search. The shipped model chose this listing after every search of the
           conversation suite (23 of 23), and reading the ~450 tokens of results only to choose it was two
           thirds of a product question's time;
-        - the item the shopper pointed at, from its product's details (see `_pointed_item`)."""
+        - the item the shopper pointed at, from its product's details (see `_pointed_item`);
+        - the account found for sign-in details given unasked, and the account's orders asked about (both
+          list every order with its status)."""
+        from assistant.guidance import asks_all_orders
         from assistant.references import pointed_item
         from assistant.replies import grounded_reply, item_details
 
@@ -279,10 +282,26 @@ class Agent:
             return None
         if last.name in SEARCHES:
             return grounded_reply(last, self.session)
+        if last.name in AUTH_TOOLS and len(self.this_turn) == 1 and self._volunteered_sign_in():
+            return grounded_reply(last, self.session)  # "I found your account. Your orders: ... How can I help?"
+        if last.name == "get_user_details" and asks_all_orders(self._latest_customer()):
+            return grounded_reply(last, self.session)  # every order with its status: the answer
         pointed = pointed_item(self.messages[: self._latest_customer_index() + 1])
         if last.name == "get_product_details" and pointed and pointed["product_id"] == last.arguments["product_id"]:
             return item_details(last, pointed["item_id"])
         return None
+
+    def _volunteered_sign_in(self) -> bool:
+        """Whether the customer gave their sign-in details unasked and nothing else (see `only_signs_in`);
+        asked for them (a request waiting on the account), the model goes on with that request."""
+        from assistant.guidance import only_signs_in
+        from assistant.replies import ACTS
+
+        latest = self._latest_customer_index()
+        before = next((m for m in reversed(self.messages[:latest]) if m.role == "assistant"), None)
+        asked = before is not None and before.content == next(o.text for o in ACTS if o.act == "ask_account")
+        user = self.session.ctx.store.user(self.session.user_id) if self.session.user_id else None
+        return not asked and only_signs_in(self.messages[latest].content, user)
 
     def _pointed_item(self, legal: list[dict]) -> dict | None:
         """The listed item the latest message points at ("the second one", "item 8538875209"), when looking

@@ -33,6 +33,7 @@ from collections.abc import Callable
 from typing import Any
 
 from assistant.intents import FAMILIES
+from assistant.masking import EMAIL
 from assistant.messages import ChatMessage
 from assistant.policy import AUTH_TOOLS, OPEN_TOOLS, PolicySession, ToolCallRecord
 from retrieval.catalog import named_product_type
@@ -59,6 +60,21 @@ _UNITS = re.compile(r"\b(\d+)[ -]?(?:feet|foot)\b")  # "5-feet" is the catalog's
 # how customers name a payment method's kind (the store's `source`)
 SOURCE_WORDS = {"gift_card": "gift card", "paypal": "paypal", "credit_card": "credit card"}
 FAILED = ("error", "refused", "invalid")
+
+
+_SIGN_IN_WORDS = frozenset(
+    "hi hello hey there good morning afternoon evening thanks thank you please ok okay sure yes here it's its it "
+    "is i'm im i am this my and the name first last email e-mail mail address zip code".split()
+)
+
+
+def only_signs_in(text: str, user: dict[str, Any] | None) -> bool:
+    """Whether a message gives nothing but sign-in details (an email, their name, a zip) and courtesies:
+    "my email is ...", "Hi, I'm Yusuf Rossi, zip 19122". After finding the account, the model went on to
+    describe one of the customer's orders, picked by itself, to someone who had asked for nothing yet."""
+    names = {str(n).lower() for n in (user or {}).get("name", {}).values()}
+    words = re.findall(r"[a-z'-]+", EMAIL.sub(" ", text.lower()))
+    return not ORDER_ID.search(text) and all(w in _SIGN_IN_WORDS or w in names for w in words)
 
 
 def customer_texts(messages: list[ChatMessage], last: int = 6) -> list[str]:
@@ -357,6 +373,11 @@ def legal_tools(
 _OPEN = OPEN_TOOLS - LEFT_OUT  # the policy layer's open tools, less the scratch tools
 
 
+def asks_all_orders(text: str) -> bool:
+    """Whether a message asks about all of the customer's orders ("the status of my orders"), naming none."""
+    return not ORDER_ID.search(text) and ALL_ORDERS.search(text) is not None
+
+
 def read_only(legal: list[dict[str, Any]], session: PolicySession, text: str) -> list[dict[str, Any]]:
     """`legal` for a message that asks for no change: no writes, and order look-ups narrowed to the orders
     the message names, where it names any (asked whether #W8770097 had shipped, the model read every
@@ -365,7 +386,7 @@ def read_only(legal: list[dict[str, Any]], session: PolicySession, text: str) ->
     read one order and described it)."""
     typed = set(ORDER_ID.findall(text))
     account = [t for t in legal if t["function"]["name"] == "get_user_details"]
-    if account and not typed and ALL_ORDERS.search(text):
+    if account and asks_all_orders(text):
         return account
     out = []
     for tool in legal:

@@ -546,3 +546,23 @@ def test_an_address_change_asks_for_the_address_and_copies_it_from_the_address_a
     assert block == ["12 Oak Street, Austin TX 78701, USA"]
     assert spans(block, 1, r"^\d{5}$") == ["78701"]  # not the zip she signed in with
     assert address_block(["zip 19122 Please change it"]) == ["zip 19122 Please change it"]  # no street in it
+
+
+def test_sign_in_details_given_unasked_get_the_account_and_its_orders(store):
+    from assistant.guidance import only_signs_in
+
+    mei = store.user("mei_ahmed_5058")
+    assert only_signs_in(f"Hi, my email is {MEI}", mei) and only_signs_in("I'm Mei Ahmed, zip 43197", mei)
+    assert not only_signs_in(f"{MEI}, where is my order?", mei) and not only_signs_in(f"{MEI} #W2631563", mei)
+    model = _Offered([("find_user_id_by_email", {"email": MEI}), ("get_order_details", {"order_id": "#W2631563"})])
+    agent = _agent(model, store)
+    turn = agent.respond(f"my email is {MEI}")
+    assert [r.name for r in agent.session.trace] == ["find_user_id_by_email"] and len(model.offered) == 1
+    assert all(order_id in turn.reply for order_id in mei["orders"])
+    # asked for by the agent, for a request: the model goes on with the request
+    model = _Offered([("find_user_id_by_email", {"email": MEI}), ("get_order_details", {"order_id": "#W2631563"})])
+    agent = _agent(model, store)
+    agent.messages.append(ChatMessage("user", "I want to check on an order"))
+    agent.messages.append(ChatMessage("assistant", ACTS[1].text))
+    agent.respond(MEI)
+    assert [r.name for r in agent.session.trace] == ["find_user_id_by_email", "get_order_details"]
