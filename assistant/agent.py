@@ -40,6 +40,13 @@ def without_earlier_searches(messages: list[ChatMessage]) -> list[ChatMessage]:
     return [m for i, m in enumerate(messages) if not earlier_search(i, m)]
 
 
+def _say(text: str, on_text: Callable[[str], None] | None, **meta) -> ChatMessage:
+    """A reply the agent settled on without the model: streamed like the model's, with why in its meta."""
+    if on_text is not None:
+        on_text(text)
+    return ChatMessage("assistant", text, meta=meta)
+
+
 class Model(Protocol):
     def generate(self, messages: list[ChatMessage], tools: list[dict] | None = None, **kwargs) -> ChatMessage: ...
 
@@ -165,9 +172,7 @@ class Agent:
 
         direct = self._direct_reply()
         if direct is not None:
-            if on_text is not None:
-                on_text(direct)
-            return ChatMessage("assistant", direct, meta={"act": "grounded", "direct": True})
+            return _say(direct, on_text, act="grounded", direct=True)
         legal = legal_tools(self.session, self.messages, self.this_turn) if tools else []
         if legal and not self._write_asked():  # a change nobody asked for is never proposed
             legal = read_only(legal, self.session, self._latest_customer())
@@ -176,20 +181,11 @@ class Agent:
         required = False
         if intent is not None and intent.label == "human":  # an explicit request for a person: at once
             act = next(o for o in ACTS if o.act == "handover")
-            meta = {
-                "act": act.act,
-                "action": act.action,
-                "intent": intent.label,
-                "intent_p": round(intent.probability, 3),
-            }
-            if on_text is not None:
-                on_text(act.text)
-            return ChatMessage("assistant", act.text, meta=meta)
+            p = round(intent.probability, 3)
+            return _say(act.text, on_text, act=act.act, action=act.action, intent=intent.label, intent_p=p)
         polite = courtesy(self._latest_customer()) if not self.this_turn else None
         if polite is not None:  # a message that only greets or thanks gets the act that answers it
-            if on_text is not None:
-                on_text(polite.text)
-            return ChatMessage("assistant", polite.text, meta={"act": polite.act})
+            return _say(polite.text, on_text, act=polite.act)
         pointed = self._pointed_item(legal) if tools and not self.this_turn else None
         if pointed is not None:  # "what about the first one?" after a listing: that product's details
             call = ToolCall("get_product_details", {"product_id": pointed["product_id"]})
@@ -226,9 +222,7 @@ class Agent:
         else:
             carried = []
         if ask_address:
-            if on_text is not None:
-                on_text(ASK_ADDRESS.text)
-            return ChatMessage("assistant", ASK_ADDRESS.text, meta={"act": ASK_ADDRESS.act})
+            return _say(ASK_ADDRESS.text, on_text, act=ASK_ADDRESS.act)
         if carried:  # a write the customer asked for: find its order, then propose it
             legal, required = carried, True
         elif wanted and self.session.user_id is None and not self.this_turn and not required:
@@ -236,9 +230,7 @@ class Agent:
             # to return the shoes I got last week" to a person, who would have asked the same). A product
             # question said with it is answered first (the catalog step above), the account asked after
             act = next(o for o in ACTS if o.act == "ask_account")
-            if on_text is not None:
-                on_text(act.text)
-            return ChatMessage("assistant", act.text, meta={"act": act.act, "wanted_writes": sorted(wanted)})
+            return _say(act.text, on_text, act=act.act, wanted_writes=sorted(wanted))
         message = self.model.generate(
             view,
             tools=legal or None,
