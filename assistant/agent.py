@@ -270,18 +270,21 @@ class Agent:
         from assistant.replies import grounded_reply, item_details
 
         last = self.this_turn[-1] if self.this_turn else None
-        if last is None or last.outcome != "ok" or self._wanted_writes():
+        if last is None or last.outcome != "ok":
             return None
-        if last.name in SEARCHES:
-            return grounded_reply(last, self.session)
-        if last.name in AUTH_TOOLS and len(self.this_turn) == 1 and self._volunteered_sign_in():
-            return grounded_reply(last, self.session)  # "I found your account. Your orders: ... How can I help?"
-        if last.name == "get_user_details" and asks_all_orders(self._latest_customer()):
-            return grounded_reply(last, self.session)  # every order with its status: the answer
-        pointed = pointed_item(self.messages[: self._latest_customer_index() + 1])
-        if last.name == "get_product_details" and pointed and pointed["product_id"] == last.arguments["product_id"]:
+        if last.name == "get_product_details":
+            pointed = pointed_item(self.messages[: self._latest_customer_index() + 1])
+            if pointed is None or pointed["product_id"] != last.arguments["product_id"] or self._wanted_writes():
+                return None
             return item_details(last, pointed["item_id"])
-        return None
+        answers = (
+            last.name in SEARCHES
+            # "I found your account. Your orders: ... How can I help?"
+            or (last.name in AUTH_TOOLS and len(self.this_turn) == 1 and self._volunteered_sign_in())
+            # every order with its status: the answer
+            or (last.name == "get_user_details" and asks_all_orders(self._latest_customer()))
+        )
+        return grounded_reply(last, self.session) if answers and not self._wanted_writes() else None
 
     def _volunteered_sign_in(self) -> bool:
         """Whether the customer gave their sign-in details unasked and nothing else (see `only_signs_in`);
@@ -316,7 +319,8 @@ class Agent:
         return messages[:1] + self.examples + messages[1:]
 
     def _latest_customer(self) -> str:
-        return next((m.content for m in reversed(self.messages) if m.role == "user"), "")
+        latest = self._latest_customer_index()
+        return self.messages[latest].content if latest >= 0 else ""
 
     def _about_an_order_of_theirs(self) -> bool:
         """Whether a signed-in customer's latest message names an order (#W...)."""

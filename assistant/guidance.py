@@ -311,7 +311,8 @@ def ground(
             # email, names, zip, address lines, the search query: the customer's own words
             values = spans(texts, *FIELDS.get(key, (3, None, 48)))
             if key == "address1":
-                values = [v for v in values if v.split()[0] not in _stated_zips(texts)]
+                zips = _stated_zips(texts)
+                values = [v for v in values if v.split()[0] not in zips]
             if key == "email":  # an address the store did not find is not tried again; the next one may be
                 values = [v for v in values if v.lower() not in _unknown_emails(session)]
             if not values:

@@ -137,12 +137,7 @@ class LlamaCppDecoder(Decoder):
         A sequence that would lose more than `PARK_MIN_TOKENS` is kept whole and its prefix is shared
         into the least recently used sequence, which becomes the active one."""
         self.carry = ""
-        shared = [common_prefix(s, prompt_ids) for s in self.slots]
-        best = max(self.recent, key=lambda s: shared[s])  # ties: the most recent
-        # reuse only whole messages, and feed the rest message by message: llama.cpp's kernels round
-        # differently for different batch shapes, so a prompt cut mid-message (by whatever conversation ran
-        # before) gave slightly different logits and, at near ties, different decisions
-        reuse = self._message_start(prompt_ids, min(shared[best], len(prompt_ids) - 1))
+        best, reuse = self._reusable(prompt_ids)
         shifted = self._shift(prompt_ids, reuse)
         if shifted is not None:  # a trimmed conversation keeps its cells, moved up to where its prompt has them
             best, reuse = shifted
@@ -160,9 +155,17 @@ class LlamaCppDecoder(Decoder):
         self.feed(prompt_ids[reuse:])
         return max(reuse, 0)
 
+    def _reusable(self, prompt_ids: list[int]) -> tuple[int, int]:
+        """The kept sequence sharing the longest prefix with the prompt (ties: the most recent), and how many
+        of its tokens the prompt reuses. Only whole messages, the rest fed message by message: llama.cpp's
+        kernels round differently for different batch shapes, so a prompt cut mid-message (by whatever
+        conversation ran before) gave slightly different logits and, at near ties, different decisions."""
+        shared = [common_prefix(s, prompt_ids) for s in self.slots]
+        best = max(self.recent, key=lambda s: shared[s])
+        return best, self._message_start(prompt_ids, min(shared[best], len(prompt_ids) - 1))
+
     def keep_trimmed(self, prompt_ids: list[int]) -> int:
-        shared = max(common_prefix(s, prompt_ids) for s in self.slots)
-        shifted = self._shift(prompt_ids, self._message_start(prompt_ids, min(shared, len(prompt_ids) - 1)))
+        shifted = self._shift(prompt_ids, self._reusable(prompt_ids)[1])
         if shifted is None:
             return 0
         self._use(shifted[0])
