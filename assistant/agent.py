@@ -40,6 +40,11 @@ def without_earlier_searches(messages: list[ChatMessage]) -> list[ChatMessage]:
     return [m for i, m in enumerate(messages) if not earlier_search(i, m)]
 
 
+def _words(text: str) -> str:
+    """A message as compared with another: case and spacing aside."""
+    return " ".join(text.lower().split())
+
+
 def _say(text: str, on_text: Callable[[str], None] | None, **meta) -> ChatMessage:
     """A reply the agent settled on without the model: streamed like the model's, with why in its meta."""
     if on_text is not None:
@@ -168,7 +173,7 @@ class Agent:
             thread_texts,
             write_step,
         )
-        from assistant.replies import ACTS, ASK_ADDRESS, courtesy, reply_options
+        from assistant.replies import ACTS, ASK_ADDRESS, already_done, courtesy, reply_options
 
         direct = self._direct_reply()
         if direct is not None:
@@ -186,6 +191,9 @@ class Agent:
         polite = courtesy(self._latest_customer()) if not self.this_turn else None
         if polite is not None:  # a message that only greets or thanks gets the act that answers it
             return _say(polite.text, on_text, act=polite.act)
+        handled = self._handled_repeat() if not self.this_turn else []
+        if handled:  # said again word for word after its changes were made: what they did, not a re-read
+            return _say(already_done(handled), on_text, act="already_done")
         pointed = self._pointed_item(legal) if tools and not self.this_turn else None
         if pointed is not None:  # "what about the first one?" after a listing: that product's details
             call = ToolCall("get_product_details", {"product_id": pointed["product_id"]})
@@ -286,6 +294,24 @@ class Agent:
         )
         return grounded_reply(last, self.session) if answers and not self._wanted_writes() else None
 
+    def _handled_repeat(self) -> list[ToolCallRecord]:
+        """The writes confirmed since the customer first sent their latest message, when they send it again
+        word for word and nothing it asks for is left (`_wanted_writes`). A τ customer restates its whole
+        request every turn: after the cancel it asked for, the model read the order again eight times."""
+        latest = self._latest_customer_index()
+        if latest < 0:
+            return []
+        text = _words(self.messages[latest].content)
+        said = (i for i, m in enumerate(self.messages[:latest]) if m.role == "user" and _words(m.content) == text)
+        first = next(said, None)
+        if first is None or self._wanted_writes():
+            return []
+        # every record has its observation in the transcript, in order (`apply`, `add_customer_message`)
+        results = [i for i, m in enumerate(self.messages) if m.role == "tool"]
+        if len(results) != len(self.session.trace):
+            return []
+        return [r for i, r in zip(results, self.session.trace, strict=True) if i > first and r.outcome == "confirmed"]
+
     def _volunteered_sign_in(self) -> bool:
         """Whether the customer gave their sign-in details unasked and nothing else (see `only_signs_in`);
         asked for them (a request waiting on the account), the model goes on with that request."""
@@ -355,7 +381,7 @@ class Agent:
         said: set[str] = set()
         for i, m in enumerate(self.messages):
             if m.role == "user":
-                text = " ".join(m.content.lower().split())
+                text = _words(m.content)
                 if text not in said:  # a request said again word for word is not a new one
                     wanted |= dict.fromkeys(self.intents.wanted_writes(m.content), i)
                 said.add(text)

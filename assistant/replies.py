@@ -175,18 +175,31 @@ def _signed_in(record: ToolCallRecord, session: PolicySession) -> str:
     return f"Thank you{', ' + first if first else ''}, I found your account.{listed} How can I help?"
 
 
-def _done(record: ToolCallRecord) -> str:
+ANYTHING_ELSE = "Is there anything else I can help you with?"
+
+
+def _outcome(record: ToolCallRecord) -> str | None:
+    """What a confirmed write did, from its result: "order #W1 is now cancelled"."""
     try:
         order = json.loads(record.output)
     except json.JSONDecodeError:
-        return "Done."
+        return None
     if not isinstance(order, dict):
-        return "Done."
+        return None
     if record.name == "modify_user_address":
-        return "Done: your default address is updated. Is there anything else I can help you with?"
-    return (
-        f"Done: order {order.get('order_id')} is now {order.get('status')}. Is there anything else I can help you with?"
-    )
+        return "your default address is updated"
+    return f"order {order.get('order_id')} is now {order.get('status')}"
+
+
+def _done(record: ToolCallRecord) -> str:
+    outcome = _outcome(record)
+    return f"Done: {outcome}. {ANYTHING_ELSE}" if outcome else "Done."
+
+
+def already_done(records: list[ToolCallRecord]) -> str:
+    """The reply to a request said again word for word after its changes were made: what they did."""
+    outcomes = list(dict.fromkeys(o for o in map(_outcome, records) if o))
+    return f"That is done already: {'; '.join(outcomes) or 'your change is made'}. {ANYTHING_ELSE}"
 
 
 def _error(record: ToolCallRecord) -> str:

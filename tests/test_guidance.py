@@ -566,3 +566,24 @@ def test_sign_in_details_given_unasked_get_the_account_and_its_orders(store):
     agent.messages.append(ChatMessage("assistant", ACTS[1].text))
     agent.respond(MEI)
     assert [r.name for r in agent.session.trace] == ["find_user_id_by_email", "get_order_details"]
+
+
+def test_a_request_said_again_after_its_change_was_made_is_told_what_was_done(store):
+    cancel = ("cancel_pending_order", {"order_id": "#W2631563", "reason": "ordered by mistake"})
+    plan = [("find_user_id_by_email", {"email": MEI}), ("get_order_details", {"order_id": "#W2631563"}), cancel]
+    model = _Offered(plan + [("get_order_details", {"order_id": "#W2631563"})])
+    agent = _agent(model, store)
+    request = f"my email is {MEI}, please cancel #W2631563, I ordered it by mistake"
+    agent.respond(request)
+    agent.respond("yes")
+    asked = len(model.offered)
+    turn = agent.respond("  " + request.upper())  # the same words: the cancel is not read or proposed again
+    assert turn.tool_calls == 0 and len(model.offered) == asked and agent.session.pending is None
+    assert agent.messages[-1].meta["act"] == "already_done" and "#W2631563" in turn.reply
+    # said again before anything was done (declined), the model goes on as before
+    model = _Offered([*plan, ("get_order_details", {"order_id": "#W2631563"})])
+    agent = _agent(model, store)
+    agent.respond(request)
+    agent.respond("no")
+    agent.respond(request)
+    assert agent.messages[-1].meta.get("act") != "already_done" and len(model.offered) > 3
