@@ -173,7 +173,7 @@ class Agent:
             thread_texts,
             write_step,
         )
-        from assistant.replies import ACTS, ASK_ADDRESS, already_done, courtesy, reply_options
+        from assistant.replies import ACTS, ASK_ADDRESS, already_done, asks_if_done, courtesy, reply_options
 
         direct = self._direct_reply()
         if direct is not None:
@@ -181,7 +181,10 @@ class Agent:
         legal = legal_tools(self.session, self.messages, self.this_turn) if tools else []
         if legal and not self._write_asked():  # a change nobody asked for is never proposed
             legal = read_only(legal, self.session, self._latest_customer())
-        options = reply_options(self.session, self.this_turn)
+        last = self.this_turn[-1] if self.this_turn else None
+        # an order looked up for a change its status rules out: the reply says why, not only its items
+        asked = self._wanted_writes() if last and last.name == "get_order_details" and last.outcome == "ok" else {}
+        options = reply_options(self.session, self.this_turn, asked)
         intent = self._read_intent() if tools and not self.this_turn else None
         required = False
         if intent is not None and intent.label == "human":  # an explicit request for a person: at once
@@ -194,6 +197,9 @@ class Agent:
         handled = self._handled_repeat() if not self.this_turn else []
         if handled:  # said again word for word after its changes were made: what they did, not a re-read
             return _say(already_done(handled), on_text, act="already_done")
+        done = self._last_write() if not self.this_turn and asks_if_done(self._latest_customer()) else None
+        if done is not None and done.outcome == "confirmed":  # "did it go through?" after a change: what it did
+            return _say(already_done([done], "Yes, it went through"), on_text, act="already_done")
         pointed = self._pointed_item(legal) if tools and not self.this_turn else None
         if pointed is not None:  # "what about the first one?" after a listing: that product's details
             call = ToolCall("get_product_details", {"product_id": pointed["product_id"]})
@@ -311,6 +317,12 @@ class Agent:
         if len(results) != len(self.session.trace):
             return []
         return [r for i, r in zip(results, self.session.trace, strict=True) if i > first and r.outcome == "confirmed"]
+
+    def _last_write(self) -> ToolCallRecord | None:
+        """The conversation's latest write step, whatever came of it (proposed, confirmed, declined, failed)."""
+        registry = self.session.registry
+        writes = (r for r in reversed(self.session.trace) if r.name in registry and registry.get(r.name).writes)
+        return next(writes, None)
 
     def _volunteered_sign_in(self) -> bool:
         """Whether the customer gave their sign-in details unasked and nothing else (see `only_signs_in`);

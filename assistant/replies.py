@@ -10,6 +10,7 @@ found when there were none, nor end mid-sentence or in tool-call markup.
 
 import json
 import re
+from collections.abc import Collection
 from dataclasses import dataclass
 
 from assistant.messages import ToolCall
@@ -73,11 +74,16 @@ COURTESIES = (
 )
 
 
+def _said(text: str) -> str:
+    """A short message as its patterns read it: lower case, punctuation and spacing collapsed."""
+    return re.sub(r"[\s!.?]+", " ", text.lower().replace("\u2019", "'")).strip(" ,")
+
+
 def courtesy(text: str) -> ReplyOption | None:
     """The act answering a message that is only a greeting or only thanks / goodbye ("hello", "thanks,
     that's all"). Among the acts the shipped model answered "hello" and "thanks!" with "that is not
     something I can help with"; a message with anything more in it is the model's to answer."""
-    said = re.sub(r"[\s!.?]+", " ", text.lower().replace("\u2019", "'")).strip(" ,")
+    said = _said(text)
     act = next((act for act, pattern in COURTESIES if pattern.match(said)), None)
     return next(o for o in ACTS if o.act == act) if act else None
 
@@ -143,7 +149,42 @@ def _search(record: ToolCallRecord, session: PolicySession | None = None) -> str
     return f'Here is what I found for "{query}"{wanted}:\n' + "\n".join(lines) + "\nWould you like one of these?"
 
 
-def _order(record: ToolCallRecord) -> str:
+# each status-bound write (assistant.guidance.STATUS_FOR) as done to an order, and what an order in each
+# status allows instead
+_DONE_AS = {
+    "cancel_pending_order": "cancelled",
+    "modify_pending_order_address": "changed",
+    "modify_pending_order_items": "changed",
+    "modify_pending_order_payment": "changed",
+    "return_delivered_order_items": "returned",
+    "exchange_delivered_order_items": "exchanged",
+}
+_NEEDS = {w: "delivered" if w.endswith("_delivered_order_items") else "pending" for w in _DONE_AS}
+_INSTEAD = {
+    "delivered": "I can help you return or exchange items from it instead.",
+    "pending": "I can cancel it, or change its items, address or payment, instead.",
+    "processed": "It is being prepared for shipping; once it is delivered, its items can be returned or exchanged.",
+}
+
+
+def wrong_status(order: dict, asked: Collection[str]) -> str | None:
+    """Why what the customer asked for cannot be done to this order, when its status allows none of it
+    (said after the order's status): "This order cannot be cancelled any more: only pending orders can be." The model
+    looked a delivered order up for "cancel my order #W..." and listed its items, saying nothing of why."""
+    bound = [w for w in asked if w in _DONE_AS]
+    status = order.get("status")
+    if not bound or any(_NEEDS[w] == status for w in bound):
+        return None
+    verbs = " or ".join(dict.fromkeys(_DONE_AS[w] for w in bound))
+    needs = " or ".join(dict.fromkeys(_NEEDS[w] for w in bound))
+    if status == "cancelled":
+        return f"A cancelled order cannot be {verbs}."
+    still = "yet" if status == "pending" else "any more"
+    why = f"This order cannot be {verbs} {still}: only {needs} orders can be."
+    return f"{why} {_INSTEAD[status]}" if status in _INSTEAD else why
+
+
+def _order(record: ToolCallRecord, asked: Collection[str] = ()) -> str:
     o = json.loads(record.output)
     items = "; ".join(f"{i['name']} ({_options(i['options'])}, {_money(i['price'])})" for i in o.get("items", []))
     paid = sum(p["amount"] for p in o.get("payment_history", []) if p["transaction_type"] == "payment")
@@ -151,6 +192,9 @@ def _order(record: ToolCallRecord) -> str:
     tracking = [t for f in o.get("fulfillments", []) for t in f.get("tracking_id", [])]
     if tracking:
         text += f" Tracking number: {', '.join(tracking)}."
+    why = wrong_status(o, asked)
+    if why:  # its details, then why the request cannot be done and what can
+        return f"{text} {why} What would you like to do?"
     return text + " What would you like to do with it?"
 
 
@@ -196,10 +240,30 @@ def _done(record: ToolCallRecord) -> str:
     return f"Done: {outcome}. {ANYTHING_ELSE}" if outcome else "Done."
 
 
-def already_done(records: list[ToolCallRecord]) -> str:
-    """The reply to a request said again word for word after its changes were made: what they did."""
+def already_done(records: list[ToolCallRecord], lead: str = "That is done already") -> str:
+    """The reply to a request said again word for word after its changes were made, or to "did it go
+    through?" after they were (`asks_if_done`): what they did."""
     outcomes = list(dict.fromkeys(o for o in map(_outcome, records) if o))
-    return f"That is done already: {'; '.join(outcomes) or 'your change is made'}. {ANYTHING_ELSE}"
+    return f"{lead}: {'; '.join(outcomes) or 'your change is made'}. {ANYTHING_ELSE}"
+
+
+_ASKS_DONE = re.compile(
+    r"^(?:so |and |ok |okay )?(?:"
+    r"(?:did|has|have|is|was) (?:it|that|this|everything|my (?:order|change|cancellation|return|exchange)|"
+    r"the (?:order|change|cancellation|return|exchange|refund)) (?:all )?"
+    r"(?:go through|gone through|went through|work|worked|been (?:done|processed|made)|done|processed|happen|"
+    r"happened|complete|completed|cancell?ed|canceled|returned|exchanged|changed|updated)"
+    r"|is (?:it|that|everything) (?:all )?(?:done|sorted)"
+    r"|did you (?:do|cancel|change|update|process) (?:it|that|this)"
+    r")(?: now| yet| then)?$"
+)
+
+
+def asks_if_done(text: str) -> bool:
+    """Whether a message only asks whether the change went through ("did it go through?", "is it done?").
+    After a confirmed cancellation the model answered "did it go through?" with "that is not something
+    I can help with"."""
+    return _ASKS_DONE.match(_said(text)) is not None
 
 
 def _error(record: ToolCallRecord) -> str:
@@ -240,8 +304,9 @@ def item_details(record: ToolCallRecord, item_id: str) -> str:
     return text + " Would you like this one, or should I look for something else?"
 
 
-def grounded_reply(record: ToolCallRecord, session: PolicySession) -> str:
-    """The reply to a tool result of this turn, from that result only."""
+def grounded_reply(record: ToolCallRecord, session: PolicySession, asked: Collection[str] = ()) -> str:
+    """The reply to a tool result of this turn, from that result only (and, for an order, the writes the
+    customer `asked` for that its status rules out)."""
     if record.outcome == "awaiting confirmation":
         summary = session.pending.summary if session.pending else record.output.rsplit("reply yes: ", 1)[-1]
         return f"Here is what I will do: {summary[0].upper() + summary[1:]} Shall I go ahead? Please reply yes."
@@ -254,7 +319,7 @@ def grounded_reply(record: ToolCallRecord, session: PolicySession) -> str:
     if record.name == "search_products":
         return _search(record, session)
     if record.name == "get_order_details":
-        return _order(record)
+        return _order(record, asked)
     if record.name == "get_user_details":
         return _user(record, session)
     if record.name in ("find_user_id_by_email", "find_user_id_by_name_zip"):
@@ -269,11 +334,13 @@ def grounded_reply(record: ToolCallRecord, session: PolicySession) -> str:
     return "Done."
 
 
-def reply_options(session: PolicySession, this_turn: list[ToolCallRecord]) -> list[ReplyOption]:
+def reply_options(
+    session: PolicySession, this_turn: list[ToolCallRecord], asked: Collection[str] = ()
+) -> list[ReplyOption]:
     """What the agent may say now: the grounded reply to this turn's last result, else the conversation acts
     (asking for the account only while nobody is signed in, asking for the order only after)."""
     if this_turn:
-        return [ReplyOption(grounded_reply(this_turn[-1], session), "grounded")]
+        return [ReplyOption(grounded_reply(this_turn[-1], session, asked), "grounded")]
     signed_in = session.user_id is not None
     return [
         a for a in ACTS if not (a.act == "ask_account" and signed_in) and not (a.act == "ask_order" and not signed_in)

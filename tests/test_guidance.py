@@ -409,6 +409,59 @@ def test_a_cancel_asked_for_a_delivered_order_is_not_turned_into_a_return(store)
     assert agent.session.pending is None
 
 
+def test_an_order_looked_up_for_a_change_its_status_rules_out_is_answered_with_why(store):
+    olivia = ("find_user_id_by_name_zip", {"first_name": "Olivia", "last_name": "Smith", "zip": "32177"})
+    model = _Offered([olivia, ("get_order_details", {"order_id": "#W3794101"})])
+    agent = _agent(model, store)
+    turn = agent.respond("I'm Olivia Smith, zip 32177. Please cancel my order #W3794101.")
+    assert [r.name for r in agent.session.trace] == [olivia[0], "get_order_details"]
+    assert "#W3794101" in turn.reply and "cannot be cancelled" in turn.reply and "return" in turn.reply
+    # looked up with nothing asked, or for what its status allows: its details only
+    model = _Offered([olivia, ("get_order_details", {"order_id": "#W3794101"})])
+    agent = _agent(model, store)
+    turn = agent.respond("I'm Olivia Smith, zip 32177. What is in my order #W3794101?")
+    assert "#W3794101" in turn.reply and "cannot" not in turn.reply
+
+
+def test_why_a_change_cannot_be_made_follows_the_orders_status():
+    from assistant.replies import wrong_status
+
+    assert wrong_status({"status": "pending"}, {"cancel_pending_order"}) is None
+    assert wrong_status({"status": "delivered"}, {"cancel_pending_order", "return_delivered_order_items"}) is None
+    assert wrong_status({"status": "delivered"}, {"modify_user_address"}) is None  # bound to no order status
+    assert "cancelled any more" in wrong_status({"status": "processed"}, {"cancel_pending_order"})
+    assert "returned yet" in wrong_status({"status": "pending"}, {"return_delivered_order_items"})
+    assert "cannot be exchanged" in wrong_status({"status": "cancelled"}, {"exchange_delivered_order_items"})
+
+
+def test_did_it_go_through_after_a_confirmed_change_is_answered_with_what_it_did(store):
+    from assistant.replies import asks_if_done
+
+    for said in ("did it go through?", "Did that work", "is it done now?", "has the cancellation gone through?"):
+        assert asks_if_done(said), said
+    for said in ("did my order ship?", "did it go through? also return my shoes", "is it delivered"):
+        assert not asks_if_done(said), said
+    cancel = ("cancel_pending_order", {"order_id": "#W2631563", "reason": "ordered by mistake"})
+    model = _Offered([("find_user_id_by_email", {"email": MEI}), ("get_order_details", {"order_id": "#W2631563"})])
+    model.plan.append(cancel)
+    agent = _agent(model, store)
+    agent.respond(f"my email is {MEI}, please cancel #W2631563, I ordered it by mistake")
+    agent.respond("yes")
+    asked = len(model.offered)
+    turn = agent.respond("did it go through?")
+    assert turn.tool_calls == 0 and len(model.offered) == asked
+    assert agent.messages[-1].meta["act"] == "already_done" and "#W2631563" in turn.reply
+    # nothing confirmed yet (declined): the model answers
+    model = _Offered([("find_user_id_by_email", {"email": MEI}), ("get_order_details", {"order_id": "#W2631563"})])
+    model.plan.append(cancel)
+    agent = _agent(model, store)
+    agent.respond(f"my email is {MEI}, please cancel #W2631563, I ordered it by mistake")
+    agent.respond("no")
+    asked = len(model.offered)
+    agent.respond("did it go through?")
+    assert len(model.offered) > asked and agent.messages[-1].meta.get("act") != "already_done"
+
+
 class _AsksNoChange(_Reads):
     def asks_for_write(self, text):
         return False
