@@ -290,7 +290,9 @@ def test_a_forced_option_is_fed_in_one_batch_with_its_log_probability(fast):
     decoder.start(prompt)
     batched = decoder.feed_forced(forced)
     assert decoder.ids == prompt + forced
-    assert batched == pytest.approx(one_by_one, abs=0.05)
+    # A batch runs through other kernels (q8_0 on AMX most): a token the model is unsure of (p ~ 0.5 here)
+    # moves by up to ~0.08 there; the next step's choice must not move at all.
+    assert batched == pytest.approx(one_by_one, abs=0.15)
     assert int(decoder.logits.argmax()) == int(logits.argmax())
     assert torch.allclose(torch.softmax(decoder.logits, -1), torch.softmax(logits, -1), atol=0.01)
 
