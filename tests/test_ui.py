@@ -352,6 +352,30 @@ def test_the_model_reads_a_reply_ahead_only_while_no_shopper_waits(store, search
     assert idle()  # nobody in line
     with hub.line.turn():  # a shopper's turn in line: the read-ahead gives way
         assert not idle()
+    hub.close()  # the server stopped: reading ahead ends, and is waited for, before the process exits
+    assert not idle() and not any(r.is_alive() for r in hub._readers)
+
+
+def test_the_terminal_chat_waits_for_its_read_ahead_before_it_exits(store, search, tmp_path):
+    """A read-ahead still inside torch when the interpreter exits is killed there: `shopassist chat` fed
+    from a pipe aborted (exit 134) after its last reply. Closing the chat ends the read-ahead and joins it."""
+    from ui.chat import AgentChat
+
+    model, stopped = ScriptedModel(), threading.Event()
+
+    def read_ahead(messages, idle):
+        while idle():  # a long conversation read message by message
+            threading.Event().wait(0.01)
+        stopped.set()
+        return 0
+
+    model.read_ahead = read_ahead
+    ctx = make_hub(ScriptedModel(), store, search, "tau-retail", logs=tmp_path / "logs").ctx
+    chat = AgentChat(model, ctx, "tau-retail", out=lambda text: None)
+    chat.reply("hello")
+    assert not stopped.is_set()
+    chat.close()
+    assert stopped.is_set() and not chat._reader.is_alive()
 
 
 def test_the_server_warms_the_model_on_the_shared_system_prompt_at_start(store, search, tmp_path):

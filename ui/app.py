@@ -87,7 +87,10 @@ def serve(hub: ConversationHub, staff: StaffLogin, host: str = "127.0.0.1", port
     )
     server = uvicorn.Server(config)
     if not background:
-        server.run()
+        try:
+            server.run()
+        finally:
+            hub.close()
         return None
     thread = threading.Thread(target=server.run, daemon=True)
     thread.start()

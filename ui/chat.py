@@ -35,6 +35,9 @@ class SearchChat:
             return "I found nothing in stock that matches. Try a wider price range or other words."
         return "Here is what I found:\n" + "\n".join(format_hit(h) for h in hits)
 
+    def close(self) -> None:
+        """Nothing runs between replies."""
+
 
 class AgentChat:
     """One terminal conversation with the agent; `reply` streams through `out` and returns the full text."""
@@ -48,6 +51,8 @@ class AgentChat:
         self.trace = trace
         self.out = out or (lambda text: print(text, end="", flush=True))
         self._replying = threading.Event()
+        self._closing = threading.Event()
+        self._reader: threading.Thread | None = None
 
     def reply(self, message: str) -> str:
         if len(message) > MAX_MESSAGE_CHARS:
@@ -65,7 +70,8 @@ class AgentChat:
         finally:
             self._replying.clear()
         # the model reads this reply while the customer does: their next message is all it reads then
-        threading.Thread(target=self.agent.read_ahead, args=(lambda: not self._replying.is_set(),), daemon=True).start()
+        self._reader = threading.Thread(target=self.agent.read_ahead, args=(self._idle,), daemon=True)
+        self._reader.start()
         lines = []
         if self.trace:
             for record in self.agent.session.trace[shown:]:
@@ -78,9 +84,26 @@ class AgentChat:
             text = "\n".join([*lines, turn.reply])
         return text
 
+    def _idle(self) -> bool:
+        return not (self._replying.is_set() or self._closing.is_set())
+
+    def close(self) -> None:
+        """Stop reading ahead and wait for it: a daemon thread still inside torch when the interpreter exits
+        is killed there, which aborts the process (exit 134) after the last reply."""
+        self._closing.set()
+        if self._reader is not None:
+            self._reader.join()
+
 
 def run_repl(chat: "SearchChat | AgentChat", store: str) -> None:
     print(f"shopassist chat — store {store!r}. Ctrl-D or 'quit' to leave.", file=sys.stderr)
+    try:
+        _repl(chat)
+    finally:
+        chat.close()
+
+
+def _repl(chat: "SearchChat | AgentChat") -> None:
     while True:
         try:
             message = input("you> ")

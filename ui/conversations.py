@@ -127,6 +127,8 @@ class ConversationHub:
         self._by_token: dict[str, Conversation] = {}
         self._lock = threading.Lock()
         self.line = TurnLine() if getattr(model, "serial", False) else None
+        self._closing = threading.Event()
+        self._readers: list[threading.Thread] = []
         for row in saved.load() if saved is not None else []:
             self._add(self._restore(row))
         self.make_agent(model, ctx, store_name).warm()
@@ -205,13 +207,25 @@ class ConversationHub:
                 self._impressions(conversation, cards)
             self._save(conversation)
             if self.line is not None and not turn.transferred:
-                threading.Thread(target=self._read_ahead, args=(conversation.agent,), daemon=True).start()
+                reader = threading.Thread(target=self._read_ahead, args=(conversation.agent,), daemon=True)
+                reader.start()
+                with self._lock:
+                    self._readers = [*(r for r in self._readers if r.is_alive()), reader]
             return TurnResult(reply, cards, conversation.pending, turn.transferred)
 
     def _read_ahead(self, agent: Agent) -> None:
         """The model reads this reply while the shopper does, unless another shopper's turn is waiting."""
         line = self.line
-        agent.read_ahead(lambda: len(line) == 0)
+        agent.read_ahead(lambda: len(line) == 0 and not self._closing.is_set())
+
+    def close(self) -> None:
+        """The server stopped: end reading ahead and wait for it (a daemon thread still inside torch when
+        the interpreter exits aborts the process)."""
+        self._closing.set()
+        with self._lock:
+            readers = list(self._readers)
+        for reader in readers:
+            reader.join()
 
     def feedback(self, conversation: Conversation, index: int, rating: str | None) -> None:
         """Thumbs up/down on the assistant message at `index` of the transcript (None clears it)."""
