@@ -173,6 +173,7 @@ class Agent:
             thread_texts,
             write_step,
         )
+        from assistant.policy_answers import policy_answer
         from assistant.replies import ACTS, ASK_ADDRESS, already_done, asks_if_done, courtesy, reply_options
 
         direct = self._direct_reply()
@@ -181,6 +182,8 @@ class Agent:
         legal = legal_tools(self.session, self.messages, self.this_turn) if tools else []
         if legal and not self._write_asked():  # a change nobody asked for is never proposed
             legal = read_only(legal, self.session, self._latest_customer())
+        elif legal and not self._wanted_writes():  # a change asked for, which one unsure: only those it may be
+            legal = self._plausible_only(legal)
         last = self.this_turn[-1] if self.this_turn else None
         # an order looked up for a change its status rules out: the reply says why, not only its items
         asked = self._wanted_writes() if last and last.name == "get_order_details" and last.outcome == "ok" else {}
@@ -194,6 +197,9 @@ class Agent:
         polite = courtesy(self._latest_customer()) if not self.this_turn else None
         if polite is not None:  # a message that only greets or thanks gets the act that answers it
             return _say(polite.text, on_text, act=polite.act)
+        rules = policy_answer(self._latest_customer(), self.session.user_id is not None) if not self.this_turn else None
+        if rules is not None:  # "what is your return policy?": the rules the agent itself follows
+            return _say(rules, on_text, act="policy")
         handled = self._handled_repeat() if not self.this_turn else []
         if handled:  # said again word for word after its changes were made: what they did, not a re-read
             return _say(already_done(handled), on_text, act="already_done")
@@ -380,6 +386,20 @@ class Agent:
         if self.intents is None or not hasattr(self.intents, "asks_for_write"):
             return True
         return any(self.intents.asks_for_write(m.content) for m in self.messages if m.role == "user")
+
+    def _plausible_only(self, legal: list[dict]) -> list[dict]:
+        """`legal` without the writes no customer message may ask for (`IntentReader.plausible_writes`);
+        writes the reader has no head for stay."""
+        plausible = getattr(self.intents, "plausible_writes", None)
+        if plausible is None:
+            return legal
+        said = [plausible(m.content) for m in self.messages if m.role == "user"]
+        if any(s is None for s in said):
+            return legal
+        may = set().union(*said)
+        heads = set(self.intents.writes.labels)
+        registry = self.session.registry
+        return [t for t in legal if not registry.get(n := t["function"]["name"]).writes or n in may or n not in heads]
 
     def _wanted_writes(self) -> dict[str, int]:
         """Writes a customer message asked for (the reader sure of it) that no proposal has answered since,

@@ -241,8 +241,10 @@ def ground(
     fn = copy.deepcopy(tool["function"])
     name, props = fn["name"], fn["parameters"].get("properties", {})
     texts = customer_texts(messages) if texts is None else texts
+    parsed = None
     if name in ADDRESS_WRITES:  # every address field from the address itself: not the zip they signed in with
         texts = address_block(texts)
+        parsed = parse_address(texts)
     store, user_id = session.ctx.store, session.user_id
     user = store.user(user_id) if user_id else None
     orders: dict[str, dict] = {}
@@ -310,7 +312,9 @@ def ground(
         elif schema.get("type") == "string" and "enum" not in schema and name != "transfer_to_human_agents":
             # email, names, zip, address lines, the search query: the customer's own words
             values = spans(texts, *FIELDS.get(key, (3, None, 48)))
-            if key == "address1":
+            if parsed is not None and key in parsed:  # the field the address itself puts there
+                values = [parsed[key]]
+            elif key == "address1":
                 zips = _stated_zips(texts)
                 values = [v for v in values if v.split()[0] not in zips]
             if key == "email":  # an address the store did not find is not tried again; the next one may be
@@ -415,7 +419,10 @@ def write_step(
 
     The orders a write may be about are the customer's orders in its status: those the customer typed,
     else those holding a product they named, else all. Known once every one of them has been looked up
-    (the model then picks among them by their items, and writes every other argument)."""
+    (the model then picks among them by their items, and writes every other argument). An order they
+    typed whose status rules every wanted write out is looked up too: its reply says why (`wrong_status`);
+    after finding the account, the model answered "cancel my order #W2378156" (delivered) with "How can I
+    help?"."""
     if not wanted or session.user_id is None:
         return []
     texts = customer_texts(messages) if texts is None else texts
@@ -434,6 +441,8 @@ def write_step(
         return writes
     for status in {STATUS_FOR[w] for w in wanted if w in STATUS_FOR}:
         unseen += [o for o in _orders_about(session, texts, status) if o not in seen]
+    if not unseen:  # an order they typed whose status rules the change out: looked up, so the reply says why
+        unseen = [o for o in _typed_orders(session, texts) if o not in seen]
     look = next((t for t in legal if t["function"]["name"] == "get_order_details"), None)
     if look is None or not unseen:
         return []
@@ -460,10 +469,36 @@ def address_block(texts: list[str]) -> list[str]:
     return texts
 
 
+_US_ADDRESS = re.compile(
+    r"(?<![\w#])(?P<address1>\d+[A-Za-z]? [A-Za-z0-9 .'-]*[A-Za-z][A-Za-z0-9.'-]*),\s*"
+    r"(?:(?P<address2>(?i:apt|apartment|suite|ste|unit|floor|fl|room|#)\.?\s*[A-Za-z0-9-]+),\s*)?"
+    r"(?P<city>[A-Za-z][A-Za-z .'-]*?),?\s+(?P<state>[A-Z]{2}),?\s+(?P<zip>\d{5})\b"
+    r"(?:,?\s*(?P<country>(?i:USA|United States|US))\b)?"
+)
+
+
+def parse_address(texts: list[str]) -> dict[str, str] | None:
+    """The newest message's US address written the usual way ("45 Oak Street, [Suite 3,] Austin, TX 73301[,
+    USA]"), field by field; None for any other form (the fields are then copied from its words as before).
+    Free to copy any run of words, the model wrote address2 "Austin" and city "73301" for the first."""
+    for text in reversed(texts):
+        match = _US_ADDRESS.search(text)
+        if match is not None:
+            fields = {k: v.strip() for k, v in match.groupdict(default="").items()}
+            return fields | {"country": fields["country"] or "USA"}  # a state and zip: the store's country
+    return None
+
+
 def address_missing(wanted: set[str] | dict[str, int], texts: list[str]) -> bool:
     """Whether a wanted address change has no street address in the customer's words to write: its
     proposal would copy other words into the address ("ship order #W6247578 to 19122 I, to, to")."""
     return bool(ADDRESS_WRITES & set(wanted)) and address_block(texts) is texts
+
+
+def _typed_orders(session: PolicySession, texts: list[str]) -> list[str]:
+    """The customer's own orders they typed, in any status."""
+    theirs = set((session.ctx.store.user(session.user_id) or {}).get("orders", []))
+    return [o for o in dict.fromkeys(o for t in texts for o in ORDER_ID.findall(t)) if o in theirs]
 
 
 def _orders_about(session: PolicySession, texts: list[str], status: str) -> list[str]:

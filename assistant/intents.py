@@ -40,6 +40,12 @@ WRITE_SURE = 0.8  # the same bar for each write head (held-out precision per wri
 # below this for every write head a message asks for no change at all: status questions read 0.00-0.11
 # ("is my order #W8770097 shipped?"), vague complaints 0.31-0.36, every τ task instruction with a write >= 0.5
 WRITE_ASKED = 0.25
+# a write may be meant when its head (or its family's) reads at least this, while none is sure: "ship my
+# pending order to 45 Oak Street ..." read address 0.50, cancel 0.44, item change 0.03, and the model,
+# free to choose any write, proposed an item change nobody asked for. `python bench/plausible_writes.py`:
+# of the 5 held-out messages asked for but unsure, none loses its own write at 0.1 (nor at 0.2), and 18 of
+# their 25 other writes are no longer offered (a small sample: the suite and τ dev tasks are the check)
+WRITE_PLAUSIBLE = 0.1
 # writes that the same words ask for of an order in either status: "I want a full refund" is a cancel of a
 # pending order and a return of a delivered one. One more yes/no per family; when it is sure and no member
 # is, the family itself is wanted, and the order's status picks the member (assistant.guidance.settle_families)
@@ -134,6 +140,20 @@ class IntentReader:
             if p.get(family, 0.0) >= WRITE_SURE and not any(m in wanted for m in members):
                 wanted[family] = p[family]
         return wanted
+
+    def plausible_writes(self, text: str) -> set[str] | None:
+        """The writes (tool names, families expanded to their members) the message may ask for, p ≥
+        WRITE_PLAUSIBLE; None without a write head (any may be)."""
+        if self.writes is None:
+            return None
+        if not text.strip():
+            return set()
+        p = self._write_probabilities(text)
+        out = {w for w, q in p.items() if q >= WRITE_PLAUSIBLE and w not in FAMILIES}
+        for family, members in FAMILIES.items():
+            if p.get(family, 0.0) >= WRITE_PLAUSIBLE:
+                out.update(members)
+        return out
 
     def asks_for_write(self, text: str) -> bool:
         """Whether the message may ask for any change to an order or account (True without a write head)."""

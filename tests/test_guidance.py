@@ -193,7 +193,9 @@ def test_garbage_model_takes_only_legal_grounded_actions_and_never_writes_markup
         if pending_before:
             assert records and records[0].outcome in ("confirmed", "declined")
         assert "<tool_call>" not in turn.reply and '{"name"' not in turn.reply and "<|im" not in turn.reply
-        grounded = [o.text for o in reply_options(agent.session, records)] if records else []
+        # an order looked up for a change its status rules out also says why (`wrong_status`)
+        asked = agent._wanted_writes()
+        grounded = [o.text for a in ((), asked) for o in reply_options(agent.session, records, a)] if records else []
         assert turn.reply in acts or turn.reply in grounded or turn.transferred
         if turn.transferred:
             break
@@ -640,3 +642,85 @@ def test_a_request_said_again_after_its_change_was_made_is_told_what_was_done(st
     agent.respond("no")
     agent.respond(request)
     assert agent.messages[-1].meta.get("act") != "already_done" and len(model.offered) > 3
+
+
+def test_questions_about_the_stores_rules_are_answered_from_them_and_requests_are_not():
+    from assistant.policy_answers import OTHER_RULES, policy_answer, policy_topics
+
+    assert policy_topics("What is your return policy?") == ["returns"]
+    assert policy_topics("in which cases can I ask for my money  back?") == ["returns"]
+    assert policy_topics("how long do refunds usually take") == ["refund_time", "returns"]
+    assert policy_topics("what are the rules for exchanges?") == ["exchanges"]
+    assert policy_topics("your cancellation policy, please") == ["cancellations"]
+    # requests, and questions the rules do not answer, are not
+    for text in (
+        "I want to return the shoes",
+        "what is the policy for returning order #W2378156",
+        "how long does shipping take?",
+        "can I cancel order #W5564375?",
+        "hiking boots under $200",
+    ):
+        assert policy_topics(text) == [], text
+    assert policy_answer("what's your shipping policy?", signed_in=False) == OTHER_RULES
+    assert policy_answer("cancel my order", signed_in=False) is None
+    asked = policy_answer("what is your return policy?", signed_in=False)
+    known = policy_answer("what is your return policy?", signed_in=True)
+    assert "zip code" in asked and "zip code" not in known and known.endswith("?")
+
+
+def test_an_address_written_the_usual_way_is_copied_field_by_field(store):
+    from assistant.guidance import ground, parse_address
+
+    said = "Please ship my pending order #W9653558 to 45 Oak Street, Austin, TX 73301, USA instead."
+    assert parse_address([said]) == {
+        "address1": "45 Oak Street",
+        "address2": "",
+        "city": "Austin",
+        "state": "TX",
+        "zip": "73301",
+        "country": "USA",
+    }
+    suite = parse_address(["ship to 77 Lake Rd, Apt 4B, San Jose, CA 95112"])
+    assert suite["address2"] == "Apt 4B" and suite["city"] == "San Jose" and suite["country"] == "USA"
+    assert parse_address(["my zip is 19122"]) is None
+    assert parse_address(["{'address1': '953 Park Avenue', 'address2': 'Suite 613', 'city': 'New York'}"]) is None
+    session = PolicySession(ToolRegistry(), ToolContext(store))
+    session.call("find_user_id_by_email", {"email": "liam.li2557@example.com"})
+    details = session.call("get_order_details", {"order_id": "#W9653558"})
+    messages = [ChatMessage("user", said), ChatMessage("tool", details, name="get_order_details")]
+    tool = next(t for t in session.registry.schemas() if t["function"]["name"] == "modify_pending_order_address")
+    props = ground(tool, session, messages)["function"]["parameters"]["properties"]
+    assert {k: props[k]["x-copy"] for k in ("address1", "address2", "city", "zip")} == {
+        "address1": ["45 Oak Street"],
+        "address2": [""],  # the model wrote "Austin" here, and the zip as the city
+        "city": ["Austin"],
+        "zip": ["73301"],
+    }
+
+
+def test_a_change_asked_for_unsurely_offers_only_the_writes_it_may_be(store):
+    """'Ship my pending order to ...' read address 0.50 and cancel 0.44, nothing sure: the model, offered
+    every write, proposed an item change nobody asked for. Only the writes the reader finds plausible stay."""
+    from assistant.intents import shipped_reader
+
+    said = (
+        "my email is liam.li2557@example.com. Please ship my pending order #W9653558 to 45 Oak Street, Austin, "
+        "TX 73301, USA instead."
+    )
+    model = _Offered(
+        [
+            ("find_user_id_by_email", {"email": "liam.li2557@example.com"}),
+            ("get_order_details", {"order_id": "#W9653558"}),
+        ]
+    )
+    agent = new_agent(model, ToolContext(store), "tau-retail")
+    agent.intents = shipped_reader()
+    assert agent.intents.wanted_writes(said) == {}  # unsure which change
+    agent.respond(said)
+    offered = set(model.offered[2][0])
+    assert "modify_pending_order_address" in offered and "cancel_pending_order" in offered
+    assert not offered & {
+        "modify_pending_order_items",
+        "modify_pending_order_payment",
+        "exchange_delivered_order_items",
+    }

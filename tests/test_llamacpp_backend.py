@@ -194,6 +194,8 @@ def test_candidates_sharing_a_start_are_scored_from_one_run(fast):
         decoder.start(ids)
         alone = decoder.score_here([option])
         assert score == pytest.approx(alone[0], abs=0.05 * len(option))
+    single = decoder.encode(' "",')  # an empty address2 and its comma: one token, nothing to feed
+    assert len(single) == 1 and decoder.score_here([single])[0] < 0
 
 
 def test_conversations_taking_turns_continue_their_own_cache(fast):

@@ -245,7 +245,7 @@ class Decoder:
         keys = [tuple(ids[:-1][: self.score_limit]) for ids in continuations]  # what each one feeds
         fed = sorted({key for key in keys if key})
         # sorted, a fed part that starts others comes just before them: a run is one that starts no other
-        runs = [f for f, after in zip(fed, [*fed[1:], ()], strict=True) if after[: len(f)] != f]
+        runs = [f for i, f in enumerate(fed) if i + 1 == len(fed) or fed[i + 1][: len(f)] != f]
         rows = self._run_rows(runs)
         for i, (ids, key) in enumerate(zip(continuations, keys, strict=True)):
             if key:
