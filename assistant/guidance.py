@@ -29,7 +29,7 @@ never reach a remote endpoint.
 import copy
 import json
 import re
-from collections.abc import Callable
+from collections.abc import Callable, Collection
 from typing import Any
 
 from assistant.intents import FAMILIES
@@ -174,6 +174,22 @@ def _enum(schema: dict[str, Any], values: list[str]) -> None:
     schema.update({"type": "string", "enum": list(dict.fromkeys(values))})
 
 
+_GENERIC_HEADS = frozenset({"set", "kit"})  # "Luggage Set": "set" is too common a word to name it
+
+
+def named_products(said: str, names: Collection[str]) -> tuple[set[str], bool]:
+    """The product names among `names` the customer's words name, and whether by the whole name ("running
+    shoes"); where none is named whole, by a two-word name's last word ("the shoes I bought", "my chair").
+    Matched whole only, "I want to exchange the shoes I bought" let the model exchange an office chair."""
+    whole = {n for n in names if named_product_type(said, {n})}
+    if whole:
+        return whole, True
+    text = f" {' '.join(re.findall(r'[a-z0-9-]+', said.lower()))} "
+    heads = {n: n.lower().split()[-1] for n in names if len(n.split()) > 1}
+    forms = {n: {h, f"{h}s", f"{h}es", h.removesuffix("s")} for n, h in heads.items() if h not in _GENERIC_HEADS}
+    return {n for n, fs in forms.items() if any(f" {f} " in text for f in fs if f)}, False
+
+
 def _items_refiner(store, orders: dict[str, dict], new_items: bool, texts: list[str]) -> Callable:
     """Once `order_id` is chosen, `item_ids` are that order's items (exactly the ones whose product the
     customer named, where they named any); once they are, `new_item_ids` are available variants of the
@@ -188,11 +204,13 @@ def _items_refiner(store, orders: dict[str, dict], new_items: bool, texts: list[
             return props
         if "item_ids" in props and "item_ids" not in chosen:
             ids = [it["item_id"] for it in order["items"]]
-            named = [it["item_id"] for it in order["items"] if named_product_type(said, {it["name"]})]
+            names, whole = named_products(said, {it["name"] for it in order["items"]})
+            named = [it["item_id"] for it in order["items"] if it["name"] in names]
             props["item_ids"] = {
                 "type": "array",
                 "items": {"type": "string", "enum": named or ids},
-                "minItems": len(set(named)) or 1,
+                # every item named whole ("the running shoes and the office chair"); one of those a word may mean
+                "minItems": (len(set(named)) if whole else 1) or 1,
                 "uniqueItems": True,
             }
         if new_items and "item_ids" in chosen and "new_item_ids" not in chosen:
@@ -515,8 +533,8 @@ def _orders_meant(session: PolicySession, texts: list[str], status: str) -> tupl
     if typed:  # the orders they typed, if in the status (not another order: never theirs, or not in it)
         picked = [o for o in dict.fromkeys(typed) if o in orders]
         return picked, bool(picked)
-    said = " ".join(texts)
-    named = [o for o, d in orders.items() if named_product_type(said, {i["name"] for i in d["items"]})]
+    names, _ = named_products(" ".join(texts), {i["name"] for d in orders.values() for i in d["items"]})
+    named = [o for o, d in orders.items() if names & {i["name"] for i in d["items"]}]
     return (named, True) if named else (list(orders), False)
 
 

@@ -724,3 +724,33 @@ def test_a_change_asked_for_unsurely_offers_only_the_writes_it_may_be(store):
         "modify_pending_order_payment",
         "exchange_delivered_order_items",
     }
+
+
+def test_an_item_named_by_its_last_word_picks_it_from_the_order():
+    """'I want to exchange the shoes I bought' named no product whole ('Running Shoes'): every item was
+    offered, and the model exchanged an office chair. A two-word name's last word names it when no name
+    is said whole; a word two items share offers both, and one of them is enough."""
+    from assistant.guidance import named_products
+
+    names = {"Running Shoes", "Office Chair", "Luggage Set", "Action Camera", "Digital Camera", "Headphones"}
+    assert named_products("I want to exchange the shoes I bought", names) == ({"Running Shoes"}, False)
+    assert named_products("return my chair", names) == ({"Office Chair"}, False)
+    assert named_products("the running shoes and the office chair", names) == ({"Running Shoes", "Office Chair"}, True)
+    assert named_products("exchange the camera", names) == ({"Action Camera", "Digital Camera"}, False)
+    assert named_products("can you set it up?", names) == (set(), False)  # "set" names no luggage
+
+
+def test_the_order_and_items_follow_a_product_named_by_its_last_word(store):
+    from assistant.guidance import ground
+
+    session = PolicySession(ToolRegistry(), ToolContext(store))
+    session.call("find_user_id_by_email", {"email": "mei.martin4637@example.com"})
+    details = session.call("get_order_details", {"order_id": "#W5564375"})
+    said = "I want to exchange the shoes I bought"
+    messages = [ChatMessage("user", said), ChatMessage("tool", details, name="get_order_details")]
+    tool = next(t for t in session.registry.schemas() if t["function"]["name"] == "exchange_delivered_order_items")
+    fn = ground(tool, session, messages)["function"]
+    items = fn["parameters"]["x-refine"]({"order_id": "#W5564375"}, fn["parameters"]["properties"])["item_ids"]
+    order = store.order("#W5564375")
+    assert items["items"]["enum"] == [i["item_id"] for i in order["items"] if i["name"] == "Running Shoes"]
+    assert items["minItems"] == 1
