@@ -169,6 +169,7 @@ class Agent:
             legal_tools,
             read_only,
             settle_families,
+            shown_prices,
             stated_filters,
             thread_texts,
             write_step,
@@ -266,8 +267,11 @@ class Agent:
             call = message.tool_call
             texts = customer_texts(self.messages)
             arguments = grounded_numbers(call.arguments, texts)
-            earlier = next((r.arguments for r in reversed(self.session.trace) if r.name == call.name), None)
-            arguments = stated_filters(arguments, texts[-1] if texts else "", self.session.ctx.store, earlier)
+            before = next((r for r in reversed(self.session.trace) if r.name == call.name), None)
+            earlier = before.arguments if before is not None else None
+            shown = shown_prices(before.output) if before is not None and before.outcome == "ok" else []
+            said = texts[-1] if texts else ""
+            arguments = stated_filters(arguments, said, self.session.ctx.store, earlier, min(shown, default=None))
             message.tool_call = ToolCall(call.name, arguments, call.id)
         elif message.tool_call is None and "reply_index" in message.meta:
             chosen = options[message.meta["reply_index"]]

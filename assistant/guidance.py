@@ -582,8 +582,26 @@ def _said_feature(key: str, message: str) -> bool | None:
     return found.group(1) is None
 
 
+_CHEAPER = re.compile(r"\b(?:cheaper|less expensive|lower price[sd]?|more affordable)\b", re.IGNORECASE)
+
+
+def shown_prices(output: str) -> list[float]:
+    """The prices a search result listed (none for an error or anything else)."""
+    try:
+        hits = json.loads(output)
+    except ValueError:
+        return []
+    if not isinstance(hits, list):
+        return []
+    return [float(h["price"]) for h in hits if isinstance(h, dict) and isinstance(h.get("price"), int | float)]
+
+
 def stated_filters(
-    arguments: dict[str, Any], message: str, store, earlier: dict[str, Any] | None = None
+    arguments: dict[str, Any],
+    message: str,
+    store,
+    earlier: dict[str, Any] | None = None,
+    shown_low: float | None = None,
 ) -> dict[str, Any]:
     """A search's filters with what the customer's current message states: a price bound ("under $60"),
     the product type the query names (its category) and option values the catalog has for that type
@@ -592,10 +610,15 @@ def stated_filters(
     (ambiguous); the model's own filters stay. `earlier`: the conversation's previous search; a follow-up
     on the same type keeps its bounds and options unless this message restates them ("t-shirt under $60",
     then "any in blue?" → blue t-shirts under $60). A message naming another type than the model's query
-    searches for that type with this message's words only."""
+    searches for that type with this message's words only. "Any cheaper ones?" with no bound of its own
+    is under `shown_low`, the lowest price the previous search listed (it listed the same five again)."""
     from assistant.requests import named_product_type, parse_request
 
     bounds = parse_request(message)
+    if bounds.max_price is None and shown_low is not None and _CHEAPER.search(message):
+        below = round(shown_low - 0.01, 2)
+        if below > 0 and float(arguments.get("max_price") or below + 1) > below:
+            arguments = {**arguments, "max_price": below}
 
     def with_bounds(out: dict[str, Any]) -> dict[str, Any]:  # the message's price bounds, unless already set
         for key, value, other in (

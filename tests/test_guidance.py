@@ -104,6 +104,11 @@ def test_stated_price_bounds_and_options_reach_the_search_filters(store):
         "options": {"color": "blue"},
     }
     assert stated_filters({"query": "t-shirt"}, "under $40 then", store, first)["max_price"] == 40
+    # "cheaper ones?" is under the lowest price just listed (the same five came back); a stated bound wins
+    need = {"query": "I need a gift for my sister, she likes running"}
+    assert stated_filters(need, "any cheaper ones?", store, need, 147.05)["max_price"] == 147.04
+    assert stated_filters(need, "cheaper ones please, under $100", store, need, 147.05)["max_price"] == 100
+    assert "max_price" not in stated_filters(need, "any in blue?", store, need, 147.05)
     other = stated_filters({"query": "backpack"}, "and backpacks?", store, first)
     assert "max_price" not in other and "options" not in other  # another type starts afresh
     boots = stated_filters({"query": "hiking boots"}, "I need waterproof hiking boots, size 10", store)
@@ -754,3 +759,10 @@ def test_the_order_and_items_follow_a_product_named_by_its_last_word(store):
     order = store.order("#W5564375")
     assert items["items"]["enum"] == [i["item_id"] for i in order["items"] if i["name"] == "Running Shoes"]
     assert items["minItems"] == 1
+
+
+def test_the_prices_a_search_listed_are_read_from_its_result_only():
+    from assistant.guidance import shown_prices
+
+    assert shown_prices('[{"item_id": "1", "price": 147.05}, {"item_id": "2", "price": 150}]') == [147.05, 150.0]
+    assert shown_prices("Error: the query is empty") == [] and shown_prices('{"price": 3}') == []
