@@ -225,6 +225,25 @@ def test_shopper_app_has_no_staff_event_and_cannot_reach_another_conversation(se
     victim.predict(api_name="/decline")
 
 
+def test_stopping_with_browser_tabs_open_prints_one_line_not_tracebacks(tau_collection, tau_state, tmp_path):
+    """Ctrl-C on `shopassist ui` while tabs hold their event streams: uvicorn cancels them after the graceful
+    5 s and logged a traceback for each; now one line, and the process ends."""
+    import signal
+
+    process = _start(tmp_path, tau_state, port := free_port())
+    streams = [
+        urllib.request.urlopen(f"http://127.0.0.1:{port}/gradio_api/heartbeat/tab{i}", timeout=60) for i in range(2)
+    ]
+    assert all(s.status == 200 for s in streams)
+    process.send_signal(signal.SIGINT)
+    process.wait(30)
+    for s in streams:
+        s.close()
+    log = (tmp_path / "server.log").read_text()
+    assert "Traceback" not in log and "CancelledError" not in log, log[-2000:]
+    assert "open browser connection(s)" in log
+
+
 def test_kill_9_mid_conversation_loses_nothing_and_confirm_runs_once(tau_collection, tau_state, tmp_path):
     port, state = free_port(), tmp_path
     url = f"http://127.0.0.1:{port}"

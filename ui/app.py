@@ -7,7 +7,10 @@ Everything the tabs do goes through `ui.conversations.ConversationHub` (agent, p
 the UI holds no business logic. Bound to 127.0.0.1 with analytics off unless the caller asks otherwise.
 """
 
+import asyncio
+import logging
 import socket
+import sys
 import threading
 import time
 from dataclasses import dataclass
@@ -61,6 +64,19 @@ def web_app(hub: ConversationHub, staff: StaffLogin) -> FastAPI:
     return server
 
 
+class QuietShutdown(logging.Filter):
+    """At a stop, uvicorn cancels the event streams open browser tabs hold (Gradio's heartbeats) once the
+    graceful 5 s are up and logs a traceback for each: one line says it instead."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        if record.exc_info and isinstance(record.exc_info[1], asyncio.CancelledError):
+            return False
+        if "timeout graceful shutdown exceeded" in str(record.msg):
+            record.msg, record.args = "shopassist ui: stopping; closed %s open browser connection(s)", record.args
+            record.levelno, record.levelname = logging.WARNING, "WARNING"
+        return True
+
+
 @dataclass
 class Running:
     """A server started in a background thread (tests and benchmarks); `stop()` ends it."""
@@ -86,9 +102,14 @@ def serve(hub: ConversationHub, staff: StaffLogin, host: str = "127.0.0.1", port
         timeout_graceful_shutdown=5,  # open event streams must not keep a stopping server alive
     )
     server = uvicorn.Server(config)
+    quiet = logging.getLogger("uvicorn.error")
+    if not any(isinstance(f, QuietShutdown) for f in quiet.filters):
+        quiet.addFilter(QuietShutdown())
     if not background:
         try:
             server.run()
+        except KeyboardInterrupt:  # uvicorn has shut down by now and raises Ctrl-C's signal again
+            print("shopassist ui: stopped", file=sys.stderr)
         finally:
             hub.close()
         return None
