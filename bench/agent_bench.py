@@ -43,6 +43,7 @@ from retrieval.offline import enforce_offline
 enforce_offline()
 
 from assistant.llm import GenerationSettings, load_chat_model, pick_backend, shipped_adapter  # noqa: E402
+from assistant.llm.gguf_files import read_cpu_flags  # noqa: E402
 from assistant.llm.llamacpp_backend import LlamaCppChatModel, available  # noqa: E402
 from assistant.llm.transformers_backend import TransformersChatModel  # noqa: E402
 from assistant.messages import ChatMessage  # noqa: E402
@@ -346,6 +347,13 @@ def run_speed(args: argparse.Namespace) -> dict:
         if args.adapter and getattr(model, "weights", "") not in ("", "q8_0, LoRA unmerged"):  # before, same run
             before = LlamaCppChatModel(args.model, args.adapter, threads=2, weights="q8_0", merge=False)
             turns["agent_turn_s_q8_0_unmerged"] = agent_turns(before, prompts, Path(tmp) / "before")
+            del before
+        if args.adapter and getattr(model, "weights", "").startswith("f16") and "avx512_bf16" in read_cpu_flags():
+            # bf16 with the adapter unmerged: the default with native bf16 until 2026-12-07, same run
+            before = LlamaCppChatModel(args.model, args.adapter, threads=2, weights="bf16", merge=False)
+            (Path(tmp) / "bf16").mkdir()
+            turns["bf16_unmerged"] = tool_turns(before, prompts, Path(tmp) / "bf16")
+            turns["bf16_unmerged"]["agent_turn_s"] = agent_turns(before, prompts, Path(tmp) / "bf16")
             del before
         if available() and getattr(model, "backend", "") != "llama.cpp":  # the other local backend, same run
             other = LlamaCppChatModel(args.model, args.adapter, threads=2)

@@ -73,12 +73,13 @@ def has_amx(cpu_flags: str | None = None) -> bool:
 def weight_format(cpu_flags: str | None = None) -> str:
     """The weights llama.cpp runs fastest on this CPU (`bench/agent_bench.py speed`, `llamacpp_weights`):
 
-    - `bf16` with native bf16 (avx512_bf16) and no AMX: prefill 863 against Q8_0's 602 tokens/s;
+    - `f16`, with the adapter merged (`merges_adapter`), on CPUs without AMX: on an AVX2-only AMD EPYC
+      prefill 458 against Q8_0's 344 tokens/s and the shipped agent's turn 1.27 s p50 against 1.84 s; on an
+      AMD EPYC with avx512_bf16 (2026-12-07) the full tool-using turn 1.24 s p50 / 2.98 s p95 against
+      1.46–1.62 / 3.35–3.83 s for bf16 with the adapter unmerged (2 runs each), decode after 1,000 tokens
+      115 against 92 tokens/s, τ dev 164 against 175 s, and every core-suite decision the reference's;
     - `q8_0` on AMX CPUs, where llama.cpp's extra weight buffers stay off (`has_amx`): prefill as bf16's
-      (455 against 451 tokens/s), decode faster (31.7 against 28.2 after 1,000 tokens);
-    - `f16` elsewhere (AVX2): prefill 458 against Q8_0's 344 tokens/s on an AVX2-only AMD EPYC, and with
-      the adapter merged (`merges_adapter`) the shipped agent's turn on the 20 bench prompts took 1.27 s p50
-      against 1.84 s for Q8_0 with the adapter unmerged (the previous default there).
+      (455 against 451 tokens/s), decode faster (31.7 against 28.2 after 1,000 tokens).
 
     `SHOPASSIST_WEIGHTS` overrides: `bf16`, `f16`, `q8_0`, or `q4_1` for the packaged file as it is."""
     chosen = os.environ.get("SHOPASSIST_WEIGHTS", "").strip().lower()
@@ -86,11 +87,7 @@ def weight_format(cpu_flags: str | None = None) -> str:
         if chosen not in FORMATS and chosen != "q4_1":
             raise ModelError(f"SHOPASSIST_WEIGHTS must be one of {', '.join([*FORMATS, 'q4_1'])}, got {chosen!r}")
         return chosen
-    if cpu_flags is None:
-        cpu_flags = read_cpu_flags()
-    if has_amx(cpu_flags):
-        return "q8_0"
-    return "bf16" if "avx512_bf16" in cpu_flags else "f16"
+    return "q8_0" if has_amx(cpu_flags) else "f16"
 
 
 def merges_adapter(fmt: str) -> bool:
