@@ -211,7 +211,11 @@ class Agent:
         if pointed is not None:  # "what about the first one?" after a listing: that product's details
             call = ToolCall("get_product_details", {"product_id": pointed["product_id"]})
             return ChatMessage("assistant", tool_call=call, meta={"act": "pointed", "item_id": pointed["item_id"]})
-        if intent is not None and intent.label == "shopping" and not self._about_an_order_of_theirs():
+        picked = self._picked_from_listing() if tools and not self.this_turn and not self._wanted_writes() else []
+        lookup = [t for t in legal if t["function"]["name"] == "get_order_details"] if picked else []
+        if lookup:  # "the tea kettle one" after their orders were listed: that order (`read_only` narrowed it)
+            legal, required = lookup, True
+        elif intent is not None and intent.label == "shopping" and not self._about_an_order_of_theirs():
             # a product question starts with the catalog, signed in or not (after an order look-up, "do you
             # have hiking boots under $300?" read the order again); one naming an order may be choosing its
             # items: the model decides there. A write asked for still comes first (below); the model still
@@ -289,7 +293,7 @@ class Agent:
         - the item the shopper pointed at, from its product's details (see `_pointed_item`);
         - the account found for sign-in details given unasked, and the account's orders asked about (both
           list every order with its status)."""
-        from assistant.guidance import asks_all_orders
+        from assistant.guidance import asks_all_orders, asks_unnamed_order
         from assistant.references import pointed_item
         from assistant.replies import grounded_reply, item_details
 
@@ -305,8 +309,8 @@ class Agent:
             last.name in SEARCHES
             # "I found your account. Your orders: ... How can I help?"
             or (last.name in AUTH_TOOLS and len(self.this_turn) == 1 and self._volunteered_sign_in())
-            # every order with its status: the answer
-            or (last.name == "get_user_details" and asks_all_orders(self._latest_customer()))
+            # every order with its status: the answer, or the question which one is meant
+            or (last.name == "get_user_details" and self._asks_orders(asks_all_orders, asks_unnamed_order))
         )
         return grounded_reply(last, self.session) if answers and not self._wanted_writes() else None
 
@@ -370,11 +374,30 @@ class Agent:
         latest = self._latest_customer_index()
         return self.messages[latest].content if latest >= 0 else ""
 
+    def _asks_orders(self, *asks: Callable[[str], bool]) -> bool:
+        text = self._latest_customer()
+        return any(a(text) for a in asks)
+
     def _about_an_order_of_theirs(self) -> bool:
-        """Whether a signed-in customer's latest message names an order (#W...)."""
+        """Whether a signed-in customer's latest message names an order: typed (#W...), or, just after their
+        orders were listed, by a product in it ("the tea kettle one" was searched for in the catalog)."""
         from assistant.guidance import ORDER_ID
 
-        return self.session.user_id is not None and ORDER_ID.search(self._latest_customer()) is not None
+        if self.session.user_id is None:
+            return False
+        return ORDER_ID.search(self._latest_customer()) is not None or bool(self._picked_from_listing())
+
+    def _picked_from_listing(self) -> list[str]:
+        """The customer's orders holding a product the latest message names, when the reply before it listed
+        their orders (`replies`: "Your orders: ..."); a product question at any other time is one."""
+        from assistant.guidance import orders_holding_named
+        from assistant.replies import ORDERS_LISTED
+
+        latest = self._latest_customer_index()
+        before = next((m for m in reversed(self.messages[:latest]) if m.role == "assistant"), None)
+        if self.session.user_id is None or before is None or ORDERS_LISTED not in before.content:
+            return []
+        return orders_holding_named(self.messages[latest].content, self.session)
 
     def _read_intent(self) -> "Intent | None":
         """What the customer's latest message asks for, when the reader is sure of it."""

@@ -56,6 +56,9 @@ ONCE_PER_TURN = frozenset(
 )
 ORDER_ID = re.compile(r"#W\d{7}\b")
 ALL_ORDERS = re.compile(r"\b(?:my|all|the|our)\s+(?:\w+\s+)?orders\b", re.IGNORECASE)  # "my recent orders"
+ONE_ORDER = re.compile(
+    r"\b(?:my|our)\s+(?:\w+\s+)?(?:order|package|parcel|delivery|shipment)\b(?!s)|\btrack(?:ing)?\b", re.IGNORECASE
+)
 _UNITS = re.compile(r"\b(\d+)[ -]?(?:feet|foot)\b")  # "5-feet" is the catalog's "5 ft"
 # how customers name a payment method's kind (the store's `source`)
 SOURCE_WORDS = {"gift_card": "gift card", "paypal": "paypal", "credit_card": "credit card"}
@@ -401,6 +404,20 @@ def asks_all_orders(text: str) -> bool:
     return not ORDER_ID.search(text) and ALL_ORDERS.search(text) is not None
 
 
+def asks_unnamed_order(text: str) -> bool:
+    """Whether a message asks about one order without saying which ("where is my order?", "track my package")."""
+    return not ORDER_ID.search(text) and ONE_ORDER.search(text) is not None
+
+
+def orders_holding_named(text: str, session: PolicySession) -> list[str]:
+    """The signed-in customer's orders holding a product the message names ("the tea kettle one")."""
+    store = session.ctx.store
+    user = store.user(session.user_id) if session.user_id else None
+    orders = {o: store.order(o) or {} for o in (user or {}).get("orders", [])}
+    named, _ = named_products(text, {it["name"] for o in orders.values() for it in o.get("items", [])})
+    return [o for o, order in orders.items() if any(it["name"] in named for it in order.get("items", []))]
+
+
 def read_only(legal: list[dict[str, Any]], session: PolicySession, text: str) -> list[dict[str, Any]]:
     """`legal` for a message that asks for no change: no writes, and order look-ups narrowed to the orders
     the message names, where it names any (asked whether #W8770097 had shipped, the model read every
@@ -410,6 +427,12 @@ def read_only(legal: list[dict[str, Any]], session: PolicySession, text: str) ->
     typed = set(ORDER_ID.findall(text))
     account = [t for t in legal if t["function"]["name"] == "get_user_details"]
     if account and asks_all_orders(text):
+        return account
+    # no order typed: those holding a product named ("is the tea kettle shipped?"); one asked about without
+    # saying which, of several, reads the account: its reply lists them all and asks (the model picked one)
+    typed = typed or set(orders_holding_named(text, session))
+    user = session.ctx.store.user(session.user_id) if session.user_id and not typed else None
+    if account and user and len(user.get("orders", [])) > 1 and asks_unnamed_order(text):
         return account
     out = []
     for tool in legal:

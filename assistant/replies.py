@@ -73,6 +73,8 @@ COURTESIES = (
     ("thanks", re.compile(rf"^(?:{_THANKS}(?:[ ,]+{_BYE})?|{_BYE})$")),
 )
 
+ORDERS_LISTED = "Your orders:"  # how replies that list the customer's orders begin that list
+
 
 def _said(text: str) -> str:
     """A short message as its patterns read it: lower case, punctuation and spacing collapsed."""
@@ -205,7 +207,7 @@ def _user(record: ToolCallRecord, session: PolicySession) -> str:
         order = session.ctx.store.order(order_id) or {}
         names = ", ".join(i["name"] for i in order.get("items", []))
         orders.append(f"{order_id} ({order.get('status', 'unknown')}: {names})")
-    return f"Your orders: {'; '.join(orders) or 'none'}. Which one is it about?"
+    return f"{ORDERS_LISTED} {'; '.join(orders) or 'none'}. Which one is it about?"
 
 
 def _signed_in(record: ToolCallRecord, session: PolicySession) -> str:
@@ -215,7 +217,7 @@ def _signed_in(record: ToolCallRecord, session: PolicySession) -> str:
     for order_id in user.get("orders", []):
         order = session.ctx.store.order(order_id) or {}
         orders.append(f"{order_id} ({order.get('status', 'unknown')})")
-    listed = f" Your orders: {', '.join(orders)}." if orders else ""
+    listed = f" {ORDERS_LISTED} {', '.join(orders)}." if orders else ""
     return f"Thank you{', ' + first if first else ''}, I found your account.{listed} How can I help?"
 
 

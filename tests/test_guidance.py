@@ -766,3 +766,35 @@ def test_the_prices_a_search_listed_are_read_from_its_result_only():
 
     assert shown_prices('[{"item_id": "1", "price": 147.05}, {"item_id": "2", "price": 150}]') == [147.05, 150.0]
     assert shown_prices("Error: the query is empty") == [] and shown_prices('{"price": 3}') == []
+
+
+IVAN = "ivan.santos3158@example.com"  # four orders: a Mechanical Keyboard only in pending #W5183325
+
+
+def test_an_order_asked_about_unnamed_lists_them_and_a_product_named_then_picks_one(store):
+    """ "Where is my order?" from a customer with four: the model read one of them and described it; then
+    "the keyboard one" was searched for in the catalog. Now the account's orders, and then that order."""
+    model = _Offered(
+        [("find_user_id_by_email", {"email": IVAN}), ("get_user_details", {"user_id": "ivan_santos_6635"})]
+    )
+    agent = new_agent(model, ToolContext(store), "tau-retail")
+    agent.intents = _Shops()  # the reader is sure both messages are product questions: they must not be
+    agent.intents.asks_for_write = lambda text: False
+    turn = agent.respond(f"hi, where is my order? my email is {IVAN}")
+    assert model.offered[1] == (["get_user_details"], None)
+    assert all(order_id in turn.reply for order_id in store.user("ivan_santos_6635")["orders"])
+    model.plan.append(("get_order_details", {"order_id": "#W5183325"}))
+    before = len(model.offered)
+    turn = agent.respond("the keyboard one")
+    assert model.offered[before] == (["get_order_details"], "required")
+    assert model.enums[before] == ["#W5183325"]
+    assert "#W5183325" in turn.reply and agent.session.pending is None
+
+
+def test_which_order_a_message_means_without_its_number():
+    from assistant.guidance import asks_unnamed_order
+
+    assert asks_unnamed_order("hi, where is my order?") and asks_unnamed_order("can you track my package")
+    assert not asks_unnamed_order("where is my order #W5183325?")
+    assert not asks_unnamed_order("what is the status of my orders?")  # all of them: `asks_all_orders`
+    assert not asks_unnamed_order("do you have hiking boots?")
