@@ -70,8 +70,11 @@ _THANKS = (
 _BYE = r"(?:(?:that'?s|that is) (?:all|it)(?: for now)?|bye|goodbye|have a (?:good|nice) day)"
 COURTESIES = (
     ("greet", re.compile(rf"^(?:{_HELLO}(?:[ ,]+{_HOW})?|{_HOW})$")),
-    ("thanks", re.compile(rf"^(?:{_THANKS}(?:[ ,]+{_BYE})?|{_BYE})$")),
+    ("goodbye", re.compile(rf"^(?:{_THANKS}[ ,]+)?{_BYE}(?:[ ,]+{_THANKS})?$")),
+    ("thanks", re.compile(rf"^{_THANKS}$")),
 )
+# a goodbye is answered with one, not asked "anything else?" (not one of the model's acts)
+GOODBYE = ReplyOption("You're welcome! Thank you for shopping with us, and have a nice day.", "goodbye")
 
 ORDERS_LISTED = "Your orders:"  # how replies that list the customer's orders begin that list
 
@@ -87,7 +90,7 @@ def courtesy(text: str) -> ReplyOption | None:
     something I can help with"; a message with anything more in it is the model's to answer."""
     said = _said(text)
     act = next((act for act, pattern in COURTESIES if pattern.match(said)), None)
-    return next(o for o in ACTS if o.act == act) if act else None
+    return next(o for o in (*ACTS, GOODBYE) if o.act == act) if act else None
 
 
 ASK_ADDRESS = ReplyOption(

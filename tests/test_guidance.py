@@ -579,7 +579,9 @@ def test_a_question_about_all_their_orders_reads_the_account(store):
 def test_a_message_that_only_greets_or_thanks_gets_its_act_whatever_the_model_prefers(garbage, store, search):
     from assistant.replies import courtesy
 
-    for text, act in [("hello", "greet"), ("Hi there! How are you today?", "greet"), ("thanks!", "thanks")]:
+    greetings = [("hello", "greet"), ("Hi there! How are you today?", "greet"), ("thanks!", "thanks")]
+    goodbyes = [("thanks, bye", "goodbye"), ("That's all, thank you!", "goodbye"), ("bye", "goodbye")]
+    for text, act in greetings + goodbyes:
         assert courtesy(text).act == act
         agent = new_agent(garbage, ToolContext(store, search), "tau-retail")
         turn = agent.respond(text)
