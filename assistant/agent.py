@@ -163,10 +163,12 @@ class Agent:
         if not (self.guided and getattr(self.model, "guided", False)):
             return self.model.generate(view, tools=self.session.registry.schemas() if tools else None, **streaming)
         from assistant.guidance import (
+            STATUS_FOR,
             address_missing,
             customer_texts,
             grounded_numbers,
             legal_tools,
+            products_not_held,
             read_only,
             settle_families,
             shown_prices,
@@ -175,7 +177,15 @@ class Agent:
             write_step,
         )
         from assistant.policy_answers import policy_answer
-        from assistant.replies import ACTS, ASK_ADDRESS, already_done, asks_if_done, courtesy, reply_options
+        from assistant.replies import (
+            ACTS,
+            ASK_ADDRESS,
+            already_done,
+            asks_if_done,
+            courtesy,
+            not_held,
+            reply_options,
+        )
 
         direct = self._direct_reply()
         if direct is not None:
@@ -234,6 +244,10 @@ class Agent:
         elif wanted:  # grounded in the request's own messages, not in what was said before it
             texts = thread_texts(self.messages, min(wanted.values()))
             wanted = settle_families(wanted, self.session, texts)
+            statuses = {STATUS_FOR[w] for w in wanted if w in STATUS_FOR}
+            missing = products_not_held(self.session, texts, statuses)
+            if missing:  # "return the laptop" from a customer with no laptop: said, not another item returned
+                return _say(not_held(missing, statuses, self.session), on_text, act="not_held")
             carried = write_step(
                 legal_tools(self.session, self.messages, self.this_turn, texts),
                 self.session,

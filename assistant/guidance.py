@@ -542,6 +542,21 @@ def _typed_orders(session: PolicySession, texts: list[str]) -> list[str]:
     return [o for o in dict.fromkeys(o for t in texts for o in ORDER_ID.findall(t)) if o in theirs]
 
 
+def products_not_held(session: PolicySession, texts: list[str], statuses: Collection[str]) -> list[str]:
+    """Catalog products a change names whole when it types no order and names nothing the customer's orders
+    in `statuses` hold: "can I return the laptop I bought?" from a customer who bought none got a return of
+    their earbuds proposed (every delivered order was the model's to choose from)."""
+    store = session.ctx.store
+    if session.user_id is None or not statuses or any(ORDER_ID.search(t) for t in texts):
+        return []
+    user = store.user(session.user_id) or {}
+    orders = [d for o in user.get("orders", []) if (d := store.order(o)) is not None and d["status"] in statuses]
+    said = " ".join(texts)
+    if named_products(said, {i["name"] for d in orders for i in d["items"]})[0]:
+        return []
+    return sorted(n for n in {p["name"] for p in store.products().values()} if named_product_type(said, {n}))
+
+
 def _orders_about(session: PolicySession, texts: list[str], status: str) -> list[str]:
     return _orders_meant(session, texts, status)[0]
 

@@ -213,6 +213,22 @@ def _user(record: ToolCallRecord, session: PolicySession) -> str:
     return f"{ORDERS_LISTED} {'; '.join(orders) or 'none'}. Which one is it about?"
 
 
+def not_held(names: list[str], statuses: Collection[str], session: PolicySession) -> str:
+    """The reply to a change naming products none of the customer's orders it could apply to holds."""
+    kind = " or ".join(sorted(statuses))
+    user = session.ctx.store.user(session.user_id or "") or {}
+    orders = []
+    for order_id in user.get("orders", []):
+        order = session.ctx.store.order(order_id) or {}
+        if order.get("status") in statuses:
+            orders.append(f"{order_id} ({', '.join(i['name'] for i in order.get('items', []))})")
+    what = " or ".join(names)
+    if not orders:
+        return f"I couldn't find a {what} in your orders: you have no {kind} orders. Is it another order?"
+    listed = "; ".join(orders)
+    return f"I couldn't find a {what} in your {kind} orders. Your {kind} orders: {listed}. Which item do you mean?"
+
+
 def _signed_in(record: ToolCallRecord, session: PolicySession) -> str:
     user = session.ctx.store.user(record.output.strip()) or {}
     first = user.get("name", {}).get("first_name", "")

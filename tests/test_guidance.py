@@ -800,3 +800,24 @@ def test_which_order_a_message_means_without_its_number():
     assert not asks_unnamed_order("where is my order #W5183325?")
     assert not asks_unnamed_order("what is the status of my orders?")  # all of them: `asks_all_orders`
     assert not asks_unnamed_order("do you have hiking boots?")
+
+
+def test_a_change_naming_a_product_none_of_their_orders_holds_says_so_and_proposes_nothing(store):
+    """ "Can I return the laptop I bought?" from a customer who bought none: the model proposed returning
+    their earbuds. Now the reply says no delivered order holds a Laptop and lists those that hold what."""
+    from assistant.guidance import products_not_held
+
+    model = _Offered([("find_user_id_by_email", {"email": IVAN})])
+    agent = new_agent(model, ToolContext(store), "tau-retail")
+    agent.intents = _Reads()
+    agent.intents.wanted_writes = lambda text: {"return_delivered_order_items": 0.99} if "return" in text else {}
+    turn = agent.respond(f"I want to return the laptop I bought, my email is {IVAN}")
+    assert agent.session.pending is None and agent.messages[-1].meta["act"] == "not_held"
+    assert "Laptop" in turn.reply and "#W6893533" in turn.reply and "#W8770097" not in turn.reply  # delivered only
+    model.plan += [("get_order_details", {"order_id": "#W6893533"})]
+    agent.respond("sorry, I meant the earbuds")  # named now: the order holding them is looked up
+    assert any(r.name == "get_order_details" and r.arguments["order_id"] == "#W6893533" for r in agent.session.trace)
+    agent.session.user_id = "ivan_santos_6635"
+    assert products_not_held(agent.session, ["return the earbuds"], {"delivered"}) == []
+    assert products_not_held(agent.session, ["return my laptop from #W6893533"], {"delivered"}) == []  # typed
+    assert products_not_held(agent.session, ["return the laptop"], {"delivered"}) == ["Laptop"]
