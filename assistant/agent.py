@@ -163,6 +163,7 @@ class Agent:
         if not (self.guided and getattr(self.model, "guided", False)):
             return self.model.generate(view, tools=self.session.registry.schemas() if tools else None, **streaming)
         from assistant.guidance import (
+            ITEM_WRITES,
             STATUS_FOR,
             address_missing,
             customer_texts,
@@ -244,7 +245,7 @@ class Agent:
         elif wanted:  # grounded in the request's own messages, not in what was said before it
             texts = thread_texts(self.messages, min(wanted.values()))
             wanted = settle_families(wanted, self.session, texts)
-            statuses = {STATUS_FOR[w] for w in wanted if w in STATUS_FOR}
+            statuses = {STATUS_FOR[w] for w in wanted} if all(w in ITEM_WRITES for w in wanted) else set()
             missing = products_not_held(self.session, texts, statuses)
             if missing:  # "return the laptop" from a customer with no laptop: said, not another item returned
                 return _say(not_held(missing, statuses, self.session), on_text, act="not_held")

@@ -49,6 +49,9 @@ STATUS_FOR = {
     "return_delivered_order_items": "delivered",
     "exchange_delivered_order_items": "delivered",
 }
+# writes of chosen items, where a product named must be one the order holds (not "cancel it, I found a
+# cheaper laptop": a whole order's change may name other products)
+ITEM_WRITES = ("modify_pending_order_items", "return_delivered_order_items", "exchange_delivered_order_items")
 # the family of each write the same words may ask for (see settle_families)
 FAMILY_OF = {m: f for f, members in FAMILIES.items() for m in members}
 ONCE_PER_TURN = frozenset(

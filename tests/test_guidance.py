@@ -821,3 +821,13 @@ def test_a_change_naming_a_product_none_of_their_orders_holds_says_so_and_propos
     assert products_not_held(agent.session, ["return the earbuds"], {"delivered"}) == []
     assert products_not_held(agent.session, ["return my laptop from #W6893533"], {"delivered"}) == []  # typed
     assert products_not_held(agent.session, ["return the laptop"], {"delivered"}) == ["Laptop"]
+
+
+def test_a_whole_orders_change_may_name_other_products(store):
+    """ "Cancel my order, I found a cheaper laptop": the laptop is why, not what; not answered with `not_held`."""
+    model = _Offered([("find_user_id_by_email", {"email": IVAN})])
+    agent = new_agent(model, ToolContext(store), "tau-retail")
+    agent.intents = _Reads()  # a cancellation asked for
+    agent.respond(f"I want to cancel my pending order, I found a cheaper laptop elsewhere. my email is {IVAN}")
+    assert all(m.meta.get("act") != "not_held" for m in agent.messages if m.role == "assistant")
+    assert model.offered[1] == (["get_order_details"], "required")  # on to the orders it may be about
