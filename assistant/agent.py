@@ -222,11 +222,11 @@ class Agent:
         if pointed is not None:  # "what about the first one?" after a listing: that product's details
             call = ToolCall("get_product_details", {"product_id": pointed["product_id"]})
             return ChatMessage("assistant", tool_call=call, meta={"act": "pointed", "item_id": pointed["item_id"]})
-        picked = self._picked_from_listing() if tools and not self.this_turn and not self._wanted_writes() else []
-        lookup = [t for t in legal if t["function"]["name"] == "get_order_details"] if picked else []
-        if lookup:  # "the tea kettle one" after their orders were listed: that order (`read_only` narrowed it)
-            legal, required = lookup, True
-        elif intent is not None and intent.label == "shopping" and not self._about_an_order_of_theirs():
+        listed = self._picked_from_listing() if tools and not self.this_turn else []
+        lookup = [t for t in legal if t["function"]["name"] == "get_order_details"] if listed else []
+        if lookup and not self._wanted_writes():  # "the tea kettle one" after their orders were listed: that
+            legal, required = lookup, True  # order (`read_only` narrowed the look-up to it)
+        elif intent is not None and intent.label == "shopping" and not (listed or self._about_an_order_of_theirs()):
             # a product question starts with the catalog, signed in or not (after an order look-up, "do you
             # have hiking boots under $300?" read the order again); one naming an order may be choosing its
             # items: the model decides there. A write asked for still comes first (below); the model still
@@ -320,12 +320,13 @@ class Agent:
             if pointed is None or pointed["product_id"] != last.arguments["product_id"] or self._wanted_writes():
                 return None
             return item_details(last, pointed["item_id"])
+        text = self._latest_customer()
         answers = (
             last.name in SEARCHES
             # "I found your account. Your orders: ... How can I help?"
             or (last.name in AUTH_TOOLS and len(self.this_turn) == 1 and self._volunteered_sign_in())
             # every order with its status: the answer, or the question which one is meant
-            or (last.name == "get_user_details" and self._asks_orders(asks_all_orders, asks_unnamed_order))
+            or (last.name == "get_user_details" and (asks_all_orders(text) or asks_unnamed_order(text)))
         )
         return grounded_reply(last, self.session) if answers and not self._wanted_writes() else None
 
@@ -389,22 +390,16 @@ class Agent:
         latest = self._latest_customer_index()
         return self.messages[latest].content if latest >= 0 else ""
 
-    def _asks_orders(self, *asks: Callable[[str], bool]) -> bool:
-        text = self._latest_customer()
-        return any(a(text) for a in asks)
-
     def _about_an_order_of_theirs(self) -> bool:
-        """Whether a signed-in customer's latest message names an order: typed (#W...), or, just after their
-        orders were listed, by a product in it ("the tea kettle one" was searched for in the catalog)."""
+        """Whether a signed-in customer's latest message names an order (#W...)."""
         from assistant.guidance import ORDER_ID
 
-        if self.session.user_id is None:
-            return False
-        return ORDER_ID.search(self._latest_customer()) is not None or bool(self._picked_from_listing())
+        return self.session.user_id is not None and ORDER_ID.search(self._latest_customer()) is not None
 
     def _picked_from_listing(self) -> list[str]:
         """The customer's orders holding a product the latest message names, when the reply before it listed
-        their orders (`replies`: "Your orders: ..."); a product question at any other time is one."""
+        their orders (`replies`: "Your orders: ..."); a product question at any other time is one ("the tea
+        kettle one" was searched for in the catalog)."""
         from assistant.guidance import orders_holding_named
         from assistant.replies import ORDERS_LISTED
 

@@ -271,9 +271,7 @@ def ground(
         parsed = parse_address(texts)
     store, user_id = session.ctx.store, session.user_id
     user = store.user(user_id) if user_id else None
-    orders: dict[str, dict] = {}
-    if user is not None:
-        orders = {o: d for o in user.get("orders", []) if (d := store.order(o)) is not None}
+    orders = customer_orders(session)
     catalog: list[dict] = []
 
     def products() -> list[dict]:  # the catalog, read once per grounding and only if a key needs it
@@ -412,13 +410,19 @@ def asks_unnamed_order(text: str) -> bool:
     return not ORDER_ID.search(text) and ONE_ORDER.search(text) is not None
 
 
-def orders_holding_named(text: str, session: PolicySession) -> list[str]:
-    """The signed-in customer's orders holding a product the message names ("the tea kettle one")."""
+def customer_orders(session: PolicySession, statuses: Collection[str] | None = None) -> dict[str, dict]:
+    """The signed-in customer's orders by id (those in `statuses`, where given); none before sign-in."""
     store = session.ctx.store
     user = store.user(session.user_id) if session.user_id else None
-    orders = {o: store.order(o) or {} for o in (user or {}).get("orders", [])}
-    named, _ = named_products(text, {it["name"] for o in orders.values() for it in o.get("items", [])})
-    return [o for o, order in orders.items() if any(it["name"] in named for it in order.get("items", []))]
+    orders = ((o, store.order(o)) for o in (user or {}).get("orders", []))
+    return {o: d for o, d in orders if d is not None and (statuses is None or d["status"] in statuses)}
+
+
+def orders_holding_named(text: str, session: PolicySession) -> list[str]:
+    """The signed-in customer's orders holding a product the message names ("the tea kettle one")."""
+    orders = customer_orders(session)
+    named, _ = named_products(text, {it["name"] for o in orders.values() for it in o["items"]})
+    return [o for o, order in orders.items() if any(it["name"] in named for it in order["items"])]
 
 
 def read_only(legal: list[dict[str, Any]], session: PolicySession, text: str) -> list[dict[str, Any]]:
@@ -434,8 +438,7 @@ def read_only(legal: list[dict[str, Any]], session: PolicySession, text: str) ->
     # no order typed: those holding a product named ("is the tea kettle shipped?"); one asked about without
     # saying which, of several, reads the account: its reply lists them all and asks (the model picked one)
     typed = typed or set(orders_holding_named(text, session))
-    user = session.ctx.store.user(session.user_id) if session.user_id and not typed else None
-    if account and user and len(user.get("orders", [])) > 1 and asks_unnamed_order(text):
+    if account and not typed and asks_unnamed_order(text) and len(customer_orders(session)) > 1:
         return account
     out = []
     for tool in legal:
@@ -549,15 +552,13 @@ def products_not_held(session: PolicySession, texts: list[str], statuses: Collec
     """Catalog products a change names whole when it types no order and names nothing the customer's orders
     in `statuses` hold: "can I return the laptop I bought?" from a customer who bought none got a return of
     their earbuds proposed (every delivered order was the model's to choose from)."""
-    store = session.ctx.store
     if session.user_id is None or not statuses or any(ORDER_ID.search(t) for t in texts):
         return []
-    user = store.user(session.user_id) or {}
-    orders = [d for o in user.get("orders", []) if (d := store.order(o)) is not None and d["status"] in statuses]
     said = " ".join(texts)
-    if named_products(said, {i["name"] for d in orders for i in d["items"]})[0]:
+    if named_products(said, {i["name"] for d in customer_orders(session, statuses).values() for i in d["items"]})[0]:
         return []
-    return sorted(n for n in {p["name"] for p in store.products().values()} if named_product_type(said, {n}))
+    catalog = {p["name"] for p in session.ctx.store.products().values()}
+    return sorted(n for n in catalog if named_product_type(said, {n}))
 
 
 def _orders_about(session: PolicySession, texts: list[str], status: str) -> list[str]:
@@ -567,9 +568,7 @@ def _orders_about(session: PolicySession, texts: list[str], status: str) -> list
 def _orders_meant(session: PolicySession, texts: list[str], status: str) -> tuple[list[str], bool]:
     """The customer's orders in `status` a request may be about, and whether their words picked them (an
     order number they typed, or a product they named) rather than all orders in the status."""
-    store = session.ctx.store
-    user = store.user(session.user_id) or {}
-    orders = {o: d for o in user.get("orders", []) if (d := store.order(o)) is not None and d["status"] == status}
+    orders = customer_orders(session, (status,))
     typed = [o for t in texts for o in ORDER_ID.findall(t)]
     if typed:  # the orders they typed, if in the status (not another order: never theirs, or not in it)
         picked = [o for o in dict.fromkeys(typed) if o in orders]
