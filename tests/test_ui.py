@@ -318,8 +318,22 @@ class SerialRuleModel(ScriptedModel):
         return super().generate(messages, tools, **kwargs)
 
 
+class SteppedRuleModel(SerialRuleModel):
+    """Each shopper's turn holds the model until the test lets that one turn go."""
+
+    def __init__(self, turns: int):
+        super().__init__()
+        self.turns = [threading.Event() for _ in range(turns)]
+
+    def generate(self, messages, tools=None, **kwargs):
+        if messages[-1].role == "user":
+            self.order.append(messages[-1].content)
+            self.turns[len(self.order) - 1].wait(30)
+        return ScriptedModel.generate(self, messages, tools, **kwargs)
+
+
 def test_waiting_shoppers_are_served_in_arrival_order_and_told_their_place(store, search, tmp_path):
-    model = SerialRuleModel()
+    model = SteppedRuleModel(4)
     hub = make_hub(model, store, search, "tau-retail", logs=tmp_path / "logs")
     told: dict[int, list[int]] = {n: [] for n in range(4)}
 
@@ -331,7 +345,12 @@ def test_waiting_shoppers_are_served_in_arrival_order_and_told_their_place(store
         threads.append(threading.Thread(target=talk, args=(n,)))
         threads[-1].start()
         wait_for(lambda n=n: len(hub.line) == n + 1, 10, f"shopper {n} in line")
-    model.gate.set()
+    # one turn at a time, each let go once every shopper behind it has heard their place: with all turns let
+    # go at once, a shopper the scheduler woke late skipped a place (2 heard [2], not [2, 1]) under load
+    for k in range(4):
+        behind = range(k + 1, 4)
+        wait_for(lambda k=k, behind=behind: all(told[j][-1:] == [j - k] for j in behind), 10, f"places after {k}")
+        model.turns[k].set()
     for t in threads:
         t.join(60)
     assert [m.split()[1] for m in model.order] == ["0", "1", "2", "3"]  # first come, first served
