@@ -8,7 +8,10 @@ speed, on bench/agent_prompts.jsonl (20 customer messages written for this bench
 - a full tool-using turn, as the agent runs it for each message in a fresh conversation: one constrained
   tool call, run through the policy layer on a fresh store, then a streamed reply (max 200 new tokens);
   time to the call, time to the first reply token, and the whole turn. The shared system prompt is
-  prefilled once in a warm-up (as in a running server, where every conversation shares it).
+  prefilled once in a warm-up and the search is warmed (as in a running server, where every conversation
+  shares them). Greedy replies check tokens guessed from the conversation in batches (`draft_tokens`);
+  `one_token_steps` is the same turn one token per step, in the same run, and how many replies came out
+  the same (a batch's rounding can turn a near tie).
 - the same messages as the shipped agent answers them (`agent_turn_s`): guided steps, legal tools only,
   the reply chosen among grounded options rather than written, so no 200-token stream.
 - free decoding of the same first call (no constraint, `<tool_call>` prefilled): how many would not
@@ -36,6 +39,7 @@ import statistics
 import sys
 import tempfile
 import time
+from dataclasses import replace
 from pathlib import Path
 
 from retrieval.offline import enforce_offline
@@ -77,6 +81,7 @@ def conversation(message: str, profile=None) -> list[ChatMessage]:
 
 
 def tool_turns(model, prompts: list[str], workdir: Path) -> dict:
+    """The summary, and `replies`: each reply's text."""
     from assistant.policy import PolicySession
 
     registry = ToolRegistry()
@@ -84,9 +89,10 @@ def tool_turns(model, prompts: list[str], workdir: Path) -> dict:
     model.generate(
         conversation("hello", model.profile), schemas, tool_choice="none"
     )  # warm-up: prefill the shared prefix
-    call_s, first_token_s, turn_s = [], [], []
+    call_s, first_token_s, turn_s, replies = [], [], [], []
     with Store(workdir / "bench.sqlite3", get_pack("tau-retail")) as store:
         search = open_search()
+        search.warm()  # as the server does at start (the first search of a need embeds the product types)
         for message in prompts:
             session = PolicySession(registry, ToolContext(store, search))
             messages = conversation(message, model.profile)
@@ -97,7 +103,7 @@ def tool_turns(model, prompts: list[str], workdir: Path) -> dict:
             observation = session.call(step.tool_call.name, step.tool_call.arguments)
             messages += [step, ChatMessage("tool", observation, name=step.tool_call.name)]
             first: list[float] = []
-            model.generate(
+            reply = model.generate(
                 messages,
                 schemas,
                 tool_choice="none",
@@ -105,7 +111,8 @@ def tool_turns(model, prompts: list[str], workdir: Path) -> dict:
             )
             turn_s.append(time.perf_counter() - started)
             first_token_s.append((first[0] if first else time.perf_counter()) - started)
-    summary = {}
+            replies.append(reply.content)
+    summary: dict = {"replies": replies}
     for name, values in (("tool_call_s", call_s), ("first_reply_token_s", first_token_s), ("full_turn_s", turn_s)):
         summary[name] = {"p50": round(statistics.median(values), 3), "p95": round(percentile(values, 0.95), 3)}
     return summary
@@ -332,6 +339,29 @@ def llamacpp_weights(base: str, adapter: str | None, prompt_tokens: int = 1000, 
     return out
 
 
+def batch_steps(model, prompt_tokens: int = 800, sizes: tuple[int, ...] = (1, 2, 4, 8, 16)) -> dict:
+    """Milliseconds of one step feeding n tokens with every row's logits after a `prompt_tokens` prompt, as
+    a guessed draft is checked (`feed_rows`), on the default backend; 7 tries each, median. A guess of n - 1
+    tokens pays only where enough of it is kept to beat n - 1 single steps."""
+    words = model.tokenizer.encode("A tent, a stove and a lamp for the hills. " * 200, add_special_tokens=False)
+    prompt = words[:prompt_tokens]
+    decoder = model.decoder
+    decoder.reset()
+    decoder.start(prompt)
+    logits = decoder.logits
+    out = {}
+    for n in sizes:
+        times = []
+        for _ in range(7):
+            started = time.perf_counter()
+            decoder.feed_rows(words[prompt_tokens : prompt_tokens + n])
+            times.append(time.perf_counter() - started)
+            decoder.rewind(n, logits)
+        out[str(n)] = round(1000 * statistics.median(times), 1)
+    decoder.reset()
+    return out
+
+
 def run_speed(args: argparse.Namespace) -> dict:
     prompts = load_prompts()
     model = load_chat_model(args.model, args.adapter or "none", threads=2)
@@ -343,6 +373,16 @@ def run_speed(args: argparse.Namespace) -> dict:
         }
     with tempfile.TemporaryDirectory() as tmp:
         turns = tool_turns(model, prompts, Path(tmp))
+        if getattr(model, "settings", GenerationSettings()).draft_tokens:  # one token a step, same run
+            drafting, model.settings = model.settings, replace(model.settings, draft_tokens=0)
+            model.decoder.reset()
+            (Path(tmp) / "steps").mkdir()
+            plain = tool_turns(model, prompts, Path(tmp) / "steps")
+            model.settings = drafting
+            model.decoder.reset()
+            same = sum(a == b for a, b in zip(turns["replies"], plain["replies"], strict=True))
+            turns["one_token_steps"] = {**{k: v for k, v in plain.items() if k != "replies"}, "same_replies": same}
+        del turns["replies"]
         turns["agent_turn_s"] = agent_turns(model, prompts, Path(tmp))
         if args.adapter and getattr(model, "weights", "") not in ("", "q8_0, LoRA unmerged"):  # before, same run
             before = LlamaCppChatModel(args.model, args.adapter, threads=2, weights="q8_0", merge=False)
@@ -353,6 +393,7 @@ def run_speed(args: argparse.Namespace) -> dict:
             before = LlamaCppChatModel(args.model, args.adapter, threads=2, weights="bf16", merge=False)
             (Path(tmp) / "bf16").mkdir()
             turns["bf16_unmerged"] = tool_turns(before, prompts, Path(tmp) / "bf16")
+            del turns["bf16_unmerged"]["replies"]
             turns["bf16_unmerged"]["agent_turn_s"] = agent_turns(before, prompts, Path(tmp) / "bf16")
             del before
         if available() and getattr(model, "backend", "") != "llama.cpp":  # the other local backend, same run
@@ -366,6 +407,7 @@ def run_speed(args: argparse.Namespace) -> dict:
         "tool_turn": turns,
         "free_decoding": free_decoding(args.model, args.adapter, prompts),
         "decode_tokens_per_s": decode_speed(model, args.model, args.adapter),
+        "batch_step_ms_after_800_tokens": batch_steps(model),
         "backend": getattr(model, "backend", "transformers"),
         "weights": getattr(model, "weights", str(getattr(getattr(model, "model", None), "dtype", ""))),
     }

@@ -377,3 +377,47 @@ def test_reading_ahead_a_trimmed_conversation_moves_its_cells_too(fast):
     finally:
         fast.max_context = before
         fast.decoder.reset()
+
+
+@pytest.mark.parametrize("backend", ["llama.cpp", "transformers"])
+def test_a_reply_written_with_guessed_batches_is_the_models_greedy_text_and_leaves_no_stray_cells(fast, backend):
+    """A free reply after a search result repeats what it read: guessed tokens are checked in batches
+    (`lookup_draft`), and what is kept is what one token a step chooses (up to the rounding of a batch's
+    kernels) while rejected guesses leave no cells behind: the next step's logits are a fresh read's."""
+    from assistant.llm.transformers_backend import TransformersChatModel
+    from assistant.runtime import prompt_prefix
+
+    model = fast if backend == "llama.cpp" else TransformersChatModel("smollm2", ADAPTER, threads=2)
+    from assistant.tools import ToolRegistry
+
+    listing = "\n".join(
+        f'{{"item_id": "{9100000 + i}", "name": "T-Shirt", "options": {{"color": "{c}", "size": "M"}}, "price": 52.88}}'
+        for i, c in enumerate(("black", "blue", "red", "white", "green"))
+    )
+    messages = [
+        *prompt_prefix("tau-retail", model.profile),
+        ChatMessage("user", "find me a t-shirt under $60"),
+        ChatMessage("tool", f"[{listing}]", name="search_products"),
+    ]
+    schemas = ToolRegistry().schemas()
+    decoder, batches = model.decoder, []
+    feed_rows = decoder.feed_rows
+    decoder.feed_rows = lambda ids: batches.append(len(ids)) or feed_rows(ids)
+    try:
+        model.decoder.reset()
+        reply = model.generate(messages, schemas, tool_choice="none")
+    finally:
+        del decoder.feed_rows
+    written = decoder.ids[reply.meta["prompt_tokens"] :]
+    assert len(written) == reply.meta["new_tokens"] > 20
+    assert batches and sum(batches) - len(batches) > 0  # guesses were checked, some kept
+    held, after = list(decoder.ids), decoder.logits.clone()
+    decoder.reset()
+    decoder.start(held[: reply.meta["prompt_tokens"]])
+    for i, token in enumerate(written):  # one token a step: each is the greedy choice, or within rounding of it
+        logits = decoder.logits.clone()
+        logits[model.tool_open[0]] = float("-inf")  # a reply never opens a tool call
+        assert float(logits.max() - logits[token]) < 0.1, i
+        decoder.feed([token])
+    assert int(decoder.logits.argmax()) == int(after.argmax())
+    assert torch.allclose(torch.softmax(decoder.logits, -1), torch.softmax(after, -1), atol=0.01)

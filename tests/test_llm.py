@@ -409,3 +409,73 @@ def test_a_finished_conversation_is_let_go_but_its_system_prompt_and_the_others_
     assert len(garbage.decoder.held()) == 2  # the other conversation is still kept
     nxt = conversation("a third one")
     assert garbage.decoder.start(garbage.prompt_ids(nxt, None)) >= system_end  # the system prompt is reused
+
+
+class ScriptedDecoder:
+    """A decoder whose greedy choice after `ids` is `script[len(ids) - prompt]`: what one token a step writes
+    is known, so text written with guessed batches can be compared with it exactly."""
+
+    def __init__(self, script: list[int], prompt: list[int], vocab: int):
+        self.script, self.prompt, self.vocab = script, len(prompt), vocab
+        self.ids, self.carry, self.steps = list(prompt), "", 0
+        self.logits = self._row(self.ids)
+
+    def _row(self, ids: list[int]) -> torch.Tensor:
+        row = torch.zeros(self.vocab)
+        row[self.script[min(len(ids) - self.prompt, len(self.script) - 1)]] = 1.0
+        return row
+
+    def next_token(self, temperature: float = 0.0, top_p: float = 1.0) -> int:
+        return int(torch.argmax(self.logits))
+
+    def can_rewind(self) -> bool:
+        return True
+
+    def feed(self, ids: list[int]) -> None:
+        self.feed_rows(ids)
+
+    def feed_rows(self, ids: list[int]) -> torch.Tensor:
+        self.steps += 1
+        rows = torch.stack([self._row(self.ids + ids[: i + 1]) for i in range(len(ids))])
+        self.ids += ids
+        self.logits = rows[-1]
+        return rows
+
+    def rewind(self, n: int, logits: torch.Tensor) -> None:
+        del self.ids[len(self.ids) - n :]
+        self.logits = logits
+
+
+@pytest.mark.parametrize("ending", ["stop", "tool_close", "budget"])
+def test_guessed_tokens_leave_greedy_text_as_one_token_a_step_writes_it(smollm2_checkpoint, ending):
+    """Greedy replies check tokens guessed from the conversation in one batch and keep those the model would
+    have chosen: the text, where it stops (a stop token, a written `</tool_call>`, the token budget) and the
+    tokens held after it are those of one token a step, in fewer steps where the reply repeats itself."""
+    from assistant.llm.checkpoints import load_tokenizer
+    from assistant.llm.decoding import lookup_draft
+    from assistant.llm.guided_model import LocalChatModel
+
+    tokenizer = load_tokenizer(smollm2_checkpoint)
+    line = tokenizer.encode("- T-Shirt (color black, size S) — $52.88, item 1176194968\n", add_special_tokens=False)
+    close = tokenizer.encode("</tool_call>", add_special_tokens=False)
+    prompt = tokenizer.encode("Found: ") + line * 2 + close + line  # a guess can run past a `</tool_call>`
+    script = line * 3 + tokenizer.encode("- Hat, $9\n", add_special_tokens=False) + line * 2
+    script += {
+        "stop": tokenizer.encode("<|im_end|>"),
+        "tool_close": close + line,
+        "budget": line * 20,
+    }[ending]
+    texts, steps, held = {}, {}, {}
+    for limit in (0, 16):
+        model = LocalChatModel()
+        decoder = ScriptedDecoder(script, prompt, len(tokenizer))
+        model._setup(tokenizer, decoder, None, 4096, GenerationSettings(draft_tokens=limit), None)
+        texts[limit] = model._free_text(200, None)
+        steps[limit], held[limit] = decoder.steps, list(decoder.ids)
+    assert texts[16] == texts[0] and held[16] == held[0]
+    written = {"stop": len(script) - 1, "tool_close": len(script) - len(line), "budget": 200}[ending]
+    assert len(held[0]) - len(prompt) == written
+    assert steps[16] * 3 < steps[0]  # the repeated lines were taken in batches
+    assert lookup_draft([1, 2, 3, 4, 9, 1, 2, 3, 4], 3) == [9, 1, 2]
+    assert lookup_draft([1, 2, 3, 4, 9, 8, 1, 2, 3, 4], 1) == [9]  # limit
+    assert lookup_draft([5, 6, 7, 8], 4) == []  # never seen before

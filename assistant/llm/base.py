@@ -21,6 +21,9 @@ class GenerationSettings:
     temperature: float = 0.0  # greedy by default: the agent should be reproducible
     top_p: float = 1.0
     constrained: bool = True  # False only to measure how often free decoding breaks a tool call
+    # greedy replies check up to this many tokens guessed from the conversation in one step (0: one token
+    # per step); what is kept is what the model chooses itself (`decoding.lookup_draft`)
+    draft_tokens: int = 16
 
 
 @dataclass(frozen=True)

@@ -15,6 +15,7 @@ import threading
 from dataclasses import dataclass
 from typing import Any
 
+import numpy as np
 import torch
 
 TOOL_OPEN, TOOL_CLOSE = "<tool_call>", "</tool_call>"
@@ -100,6 +101,7 @@ def _safe(text: str) -> bool:
 
 
 PARK_MIN_TOKENS = 256  # a sequence this short is cheaper to prefill again than to keep a copy of
+DRAFT_NGRAM = 4  # last tokens a guess's earlier place must match: fewer match by chance, and a wrong guess costs
 
 
 def common_prefix(a: list[int], b: list[int]) -> int:
@@ -109,6 +111,31 @@ def common_prefix(a: list[int], b: list[int]) -> int:
             break
         n += 1
     return n
+
+
+def lookup_draft(ids: list[int], limit: int, ngram: int = DRAFT_NGRAM) -> list[int]:
+    """Prompt-lookup drafting: where the last `ngram` tokens of `ids` occurred before, the up to `limit` tokens
+    that followed them there, as a guess of what comes next; [] if they did not occur.
+
+    A reply repeats its context: product names, prices and ids from a tool's result, the customer's words,
+    its own earlier lines. The model checks a guess in one batch (`Decoder.feed_rows`) and keeps only the
+    tokens it would have chosen itself, so a guess changes the speed, not the choices (but for the rounding
+    of a batch's kernels at a near tie)."""
+    if limit <= 0 or len(ids) <= ngram:
+        return []
+    seq = np.asarray(ids)
+    tail = seq[-ngram:]
+    hits = np.ones(len(seq) - ngram, dtype=bool)  # places i where seq[i:i+ngram] == tail, before the tail
+    for k in range(ngram):
+        hits &= seq[k : len(seq) - ngram + k] == tail[k]
+    best: list[int] = []
+    for i in np.flatnonzero(hits)[::-1]:  # the latest place that has `limit` tokens after it, else the longest
+        follow = seq[i + ngram : i + ngram + limit]
+        if len(follow) > len(best):
+            best = follow.tolist()
+            if len(best) == limit:
+                break
+    return best
 
 
 class Decoder:
@@ -206,6 +233,31 @@ class Decoder:
         self.cache = out.past_key_values
         self.logits = out.logits[0, -1].float()
         self.ids.extend(ids)
+
+    @torch.inference_mode()
+    def feed_rows(self, ids: list[int]) -> torch.Tensor:
+        """Feed `ids` in one step: the logits after each of them, [len(ids), vocab] (`logits` is the last row)."""
+        from transformers import DynamicCache
+
+        if self.cache is None:
+            self.cache = DynamicCache(config=self.model.config)
+        out = self.model(input_ids=torch.tensor([ids], device=self.device), past_key_values=self.cache, use_cache=True)
+        self.cache = out.past_key_values
+        rows = out.logits[0].float().cpu()
+        self.logits = rows[-1]
+        self.ids.extend(ids)
+        return rows
+
+    def can_rewind(self) -> bool:
+        """Whether `rewind` works on the cache (not on a sliding-window one that has dropped what it needs)."""
+        return getattr(self.cache, "is_croppable", False)
+
+    def rewind(self, n: int, logits: torch.Tensor) -> None:
+        """Forget the last `n` fed tokens (a draft's rejected guesses); `logits` are those after what is kept."""
+        if n > 0:
+            self.cache.crop(-n)
+            del self.ids[-n:]
+        self.logits = logits
 
     def feed_forced(self, ids: list[int]) -> float:
         """Feed `ids`, the rest of an option once only one is left; returns the model's log-probability of

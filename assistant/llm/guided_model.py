@@ -13,7 +13,7 @@ from typing import Any
 import torch
 
 from assistant.llm.base import GenerationSettings, OnText, PromptProfile, ToolChoice
-from assistant.llm.decoding import TOOL_CLOSE, TOOL_OPEN, Budget, Decoder, common_prefix
+from assistant.llm.decoding import TOOL_CLOSE, TOOL_OPEN, Budget, Decoder, common_prefix, lookup_draft
 from assistant.llm.prompting import parse_tool_call, to_template_messages
 from assistant.messages import ChatMessage, ToolCall
 
@@ -252,16 +252,49 @@ class LocalChatModel:
         return ChatMessage("assistant", text.strip(), meta={"new_tokens": len(self.decoder.ids) - start})
 
     def _free_text(self, max_tokens: int, on_text: OnText | None) -> str:
+        """Up to `max_tokens` tokens of text, to a stop token or a written `</tool_call>`.
+
+        Greedy text is checked several tokens a step where the conversation guesses them (`lookup_draft`).
+        On 2 cores a step of 5 tokens costs over twice a single one (`bench/agent_bench.py speed`,
+        `batch_step_ms_after_800_tokens`), so a guess pays only when most of it is kept: it starts at 2
+        tokens, doubles while wholly kept (up to `draft_tokens`) and shrinks to what was kept."""
         start, shown = len(self.decoder.ids), ""
-        for _ in range(max_tokens):
+        limit = self.settings.draft_tokens if self.settings.temperature <= 0 and self.decoder.can_rewind() else 0
+        size = min(2, limit)
+        while len(self.decoder.ids) - start < max_tokens:
             token = self.decoder.next_token(self.settings.temperature, self.settings.top_p)
             if token in self.stop_ids:
                 break
-            self.decoder.feed([token])
+            left = max_tokens - (len(self.decoder.ids) - start) - 1
+            draft = lookup_draft([*self.decoder.ids, token], min(size, left))
+            draft = draft[: next((i for i, t in enumerate(draft) if t in self.stop_ids), len(draft))]
+            if draft:
+                kept = self._feed_draft(token, draft)
+                size = min(limit, 2 * size) if kept == len(draft) else max(1, kept)
+            else:
+                self.decoder.feed([token])
             text = self.tokenizer.decode(self.decoder.ids[start:])
-            if text.endswith("</tool_call>"):
+            if TOOL_CLOSE in text[max(0, len(shown) - len(TOOL_CLOSE)) :] and self._cut_after(start, TOOL_CLOSE):
                 break
             if on_text is not None and not text.endswith("\ufffd"):  # hold back half a UTF-8 character
                 on_text(text[len(shown) :])
                 shown = text
         return self.tokenizer.decode(self.decoder.ids[start:])
+
+    def _feed_draft(self, token: int, draft: list[int]) -> int:
+        """Feed `token` and `draft` in one batch, keeping the draft's tokens up to the first the model would
+        not have chosen greedily (how many it keeps); the logits after the last kept one become the decoder's."""
+        rows = self.decoder.feed_rows([token, *draft])
+        chosen = torch.argmax(rows[:-1], -1).tolist()
+        kept = next((i for i, (c, d) in enumerate(zip(chosen, draft, strict=True)) if c != d), len(draft))
+        self.decoder.rewind(len(draft) - kept, rows[kept])
+        return kept
+
+    def _cut_after(self, start: int, marker: str) -> bool:
+        """Where a token fed since `start` ended the text with `marker` (one step at a time would have stopped
+        there), forget the tokens after it and say so."""
+        ids, decode = self.decoder.ids, self.tokenizer.decode
+        end = next((i for i in range(start + 1, len(ids) + 1) if decode(ids[start:i]).endswith(marker)), 0)
+        if end and end < len(ids):
+            self.decoder.rewind(len(ids) - end, self.decoder.logits)  # nothing reads these logits again
+        return bool(end)

@@ -248,16 +248,30 @@ class LlamaCppDecoder(Decoder):
         if ids:
             self.logits = self.engine.logits()
 
+    def feed_rows(self, ids: list[int]) -> torch.Tensor:
+        if len(ids) > BATCH:
+            raise ModelError(f"feed_rows takes at most {BATCH} tokens")
+        self._decode([(ids, len(self.ids), self.active)], all_logits=True)
+        self.ids.extend(ids)
+        rows = self.engine.logits(len(ids)).view(len(ids), -1)
+        self.logits = rows[-1]
+        return rows
+
+    def can_rewind(self) -> bool:
+        return True
+
+    def rewind(self, n: int, logits: torch.Tensor) -> None:
+        if n > 0:
+            del self.ids[-n:]
+            self.engine.drop(self.active, len(self.ids))
+        self.logits = logits
+
     def feed_forced(self, ids: list[int]) -> float:
         """As `Decoder.feed_forced`, in one batch with every row's logits: a tool's name or an option key
         once its first token decided it costs one step instead of one per token."""
         if len(ids) < 2 or len(ids) > BATCH or any(t in self.turn_ends for t in ids):
             return super().feed_forced(ids)
-        self._decode([(ids, len(self.ids), self.active)], all_logits=True)
-        self.ids.extend(ids)
-        rows = self.engine.logits(len(ids))
-        self.logits = rows[-1]
-        logp = torch.log_softmax(rows[:-1], -1)
+        logp = torch.log_softmax(self.feed_rows(ids)[:-1], -1)
         return float(logp.gather(1, torch.tensor(ids[1:])[:, None]).sum())
 
     def _run_rows(self, runs: list[tuple[int, ...]]) -> dict[tuple[int, ...], torch.Tensor]:
