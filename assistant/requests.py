@@ -16,6 +16,20 @@ _BELOW = re.compile(  # "nothing over $400" is an upper bound, read before "over
     r"|max(?:imum)?)\s*\$?\s*(\d+(?:\.\d+)?)",
     re.I,
 )
+_AMOUNT = r"\$\s*(\d+(?:\.\d+)?)(?:\s*(?:dollars|bucks|usd)\b)?|(\d+(?:\.\d+)?)\s*(?:dollars|bucks|usd)\b"
+_MAYBE_AMOUNT = r"\$?\s*(\d+(?:\.\d+)?)(?:\s*(?:dollars|bucks|usd)\b)?"  # after "budget", "$" is optional
+_BETWEEN = re.compile(
+    rf"\bbetween\s*{_MAYBE_AMOUNT}\s*(?:and|to|-)\s*{_MAYBE_AMOUNT}|(?:{_AMOUNT})\s*(?:to|-)\s*(?:{_AMOUNT})", re.I
+)
+_ROUGHLY = r"(?:around|about|roughly|approximately|~)\s*"
+# a budget is a ceiling: "budget around $100", "my budget is 80", "$100 budget", "I can spend $120"
+_BUDGET = re.compile(
+    rf"\b(?:(?:my|our|a|the)\s+)?budget\s*(?:is|of|:)?\s*(?:{_ROUGHLY})?{_MAYBE_AMOUNT}|(?:{_AMOUNT})\s*budget\b"
+    rf"|\b(?:(?:i|we)\s+)?(?:can|could|want to|will)?\s*spend\s*(?:{_ROUGHLY})?(?:{_AMOUNT})"
+    rf"|(?:{_AMOUNT})\s*or\s*(?:less|under|below|cheaper)\b",
+    re.I,
+)
+_AROUND = re.compile(rf"\b{_ROUGHLY}(?:{_AMOUNT})", re.I)  # "something around $50": within a fifth either side
 _GREETING = re.compile(r"^\s*(?:hi|hello|hey|hiya|good (?:morning|afternoon|evening))(?: there)?\s*[!,.]*\s+", re.I)
 _ABOVE = re.compile(r"\b(?:over|above|more than|at least|min(?:imum)?)\s*\$?\s*(\d+(?:\.\d+)?)", re.I)
 
@@ -72,17 +86,36 @@ def _only(text: str, allowed: frozenset[str]) -> bool:
     return all(w in allowed for w in re.findall(r"[a-z][a-z'-]*", text.lower()))
 
 
+def _amounts(match: re.Match) -> list[float]:
+    return [float(g) for g in match.groups() if g is not None]
+
+
 def parse_request(message: str) -> ParsedRequest:
     message = _GREETING.sub("", message) or message  # searched and quoted back: "hi!" is neither
-    rest = _BELOW.sub(" ", message)  # an upper bound's words ("nothing over") are no lower bound
-    below, above = _BELOW.search(message), _ABOVE.search(rest)
+    low = high = None
+    rest = message
+    for pattern in (_BETWEEN, _BUDGET, _AROUND):  # ranges and budgets first: "between $50 and $100"
+        found = pattern.search(rest)
+        if found is None:
+            continue
+        amounts = _amounts(found)
+        if pattern is _BETWEEN:
+            low, high = min(amounts), max(amounts)
+        elif pattern is _BUDGET:
+            high = amounts[0]
+        elif high is None:
+            low, high = round(amounts[0] * 0.8, 2), round(amounts[0] * 1.2, 2)
+        rest = rest[: found.start()] + " " + rest[found.end() :]
+    below = _BELOW.search(rest)
+    rest = _BELOW.sub(" ", rest)  # an upper bound's words ("nothing over") are no lower bound
+    above = _ABOVE.search(rest)
     query = _ABOVE.sub(" ", rest)
     return ParsedRequest(
         # the request cut at its price leaves punctuation behind ("a gift for a hiker, under $100") or
         # spaced off ("any snacks under $10?" → "any snacks ?"), and a search shows the query back
         query=re.sub(r"\s+([?!.,;:])", r"\1", " ".join(query.split())).strip(" ,;:.-") or message,
-        max_price=float(below.group(1)) if below else None,
-        min_price=float(above.group(1)) if above else None,
+        max_price=float(below.group(1)) if below else high,
+        min_price=float(above.group(1)) if above else low,
     )
 
 

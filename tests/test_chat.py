@@ -15,6 +15,26 @@ def test_parse_request_reads_price_bounds():
     assert parse_request("a desk, no more than $200").max_price == 200
 
 
+def test_budgets_ranges_and_rough_prices_are_bounds_too():
+    """ "budget around $100" was searched as words, and $200 backpacks listed for it."""
+    gift = parse_request("I need a gift for my sister who loves hiking, budget around $100")
+    assert (gift.query, gift.min_price, gift.max_price) == ("I need a gift for my sister who loves hiking", None, 100)
+    for text in ("my budget is $80", "$80 budget", "I can spend 80 dollars", "$80 or less", "budget: 80"):
+        assert (parse_request(text).min_price, parse_request(text).max_price) == (None, 80), text
+    for text in ("a lamp between $20 and $40", "a lamp $20-$40", "a lamp between 20 and 40 dollars"):
+        assert (parse_request(text).query, parse_request(text).min_price, parse_request(text).max_price) == (
+            "a lamp",
+            20,
+            40,
+        ), text
+    around = parse_request("running shoes in size 10 for about 80 dollars")
+    assert (around.query, around.min_price, around.max_price) == ("running shoes in size 10 for", 64, 96)
+    for text in ("size 10 boots, about 3 pairs", "around size 9", "a tent for about 4 people"):  # no money said
+        assert (parse_request(text).min_price, parse_request(text).max_price) == (None, None), text
+    assert parse_request("a tent, my budget is about 150 dollars").query == "a tent"
+    assert parse_request("something around $50 maybe?").refines
+
+
 def test_a_price_cut_out_of_a_request_leaves_no_stray_punctuation():
     assert parse_request("any snacks for a movie night under $10?").query == "any snacks for a movie night?"
     assert parse_request("a gift for a hiker, under $100").query == "a gift for a hiker"
