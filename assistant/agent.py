@@ -319,7 +319,7 @@ class Agent:
             pointed = pointed_item(self.messages[: self._latest_customer_index() + 1])
             if pointed is None or pointed["product_id"] != last.arguments["product_id"] or self._wanted_writes():
                 return None
-            return item_details(last, pointed["item_id"])
+            return item_details(last, pointed["item_id"], self._latest_customer())
         text = self._latest_customer()
         answers = (
             last.name in SEARCHES

@@ -25,6 +25,12 @@ _ORDINAL = re.compile(rf"\b({'|'.join(_ORDINALS)})\s+{_NOUN}\b", re.IGNORECASE)
 # "number 2", "option #3", "item no. 1", "#2" (a 1-digit position, never an order's #W... or an item id)
 _POSITION = re.compile(r"(?:\b(?:number|no\.?|option|item|choice)\s*#?|(?<![\w#])#)([1-9])\b", re.IGNORECASE)
 _ITEM_ID = re.compile(r"\b(\d{10})\b")
+# "is it waterproof?", "does this one come with a case?", "how much is that one?": the item just shown
+_IT = re.compile(
+    r"\b(?:is|does|did|has|can|will|would|could|was)\s+(?:it|this|that)\b|\b(?:this|that)\s+(?:one|item)\b"
+    r"|\b(?:is|was)\s+(?:it|this|that)\b|\bhow much is (?:it|this|that)\b",
+    re.IGNORECASE,
+)
 POINTABLE = ("search_products", "get_product_details")  # results whose items a shopper may point at
 
 
@@ -65,4 +71,25 @@ def pointed_item(messages: list[ChatMessage]) -> dict[str, Any] | None:
     found = _POSITION.search(text)
     if found and int(found.group(1)) <= len(latest):
         return latest[int(found.group(1)) - 1]
+    if tools[-1].name == "get_product_details" and _IT.search(text):
+        return _still_shown(messages[:last_user], tools[-1], text)
     return None
+
+
+def _still_shown(before: list[ChatMessage], details: ChatMessage, text: str) -> dict[str, Any] | None:
+    """The item the shopper pointed at last, shown by `details`, when a question about "it" follows (the
+    model searched the catalog for "is it waterproof?" and listed hiking boots after a backpack). A value
+    of the product's options that item does not have ("does it come in blue?") asks for another of its
+    variants, which a search with that option answers: None then."""
+    item = pointed_item(before)
+    variants = _listed(details)
+    if item is None or item["item_id"] not in {v["item_id"] for v in variants}:
+        return None
+    item = next(v for v in variants if v["item_id"] == item["item_id"])
+    words = f" {' '.join(re.findall(r'[a-z0-9.]+', text.lower()))} "
+    for variant in variants:
+        for key, value in variant.get("options", {}).items():
+            said = f" {' '.join(re.findall(r'[a-z0-9.]+', str(value).lower()))} "
+            if said.strip() not in ("yes", "no", "") and said in words and item["options"].get(key) != value:
+                return None
+    return item

@@ -104,6 +104,20 @@ def _options(options: dict[str, str]) -> str:
     return ", ".join(f"{k} {v}" for k, v in options.items())
 
 
+_NUMBER = re.compile(r"\d+(?:\.\d+)?")
+
+
+def _natural(text: str) -> tuple:
+    """Sizes 7, 8, 10 in that order; words after numbers, alphabetically."""
+    number = _NUMBER.fullmatch(text)
+    return (number is None, float(text) if number else 0.0, text)
+
+
+def _series(values: list[str]) -> str:
+    """'a', 'a and b', 'a, b and c'."""
+    return values[0] if len(values) == 1 else ", ".join(values[:-1]) + " and " + values[-1]
+
+
 def _money(x: float) -> str:
     return f"${x:,.2f}"
 
@@ -307,15 +321,35 @@ def _product(record: ToolCallRecord) -> str:
     return f"{p['name']}: {len(variants)} options in stock. {shown}."
 
 
-def item_details(record: ToolCallRecord, item_id: str) -> str:
+def _asked_options(question: str, keys: list[str]) -> list[str]:
+    """The option names a question says ("what colors", "is it waterproof?", "which sizes")."""
+    words = " " + " ".join(re.findall(r"[a-z0-9/]+", question.lower().replace("colour", "color"))) + " "
+    return [k for k in keys if any(f" {k.lower()}{end} " in words for end in ("", "s", "es"))]
+
+
+def item_details(record: ToolCallRecord, item_id: str, question: str = "") -> str:
     """The reply about one listed item the shopper pointed at, from its product's details: the item first,
-    then the product's other options in stock."""
+    then the product's other options in stock. A `question` naming options ("is it waterproof?", "what
+    colors does it come in?") is answered with those: the item's value and the values in stock."""
     product = json.loads(record.output)
     variants = product.get("variants", {})
     item = variants.get(item_id)
     if item is None:  # not a variant of the product looked up: its details as they are
         return _product(record)
     stock = "in stock" if item.get("available") else "out of stock at the moment"
+    keys = list(dict.fromkeys(k for v in variants.values() for k in v.get("options", {})))
+    asked = _asked_options(question, keys)
+    if asked:
+        mine = _options({k: item["options"][k] for k in asked if k in item["options"]})
+        text = f"{product['name']}, item {item_id}: {mine} — {_money(item['price'])}, {stock}."
+        in_stock = [v["options"] for v in variants.values() if v.get("available")]
+        for key in asked:
+            values = sorted({str(o[key]) for o in in_stock if key in o}, key=_natural)
+            if set(values) == {"no", "yes"}:
+                text += f" In stock it comes both {key} and not {key}."
+            elif values:  # what the shopper can choose now
+                text += f" In stock it comes in {key} {_series(values)}."
+        return text + " Would you like this one, or should I look for something else?"
     text = f"{product['name']}, item {item_id}: {_options(item['options'])} — {_money(item['price'])}, {stock}."
     others = [v for k, v in variants.items() if k != item_id and v.get("available")]
     if others:

@@ -555,6 +555,40 @@ def test_a_listed_item_the_shopper_points_at_is_looked_up_and_described(store, s
     assert point("what about the first one?", looked_up) is None
 
 
+def test_a_question_about_it_after_an_item_is_shown_answers_about_that_item(store, search):
+    """ "is it waterproof?" after a backpack was shown searched the catalog for the words and listed hiking
+    boots. "It" is the item just shown; an option the question names is answered with the item's value and
+    the values in stock; a value the item lacks ("does it come in black?") is left to a search."""
+    import json
+
+    from assistant.references import pointed_item
+
+    model = _Offered([("search_products", {"query": "hiking boots"})])
+    agent = new_agent(model, ToolContext(store, search), "tau-retail")
+    agent.intents = _Reads()
+    agent.respond("show me hiking boots")
+    hits = json.loads(agent.session.trace[-1].output)
+    first = hits[0]
+    agent.respond("what about the first one?")
+    offered = len(model.offered)
+    turn = agent.respond("is it waterproof?")
+    assert len(model.offered) == offered  # resolved from the conversation, not by the model
+    record = agent.session.trace[-1]
+    assert (record.name, record.arguments) == ("get_product_details", {"product_id": first["product_id"]})
+    in_stock = [v for v in json.loads(record.output)["variants"].values() if v["available"]]
+    assert turn.reply.startswith(f"Hiking Boots, item {first['item_id']}: waterproof {first['options']['waterproof']} ")
+    assert "both waterproof and not waterproof" in turn.reply
+    sizes = agent.respond("what sizes does it come in?").reply
+    listed = sorted({v["options"]["size"] for v in in_stock}, key=float)
+    assert f"In stock it comes in size {', '.join(listed[:-1])} and {listed[-1]}." in sizes  # 7, 8, ... 12
+    other = next(v["options"]["size"] for v in in_stock if v["options"]["size"] != first["options"]["size"])
+    before = agent.messages[: len(agent.messages)]
+    assert pointed_item([*before, ChatMessage("user", f"does it come in size {other}?")]) is None  # a search's
+    assert pointed_item([*before, ChatMessage("user", "how much is it?")])["item_id"] == first["item_id"]
+    listing = agent.messages[:4]  # right after the search: "it" could be any of five
+    assert pointed_item([*listing, ChatMessage("user", "is it waterproof?")]) is None
+
+
 def test_a_change_asked_for_before_the_account_is_known_asks_for_it(store):
     model = _Offered([])
     agent = _agent(model, store)
