@@ -5,8 +5,9 @@ item 8538875209" with "that is not something I can help with": it reads the list
 results behind them (earlier searches are left out of its prompt), so it cannot tell which product the
 shopper means. Pointing is resolved here instead, from the listing's own results: an ordinal with a noun
 for a listed thing ("the second one", "the last option", "number 2") counts within the latest search,
-an item id counts within any search of the conversation. The agent then looks the product up and
-answers about that item (assistant.agent, assistant.replies.item_details).
+an item id counts within any search of the conversation, and "it" / "this one" right after an item's
+details is that item. The agent then looks the product up and answers about that item
+(assistant.agent, assistant.replies.item_details).
 """
 
 import json
@@ -27,8 +28,7 @@ _POSITION = re.compile(r"(?:\b(?:number|no\.?|option|item|choice)\s*#?|(?<![\w#]
 _ITEM_ID = re.compile(r"\b(\d{10})\b")
 # "is it waterproof?", "does this one come with a case?", "how much is that one?": the item just shown
 _IT = re.compile(
-    r"\b(?:is|does|did|has|can|will|would|could|was)\s+(?:it|this|that)\b|\b(?:this|that)\s+(?:one|item)\b"
-    r"|\b(?:is|was)\s+(?:it|this|that)\b|\bhow much is (?:it|this|that)\b",
+    r"\b(?:is|does|did|has|can|will|would|could|was)\s+(?:it|this|that)\b|\b(?:this|that)\s+(?:one|item)\b",
     re.IGNORECASE,
 )
 POINTABLE = ("search_products", "get_product_details")  # results whose items a shopper may point at

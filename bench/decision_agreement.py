@@ -3,6 +3,7 @@
     .venv/bin/python bench/decision_agreement.py                     # merged LoRA vs unmerged, both bf16
     .venv/bin/python bench/decision_agreement.py --suite bench/conversations.json --core
     .venv/bin/python bench/decision_agreement.py --candidate llamacpp --dialogues 20  # llama.cpp vs bf16
+    .venv/bin/python bench/decision_agreement.py --candidate llamacpp --no-suite --tasks 20  # every τ dev step
 
 The reference (the shipped adapter unmerged, peft's own forward) plays every conversation of the suite
 (bench/conversations.json) through the guided agent; at each of its model calls the candidate (the
@@ -43,6 +44,11 @@ class Shadow:
 
     def __getattr__(self, name):
         return getattr(self.model, name)
+
+    def forget(self, messages, shared: int = 1) -> None:  # a finished τ task: both let go of its cache
+        for model in (self.model, self.candidate):
+            if hasattr(model, "forget"):
+                model.forget(messages, shared)
 
     def generate(self, messages, tools=None, **kwargs):
         kwargs.pop("on_text", None)
@@ -86,15 +92,38 @@ def held_out_steps(reference, candidate, limit: int) -> list[tuple[str, dict, di
     return steps
 
 
+def task_steps(shadow: Shadow, search, limit: int) -> list:
+    """Every model step of the first `limit` τ dev tasks, played by the guided agent as `shopassist eval tasks`
+    does (simulated customer, fresh store per task) on the reference's trajectory; the reference's reward per
+    task's result. The candidate's differing steps are in `shadow.steps`."""
+    from assistant.evaluation import Evaluator, load_tasks
+    from assistant.runtime import agent_for_session
+    from assistant.store import get_pack
+
+    tasks = load_tasks(SHARED / "tasks_dev.json")
+
+    def make_agent(session, task, store):
+        session.ctx.search = search
+        return agent_for_session(shadow, session, "tau-retail")
+
+    with tempfile.TemporaryDirectory(prefix="agreement-tasks-") as work:
+        evaluator = Evaluator(get_pack("tau-retail"), Path(work), make_agent)
+        return evaluator.run(tasks, list(range(min(limit, len(tasks)))), progress=False)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--suite", type=Path, default=BENCH / "conversations.json")
     parser.add_argument("--core", action="store_true", help="only the conversations make test runs")
+    parser.add_argument("--no-suite", action="store_true", help="no conversations (with --tasks or --dialogues)")
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--candidate", choices=["merged", "llamacpp"], default="merged")
     parser.add_argument("--tag", default="", help="appended to the result's file name")
     parser.add_argument(
         "--dialogues", type=int, default=0, help="also compare every step of this many held-out dialogues"
+    )
+    parser.add_argument(
+        "--tasks", type=int, default=0, help="also compare every step of the first N τ dev tasks (guided, as served)"
     )
     args = parser.parse_args()
 
@@ -120,15 +149,20 @@ def main() -> None:
         described = f"{candidate.name}, LoRA merged at load ({tag})"
     unmerged = TransformersChatModel("smollm2", adapter, args.threads, dtype=dtype, merge_adapter=False)
     reference = Shadow(unmerged, candidate)
-    suite = [c for c in load_suite(args.suite) if c.get("core") or not args.core]
+    suite = [] if args.no_suite else [c for c in load_suite(args.suite) if c.get("core") or not args.core]
     search = open_search()
     with tempfile.TemporaryDirectory(prefix="agreement-") as work:
         results = run_suite(
             suite, get_pack("tau-retail"), Path(work), lambda s: agent_for_session(reference, s, "tau-retail"), search
         )
+    task_shadow = Shadow(unmerged, candidate)
+    task_results = task_steps(task_shadow, search, args.tasks) if args.tasks else []
     dialogue_steps = held_out_steps(unmerged, candidate, args.dialogues) if args.dialogues else []
     differing = [
         {"last_message": m, "reference": want, "candidate": got} for m, want, got in reference.steps if want != got
+    ]
+    task_differing = [
+        {"last_message": m, "reference": want, "candidate": got} for m, want, got in task_shadow.steps if want != got
     ]
     dialogue_differing = [
         {"last_message": m, "reference": want, "candidate": got} for m, want, got in dialogue_steps if want != got
@@ -144,6 +178,13 @@ def main() -> None:
         "agreement": round(same / steps, 4) if steps else None,
         "differing": differing[:20],
         "reference_suite_passed": sum(r.passed for r in results),
+        "tau_dev_tasks": args.tasks,
+        "task_steps": len(task_shadow.steps),
+        "task_agreeing_steps": len(task_shadow.steps) - len(task_differing),
+        "task_agreement": round(1 - len(task_differing) / len(task_shadow.steps), 4) if task_shadow.steps else None,
+        "reference_task_rewards": [r.reward for r in task_results],
+        "task_crashes": [r.error.strip().splitlines()[-1] for r in task_results if r.error],
+        "task_differing": task_differing[:20],
         "held_out_dialogues": args.dialogues,
         "dialogue_steps": len(dialogue_steps),
         "dialogue_agreeing_steps": len(dialogue_steps) - len(dialogue_differing),
@@ -151,7 +192,7 @@ def main() -> None:
         # the same kind of action (which tool, or a reply), arguments aside
         "dialogue_same_action": sum(want.get("tool") == got.get("tool") for _, want, got in dialogue_steps),
         "dialogue_differing": dialogue_differing[:20],
-        "model_seconds": {k: round(v, 1) for k, v in reference.seconds.items()},
+        "model_seconds": {k: round(v + task_shadow.seconds[k], 1) for k, v in reference.seconds.items()},
         "machine": f"{platform.machine()} {os.cpu_count()} cores, torch threads {args.threads}",
         "command": "python bench/decision_agreement.py " + " ".join(sys.argv[1:]),
     }
