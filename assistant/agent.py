@@ -178,11 +178,13 @@ class Agent:
             write_step,
         )
         from assistant.policy_answers import policy_answer
+        from assistant.references import wants_to_buy
         from assistant.replies import (
             ACTS,
             ASK_ADDRESS,
             already_done,
             asks_if_done,
+            buy_elsewhere,
             courtesy,
             not_held,
             reply_options,
@@ -218,6 +220,9 @@ class Agent:
         done = self._last_write() if not self.this_turn and asks_if_done(self._latest_customer()) else None
         if done is not None and done.outcome == "confirmed":  # "did it go through?" after a change: what it did
             return _say(already_done([done], "Yes, it went through"), on_text, act="already_done")
+        buying = wants_to_buy(self.messages) if not self.this_turn and not self._wanted_writes() else None
+        if buying is not None:  # "I'll take the second one": no tool here places an order; say where
+            return _say(buy_elsewhere(buying), on_text, act="buy_elsewhere")
         pointed = self._pointed_item(legal) if tools and not self.this_turn else None
         if pointed is not None:  # "what about the first one?" after a listing: that product's details
             call = ToolCall("get_product_details", {"product_id": pointed["product_id"]})

@@ -93,3 +93,35 @@ def _still_shown(before: list[ChatMessage], details: ChatMessage, text: str) -> 
             if said.strip() not in ("yes", "no", "") and said in words and item["options"].get(key) != value:
                 return None
     return item
+
+
+# "I want to buy the second one", "I'll take it", "can I order this one?", "add it to my cart"
+_BUY = re.compile(
+    r"\b(?:buy|purchase|order)\s+(?:it|this|that|them|these|those|one|the|item|#?[1-9]\b)"
+    r"|\bi(?:'ll| will)\s+take\b|\badd\s+(?:it|this|that|them)\s+to\s+(?:my\s+)?(?:cart|basket)\b|\bcheck\s?out\b",
+    re.IGNORECASE,
+)
+
+
+def wants_to_buy(messages: list[ChatMessage]) -> dict[str, Any] | None:
+    """The item the latest customer message asks to buy, when it points at one shown ("I want to buy the
+    second one", or "I'll take it" after an item's details; `{}` for "them" after a listing); None when it
+    asks for no shown item ("I want to buy a gift for my dad" is a request to search)."""
+    from assistant.policy import is_explicit_yes
+    from assistant.replies import ITEM_OFFER, LISTING_OFFER
+
+    last_user = max((i for i, m in enumerate(messages) if m.role == "user"), default=-1)
+    text = messages[last_user].content if last_user >= 0 else ""
+    before = next((m.content for m in reversed(messages[:last_user]) if m.role == "assistant"), "")
+    offered = before.endswith((LISTING_OFFER, ITEM_OFFER)) and is_explicit_yes(text)  # "yes" to "Would you ...?"
+    if not (offered or _BUY.search(text)) or "my order" in text.lower():
+        return None
+    item = pointed_item(messages)
+    if item is not None:
+        return item
+    tools = [m for m in messages[:last_user] if m.role == "tool"]
+    if not tools or tools[-1].name not in POINTABLE:
+        return None
+    if tools[-1].name == "get_product_details":
+        return pointed_item(messages[:last_user]) or {}
+    return {} if offered or re.search(r"\b(?:it|this|that|them|these|those|one)\b", text, re.I) else None

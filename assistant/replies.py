@@ -113,6 +113,24 @@ def _natural(text: str) -> tuple:
     return (number is None, float(text) if number else 0.0, text)
 
 
+LISTING_OFFER = "Would you like one of these?"  # a "yes" to either is a wish to buy (`references.wants_to_buy`)
+ITEM_OFFER = "Would you like this one, or should I look for something else?"
+_ORDER_ELSEWHERE = (
+    "I can't place new orders in this chat{what}: please order in our store with the item number. I can keep "
+    "helping you find products, or with orders you have already placed."
+)
+
+
+def buy_elsewhere(item: dict) -> str:
+    """The reply to a wish to buy a shown item: this chat has no tool that places an order (τ-retail's tools
+    change orders already placed), so it says so and where, with the item's number and price."""
+    if not item.get("item_id"):
+        return _ORDER_ELSEWHERE.format(what="")
+    stock = "in stock" if item.get("available", True) else "out of stock at the moment"
+    what = f" ({item.get('name', 'item')} item {item['item_id']}, {_money(float(item['price']))}, {stock})"
+    return _ORDER_ELSEWHERE.format(what=what)
+
+
 def _series(values: list[str]) -> str:
     """'a', 'a and b', 'a, b and c'."""
     return values[0] if len(values) == 1 else ", ".join(values[:-1]) + " and " + values[-1]
@@ -165,7 +183,7 @@ def _search(record: ToolCallRecord, session: PolicySession | None = None) -> str
             "another option or a wider budget?"
         )
     lines = [f"- {h['name']} ({_options(h['options'])}) — {_money(h['price'])}, item {h['item_id']}" for h in hits]
-    return f'Here is what I found for "{query}"{wanted}:\n' + "\n".join(lines) + "\nWould you like one of these?"
+    return f'Here is what I found for "{query}"{wanted}:\n' + "\n".join(lines) + "\n" + LISTING_OFFER
 
 
 # each status-bound write (assistant.guidance.STATUS_FOR) as done to an order, and what an order in each
@@ -349,14 +367,14 @@ def item_details(record: ToolCallRecord, item_id: str, question: str = "") -> st
                 text += f" In stock it comes both {key} and not {key}."
             elif values:  # what the shopper can choose now
                 text += f" In stock it comes in {key} {_series(values)}."
-        return text + " Would you like this one, or should I look for something else?"
+        return f"{text} {ITEM_OFFER}"
     text = f"{product['name']}, item {item_id}: {_options(item['options'])} — {_money(item['price'])}, {stock}."
     others = [v for k, v in variants.items() if k != item_id and v.get("available")]
     if others:
         shown = "; ".join(f"{_options(v['options'])} — {_money(v['price'])}, item {v['item_id']}" for v in others[:4])
         more = f" (and {len(others) - 4} more)" if len(others) > 4 else ""
         text += f" Other {product['name']} options in stock{more}: {shown}."
-    return text + " Would you like this one, or should I look for something else?"
+    return f"{text} {ITEM_OFFER}"
 
 
 def grounded_reply(record: ToolCallRecord, session: PolicySession, asked: Collection[str] = ()) -> str:

@@ -8,7 +8,7 @@ import pytest
 
 from assistant.guidance import FIELDS, legal_tools, spans, stated_filters
 from assistant.llm import load_chat_model
-from assistant.messages import ChatMessage
+from assistant.messages import ChatMessage, ToolCall
 from assistant.policy import AUTH_TOOLS, PolicySession
 from assistant.replies import ACTS, reply_options
 from assistant.requests import parse_request
@@ -587,6 +587,45 @@ def test_a_question_about_it_after_an_item_is_shown_answers_about_that_item(stor
     assert pointed_item([*before, ChatMessage("user", "how much is it?")])["item_id"] == first["item_id"]
     listing = agent.messages[:4]  # right after the search: "it" could be any of five
     assert pointed_item([*listing, ChatMessage("user", "is it waterproof?")]) is None
+
+
+def test_a_wish_to_buy_a_shown_item_is_told_where_to_order_it():
+    """ "I want to buy the second one" got that item's details and "yes" to "Would you like this one?" asked for
+    the account, leading nowhere: no tool here places an order. A wish to buy a shown item is answered
+    with where to order it and its number; a wish to buy something not shown is a request to search."""
+    import json
+
+    from assistant.references import wants_to_buy
+    from assistant.replies import ITEM_OFFER, LISTING_OFFER, buy_elsewhere
+
+    hits = [
+        {"item_id": "9635758562", "product_id": "6938111410", "name": "Running Shoes", "price": 148.95},
+        {"item_id": "4107812777", "product_id": "6938111410", "name": "Running Shoes", "price": 155.33},
+    ]
+    listing = [
+        ChatMessage("user", "running shoes?"),
+        ChatMessage("assistant", tool_call=ToolCall("search_products", {"query": "running shoes"}, "c1")),
+        ChatMessage("tool", json.dumps(hits), name="search_products"),
+        ChatMessage("assistant", f"Here is what I found ...\n{LISTING_OFFER}"),
+    ]
+    buy = lambda text, before=listing: wants_to_buy([*before, ChatMessage("user", text)])  # noqa: E731
+    assert buy("I want to buy the second one") == hits[1]
+    assert buy(f"can I order item {hits[0]['item_id']}?") == hits[0]
+    assert buy("yes") == {} and buy("I'll take one of them") == {}  # which one: not said
+    for text in ("I want to buy a gift for my dad", "any cheaper ones?", "where is my order?", "no"):
+        assert buy(text) is None, text
+    assert buy("I'll take it", [ChatMessage("user", "hi"), ChatMessage("assistant", "Hello!")]) is None
+    details = {"name": "Running Shoes", "product_id": "6938111410", "variants": {h["item_id"]: h for h in hits}}
+    shown = [
+        *listing,
+        ChatMessage("user", "what about the second one?"),
+        ChatMessage("assistant", tool_call=ToolCall("get_product_details", {"product_id": "6938111410"}, "c2")),
+        ChatMessage("tool", json.dumps(details), name="get_product_details"),
+        ChatMessage("assistant", f"Running Shoes, item 4107812777: ... {ITEM_OFFER}"),
+    ]
+    assert buy("yes please", shown) == hits[1] and buy("I'll take it", shown) == hits[1]
+    reply = buy_elsewhere(hits[1])
+    assert "4107812777" in reply and "$155.33" in reply and "item number" in buy_elsewhere({})
 
 
 def test_a_change_asked_for_before_the_account_is_known_asks_for_it(store):
