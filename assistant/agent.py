@@ -178,13 +178,14 @@ class Agent:
             write_step,
         )
         from assistant.policy_answers import policy_answer
-        from assistant.references import wants_to_buy
+        from assistant.references import compared_items, wants_to_buy
         from assistant.replies import (
             ACTS,
             ASK_ADDRESS,
             already_done,
             asks_if_done,
             buy_elsewhere,
+            compare_items,
             courtesy,
             not_held,
             reply_options,
@@ -220,6 +221,9 @@ class Agent:
         done = self._last_write() if not self.this_turn and asks_if_done(self._latest_customer()) else None
         if done is not None and done.outcome == "confirmed":  # "did it go through?" after a change: what it did
             return _say(already_done([done], "Yes, it went through"), on_text, act="already_done")
+        compared = compared_items(self.messages) if not self.this_turn and not self._wanted_writes() else []
+        if compared:  # "compare the first two": the listing's own results side by side
+            return _say(compare_items(compared), on_text, act="compare")
         buying = wants_to_buy(self.messages) if not self.this_turn and not self._wanted_writes() else None
         if buying is not None:  # "I'll take the second one": no tool here places an order; say where
             return _say(buy_elsewhere(buying), on_text, act="buy_elsewhere")

@@ -125,3 +125,31 @@ def wants_to_buy(messages: list[ChatMessage]) -> dict[str, Any] | None:
     if tools[-1].name == "get_product_details":
         return pointed_item(messages[:last_user]) or {}
     return {} if offered or re.search(r"\b(?:it|this|that|them|these|those|one)\b", text, re.I) else None
+
+
+_COMPARE = re.compile(r"\b(?:compare|comparison|differen(?:ce|t)|differ|vs\.?|versus|better|which (?:one|is))\b", re.I)
+_FIRST_N = re.compile(r"\b(?:first|top)\s+(two|three|four|five|[2-5])\b", re.IGNORECASE)
+_COUNTS = {"two": 2, "three": 3, "four": 4, "five": 5}
+_ANY_ORDINAL = re.compile(rf"\b({'|'.join(_ORDINALS)})\b", re.IGNORECASE)
+
+
+def compared_items(messages: list[ChatMessage]) -> list[dict[str, Any]]:
+    """The listed items the latest customer message asks to compare ("compare the first two", "what's the
+    difference between the first and the third?", "item 9635758562 vs 4107812777"), in the order named;
+    [] unless it names two or more of the latest listing's items (the model refused "compare the first
+    two": it reads the listing's words, not its results)."""
+    last_user = max((i for i, m in enumerate(messages) if m.role == "user"), default=-1)
+    text = messages[last_user].content if last_user >= 0 else ""
+    tools = [m for m in messages[:last_user] if m.role == "tool"]
+    if not _COMPARE.search(text) or not tools or tools[-1].name != "search_products":
+        return []
+    latest = _listed(tools[-1])
+    listed = {h["item_id"]: h for h in latest}
+    if first := _FIRST_N.search(text):
+        n = _COUNTS.get(first.group(1).lower()) or int(first.group(1))
+        return latest[:n] if n <= len(latest) else []
+    picked = [listed[i] for i in _ITEM_ID.findall(text) if i in listed]
+    picked += [latest[_ORDINALS[o.lower()]] for o in _ANY_ORDINAL.findall(text) if _ORDINALS[o.lower()] < len(latest)]
+    picked += [latest[int(n) - 1] for n in re.findall(r"#([1-9])\b", text) if int(n) <= len(latest)]
+    unique = list({h["item_id"]: h for h in picked}.values())
+    return unique if len(unique) >= 2 else []

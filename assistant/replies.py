@@ -131,6 +131,31 @@ def buy_elsewhere(item: dict) -> str:
     return _ORDER_ELSEWHERE.format(what=what)
 
 
+def compare_items(items: list[dict]) -> str:
+    """Listed items side by side: each with its options and price, then what differs, what they share and
+    which is cheapest, from the listing's own results."""
+    # bullets, not numbers: "the second one" still means the listing's second
+    lines = [
+        f"- {i['name']} ({_options(i.get('options', {}))}) — {_money(i['price'])}, item {i['item_id']}" for i in items
+    ]
+    text = "Side by side:\n" + "\n".join(lines) + "\n"
+    if len({i["name"] for i in items}) > 1:
+        text += "They are different products."
+    else:
+        keys = list(dict.fromkeys(k for i in items for k in i.get("options", {})))
+        values = {k: [str(i.get("options", {}).get(k, "-")) for i in items] for k in keys}
+        differ = [f"{k} ({' / '.join(v)})" for k, v in values.items() if len(set(v)) > 1]
+        same = [f"{k} {v[0]}" for k, v in values.items() if len(set(v)) == 1]
+        text += f"They differ in {_series(differ)}." if differ else "They have the same options."
+        if same:
+            text += f" {'All' if len(items) > 2 else 'Both'} have {_series(same)}."
+    prices = sorted(items, key=lambda i: i["price"])
+    if prices[0]["price"] < prices[1]["price"]:
+        saving = prices[1]["price"] - prices[0]["price"]
+        text += f" The cheapest is item {prices[0]['item_id']}, by {_money(saving)}."
+    return f"{text} {LISTING_OFFER}"
+
+
 def _series(values: list[str]) -> str:
     """'a', 'a and b', 'a, b and c'."""
     return values[0] if len(values) == 1 else ", ".join(values[:-1]) + " and " + values[-1]

@@ -628,6 +628,38 @@ def test_a_wish_to_buy_a_shown_item_is_told_where_to_order_it():
     assert "4107812777" in reply and "$155.33" in reply and "item number" in buy_elsewhere({})
 
 
+def test_listed_items_asked_to_be_compared_are_put_side_by_side():
+    """ "compare the first two" was refused ("not something I can help with"): the model reads the listing's
+    words, not its results. The named items of the latest listing are compared from those results."""
+    import json
+
+    from assistant.references import compared_items
+    from assistant.replies import compare_items
+
+    shoes = [
+        {"item_id": f"90000000{n:02d}", "product_id": "6938111410", "name": "Running Shoes", "price": price,
+         "options": {"size": "9", "color": color}}
+        for n, (price, color) in enumerate([(148.95, "white"), (155.33, "black"), (147.05, "yellow")])
+    ]  # fmt: skip
+    listing = [
+        ChatMessage("user", "running shoes in size 9?"),
+        ChatMessage("assistant", tool_call=ToolCall("search_products", {"query": "running shoes"}, "c1")),
+        ChatMessage("tool", json.dumps(shoes), name="search_products"),
+        ChatMessage("assistant", "listed"),
+    ]
+    compare = lambda text: compared_items([*listing, ChatMessage("user", text)])  # noqa: E731
+    assert compare("compare the first two") == shoes[:2] and compare("compare the top 3") == shoes
+    assert compare("what's the difference between the first and the third?") == [shoes[0], shoes[2]]
+    assert compare(f"{shoes[1]['item_id']} vs {shoes[2]['item_id']}") == shoes[1:]
+    assert compare("which is better, #1 or #2?") == shoes[:2]
+    for text in ("compare the first one", "what about the first one?", "which is better for running?"):
+        assert compare(text) == [], text
+    assert compare("compare the first five") == []  # three were listed
+    reply = compare_items(shoes[:2])
+    assert "color (white / black)" in reply and "Both have size 9" in reply
+    assert f"cheapest is item {shoes[0]['item_id']}, by $6.38" in reply
+
+
 def test_a_change_asked_for_before_the_account_is_known_asks_for_it(store):
     model = _Offered([])
     agent = _agent(model, store)
