@@ -86,13 +86,19 @@ def _still_shown(before: list[ChatMessage], details: ChatMessage, text: str) -> 
     if item is None or item["item_id"] not in {v["item_id"] for v in variants}:
         return None
     item = next(v for v in variants if v["item_id"] == item["item_id"])
+    return None if _asks_other_variant(text, item, variants) else item
+
+
+def _asks_other_variant(text: str, item: dict[str, Any], rows: list[dict[str, Any]]) -> bool:
+    """Whether `text` names a value of the products' options (among `rows`) that `item` does not have:
+    "does it come in blue?", "I'll order it in size 10"."""
     words = f" {' '.join(re.findall(r'[a-z0-9.]+', text.lower()))} "
-    for variant in variants:
-        for key, value in variant.get("options", {}).items():
+    for row in rows:
+        for key, value in row.get("options", {}).items():
             said = f" {' '.join(re.findall(r'[a-z0-9.]+', str(value).lower()))} "
-            if said.strip() not in ("yes", "no", "") and said in words and item["options"].get(key) != value:
-                return None
-    return item
+            if said.strip() not in ("yes", "no", "") and said in words and item.get("options", {}).get(key) != value:
+                return True
+    return False
 
 
 # "I want to buy the second one", "I'll take it", "can I order this one?", "add it to my cart"
@@ -116,14 +122,16 @@ def wants_to_buy(messages: list[ChatMessage]) -> dict[str, Any] | None:
     offered = before.endswith((LISTING_OFFER, ITEM_OFFER)) and is_explicit_yes(text)  # "yes" to "Would you ...?"
     if not (offered or _BUY.search(text)) or "my order" in text.lower():
         return None
-    item = pointed_item(messages)
-    if item is not None:
-        return item
     tools = [m for m in messages[:last_user] if m.role == "tool"]
     if not tools or tools[-1].name not in POINTABLE:
         return None
-    if tools[-1].name == "get_product_details":
-        return pointed_item(messages[:last_user]) or {}
+    item = pointed_item(messages)
+    if item is None and tools[-1].name == "get_product_details":
+        item = pointed_item(messages[:last_user]) or {}
+    if item and _asks_other_variant(text, item, _listed(tools[-1])):
+        return None  # "I'll take it in blue": which item that is, a search with the option says
+    if item is not None:
+        return item
     return {} if offered or re.search(r"\b(?:it|this|that|them|these|those|one)\b", text, re.I) else None
 
 

@@ -599,8 +599,20 @@ def test_a_wish_to_buy_a_shown_item_is_told_where_to_order_it():
     from assistant.replies import ITEM_OFFER, LISTING_OFFER, buy_elsewhere
 
     hits = [
-        {"item_id": "9635758562", "product_id": "6938111410", "name": "Running Shoes", "price": 148.95},
-        {"item_id": "4107812777", "product_id": "6938111410", "name": "Running Shoes", "price": 155.33},
+        {
+            "item_id": "9635758562",
+            "product_id": "6938111410",
+            "name": "Running Shoes",
+            "price": 148.95,
+            "options": {"color": "white"},
+        },
+        {
+            "item_id": "4107812777",
+            "product_id": "6938111410",
+            "name": "Running Shoes",
+            "price": 155.33,
+            "options": {"color": "black"},
+        },
     ]
     listing = [
         ChatMessage("user", "running shoes?"),
@@ -624,6 +636,8 @@ def test_a_wish_to_buy_a_shown_item_is_told_where_to_order_it():
         ChatMessage("assistant", f"Running Shoes, item 4107812777: ... {ITEM_OFFER}"),
     ]
     assert buy("yes please", shown) == hits[1] and buy("I'll take it", shown) == hits[1]
+    assert buy("I'll take it in black", shown) == hits[1]
+    assert buy("I'll order it in white", shown) is None  # another variant: a search for it says which
     reply = buy_elsewhere(hits[1])
     assert "4107812777" in reply and "$155.33" in reply and "item number" in buy_elsewhere({})
 
