@@ -104,7 +104,8 @@ def _asks_other_variant(text: str, item: dict[str, Any], rows: list[dict[str, An
 # "I want to buy the second one", "I'll take it", "can I order this one?", "add it to my cart"
 _BUY = re.compile(
     r"\b(?:buy|purchase|order)\s+(?:it|this|that|them|these|those|one|the|item|#?[1-9]\b)"
-    r"|\bi(?:'ll| will)\s+take\b|\badd\s+(?:it|this|that|them)\s+to\s+(?:my\s+)?(?:cart|basket)\b|\bcheck\s?out\b",
+    r"|\bi(?:'ll| will)\s+take\s+(?:it|this|that|them|these|those|one|the|#?[1-9]\b)"  # not "take a look"
+    r"|\badd\s+(?:it|this|that|them)\s+to\s+(?:my\s+)?(?:cart|basket)\b|\bcheckout\b",  # not "check out X"
     re.IGNORECASE,
 )
 

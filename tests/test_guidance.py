@@ -624,7 +624,14 @@ def test_a_wish_to_buy_a_shown_item_is_told_where_to_order_it():
     assert buy("I want to buy the second one") == hits[1]
     assert buy(f"can I order item {hits[0]['item_id']}?") == hits[0]
     assert buy("yes") == {} and buy("I'll take one of them") == {}  # which one: not said
-    for text in ("I want to buy a gift for my dad", "any cheaper ones?", "where is my order?", "no"):
+    for text in (
+        "I want to buy a gift for my dad",
+        "any cheaper ones?",
+        "where is my order?",
+        "no",
+        "I'll take a look at the first one",
+        "let me check out the second one",
+    ):
         assert buy(text) is None, text
     assert buy("I'll take it", [ChatMessage("user", "hi"), ChatMessage("assistant", "Hello!")]) is None
     details = {"name": "Running Shoes", "product_id": "6938111410", "variants": {h["item_id"]: h for h in hits}}
