@@ -50,16 +50,20 @@ def _listed(message: ChatMessage) -> list[dict[str, Any]]:
     return [r for r in rows if isinstance(r, dict) and "item_id" in r and r.get("product_id")]
 
 
+def _latest(messages: list[ChatMessage]) -> tuple[int, str, list[ChatMessage]]:
+    """The latest customer message's index (-1: none) and text, and the tool results before it."""
+    last_user = max((i for i, m in enumerate(messages) if m.role == "user"), default=-1)
+    text = messages[last_user].content if last_user >= 0 else ""
+    return last_user, text, [m for m in messages[: max(last_user, 0)] if m.role == "tool"]
+
+
 def pointed_item(messages: list[ChatMessage]) -> dict[str, Any] | None:
     """The listed item (`item_id`, `product_id`, ...) the latest customer message points at, while the
     catalog is what the conversation is on (no order looked up since the last search); None otherwise."""
-    last_user = max((i for i, m in enumerate(messages) if m.role == "user"), default=-1)
-    earlier = messages[: max(last_user, 0)]
-    tools = [m for m in earlier if m.role == "tool"]
+    last_user, text, tools = _latest(messages)
     if last_user < 0 or not tools or tools[-1].name not in POINTABLE:
         return None  # an order looked up since the listing: "the first one" is about that order now
     latest = next((_listed(m) for m in reversed(tools) if m.name == "search_products"), [])
-    text = messages[last_user].content
     listed = {h["item_id"]: h for m in tools for h in _listed(m)}
     for item_id in _ITEM_ID.findall(text):
         if item_id in listed:
@@ -117,13 +121,11 @@ def wants_to_buy(messages: list[ChatMessage]) -> dict[str, Any] | None:
     from assistant.policy import is_explicit_yes
     from assistant.replies import ITEM_OFFER, LISTING_OFFER
 
-    last_user = max((i for i, m in enumerate(messages) if m.role == "user"), default=-1)
-    text = messages[last_user].content if last_user >= 0 else ""
+    last_user, text, tools = _latest(messages)
     before = next((m.content for m in reversed(messages[:last_user]) if m.role == "assistant"), "")
     offered = before.endswith((LISTING_OFFER, ITEM_OFFER)) and is_explicit_yes(text)  # "yes" to "Would you ...?"
     if not (offered or _BUY.search(text)) or "my order" in text.lower():
         return None
-    tools = [m for m in messages[:last_user] if m.role == "tool"]
     if not tools or tools[-1].name not in POINTABLE:
         return None
     item = pointed_item(messages)
@@ -147,9 +149,7 @@ def compared_items(messages: list[ChatMessage]) -> list[dict[str, Any]]:
     difference between the first and the third?", "item 9635758562 vs 4107812777"), in the order named;
     [] unless it names two or more of the latest listing's items (the model refused "compare the first
     two": it reads the listing's words, not its results)."""
-    last_user = max((i for i, m in enumerate(messages) if m.role == "user"), default=-1)
-    text = messages[last_user].content if last_user >= 0 else ""
-    tools = [m for m in messages[:last_user] if m.role == "tool"]
+    _, text, tools = _latest(messages)
     if not _COMPARE.search(text) or not tools or tools[-1].name != "search_products":
         return []
     latest = _listed(tools[-1])

@@ -134,11 +134,8 @@ def buy_elsewhere(item: dict) -> str:
 def compare_items(items: list[dict]) -> str:
     """Listed items side by side: each with its options and price, then what differs, what they share and
     which is cheapest, from the listing's own results."""
-    # bullets, not numbers: "the second one" still means the listing's second
-    lines = [
-        f"- {i['name']} ({_options(i.get('options', {}))}) — {_money(i['price'])}, item {i['item_id']}" for i in items
-    ]
-    text = "Side by side:\n" + "\n".join(lines) + "\n"
+    # the listing's bullets, not numbers: "the second one" still means the listing's second
+    text = "Side by side:\n" + "\n".join(_listing_line(i) for i in items) + "\n"
     if len({i["name"] for i in items}) > 1:
         text += "They are different products."
     else:
@@ -154,6 +151,10 @@ def compare_items(items: list[dict]) -> str:
         saving = prices[1]["price"] - prices[0]["price"]
         text += f" The cheapest is item {prices[0]['item_id']}, by {_money(saving)}."
     return f"{text} {LISTING_OFFER}"
+
+
+def _listing_line(hit: dict) -> str:
+    return f"- {hit['name']} ({_options(hit.get('options', {}))}) — {_money(hit['price'])}, item {hit['item_id']}"
 
 
 def _series(values: list[str]) -> str:
@@ -207,8 +208,8 @@ def _search(record: ToolCallRecord, session: PolicySession | None = None) -> str
             f'I found nothing in stock matching "{query}"{wanted}.{nearest} Would you like me to try other words, '
             "another option or a wider budget?"
         )
-    lines = [f"- {h['name']} ({_options(h['options'])}) — {_money(h['price'])}, item {h['item_id']}" for h in hits]
-    return f'Here is what I found for "{query}"{wanted}:\n' + "\n".join(lines) + "\n" + LISTING_OFFER
+    lines = "\n".join(_listing_line(h) for h in hits)
+    return f'Here is what I found for "{query}"{wanted}:\n{lines}\n{LISTING_OFFER}'
 
 
 # each status-bound write (assistant.guidance.STATUS_FOR) as done to an order, and what an order in each
@@ -382,9 +383,9 @@ def item_details(record: ToolCallRecord, item_id: str, question: str = "") -> st
     stock = "in stock" if item.get("available") else "out of stock at the moment"
     keys = list(dict.fromkeys(k for v in variants.values() for k in v.get("options", {})))
     asked = _asked_options(question, keys)
+    shown = {k: item["options"][k] for k in asked if k in item["options"]} if asked else item["options"]
+    text = f"{product['name']}, item {item_id}: {_options(shown)} — {_money(item['price'])}, {stock}."
     if asked:
-        mine = _options({k: item["options"][k] for k in asked if k in item["options"]})
-        text = f"{product['name']}, item {item_id}: {mine} — {_money(item['price'])}, {stock}."
         in_stock = [v["options"] for v in variants.values() if v.get("available")]
         for key in asked:
             values = sorted({str(o[key]) for o in in_stock if key in o}, key=_natural)
@@ -393,7 +394,6 @@ def item_details(record: ToolCallRecord, item_id: str, question: str = "") -> st
             elif values:  # what the shopper can choose now
                 text += f" In stock it comes in {key} {_series(values)}."
         return f"{text} {ITEM_OFFER}"
-    text = f"{product['name']}, item {item_id}: {_options(item['options'])} — {_money(item['price'])}, {stock}."
     others = [v for k, v in variants.items() if k != item_id and v.get("available")]
     if others:
         shown = "; ".join(f"{_options(v['options'])} — {_money(v['price'])}, item {v['item_id']}" for v in others[:4])
