@@ -10,7 +10,6 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Protocol
 
-from assistant.masking import EMAIL
 from assistant.messages import ChatMessage, ToolCall
 from assistant.policy import AUTH_TOOLS, PolicySession, ToolCallRecord
 from retrieval.errors import ShopassistError
@@ -173,6 +172,7 @@ class Agent:
             read_only,
             settle_families,
             shown_prices,
+            sign_in_typed,
             stated_filters,
             thread_texts,
             write_step,
@@ -242,10 +242,13 @@ class Agent:
             # chooses the tool and writes its arguments
             catalog = [t for t in legal if t["function"]["name"] in CATALOG_FIRST]
             legal, required = catalog or legal, bool(catalog)
-        elif legal and not self.this_turn and self.session.user_id is None and EMAIL.search(self._latest_customer()):
-            # a customer who types their address wants to be found first (after a product search the model
-            # searched the catalog for "order #W8770097" instead); it still writes which address
-            sign_in = [t for t in legal if t["function"]["name"] == "find_user_id_by_email"]
+        elif legal and not self.this_turn and self.session.user_id is None and sign_in_typed(self._latest_customer()):
+            # a customer who types their email, or their name and zip, wants to be found first: after a product
+            # search the model searched the catalog for "order #W8770097" instead, and after two about running
+            # shoes "I'm Yusuf Rossi, zip 19122. Where is my last order?" was handed to a person, or asked for
+            # the details just given. It still writes which address or name
+            typed = sign_in_typed(self._latest_customer())
+            sign_in = [t for t in legal if t["function"]["name"] in typed]
             legal, required = sign_in or legal, bool(sign_in)
         wanted = self._wanted_writes() if legal else {}
         ask_address = False
@@ -427,11 +430,22 @@ class Agent:
         return intent if intent is not None and intent.sure else None
 
     def _write_asked(self) -> bool:
-        """Whether some customer message may ask for a change. After a chair search, "is my order #W8770097
-        shipped? my email is ..." got a proposed swap of the order's chair: the model's own idea."""
+        """Whether a customer message may ask for a change. After a chair search, "is my order #W8770097
+        shipped? my email is ..." got a proposed swap of the order's chair: the model's own idea.
+
+        Messages an earlier turn's catalog search answered were shopping, and only a change the reader is
+        sure of outlives one (`_wanted_writes`): the reader gives "which is the lightest?" a chance of being
+        an item change, and two turns later "Where is my last order?" read one order the model picked, not
+        the account."""
         if self.intents is None or not hasattr(self.intents, "asks_for_write"):
             return True
-        return any(self.intents.asks_for_write(m.content) for m in self.messages if m.role == "user")
+        from assistant.guidance import CATALOG_RESULTS
+
+        latest = self._latest_customer_index()  # a search of this turn leaves the message it answers in
+        catalog = (i for i, m in enumerate(self.messages[:latest]) if m.role == "tool" and m.name in CATALOG_RESULTS)
+        since = max(catalog, default=0)
+        texts = [m.content for m in self.messages[since:] if m.role == "user"]
+        return bool(self._wanted_writes()) or any(self.intents.asks_for_write(t) for t in texts)
 
     def _plausible_only(self, legal: list[dict]) -> list[dict]:
         """`legal` without the writes no customer message may ask for (`IntentReader.plausible_writes`);

@@ -499,6 +499,19 @@ def write_step(
     return [narrowed] if enum else []
 
 
+# "Yusuf Rossi, 19122"
+_NAME_THEN_ZIP = re.compile(r"\b[A-Z][a-z'-]+\s+[A-Z][a-z'-]+\W{1,3}(?:zip(?:\s*code)?\W{0,3})?\d{5}\b")
+
+
+def sign_in_typed(text: str) -> set[str]:
+    """The sign-in tools a message's own details are for: an email typed, or a zip said as one ("zip 19122")
+    or after a name ("I'm Yusuf Rossi, 19122")."""
+    tools = {"find_user_id_by_email"} if EMAIL.search(text) else set()
+    if _ZIP_SAID.search(text) or _NAME_THEN_ZIP.search(text):
+        tools.add("find_user_id_by_name_zip")
+    return tools
+
+
 def _stated_zips(texts: list[str]) -> set[str]:
     return {z for t in texts for z in _ZIP_SAID.findall(t)}
 

@@ -370,6 +370,35 @@ def test_a_write_asked_for_after_shopping_starts_with_sign_in(store):
     assert model.offered[before] == (["find_user_id_by_email"], "required")
 
 
+class _MaybeWrites(_Reads):
+    """A reader that gives "which is the lightest?" a chance of being an item change (as the shipped one does)."""
+
+    def asks_for_write(self, text):
+        return "lightest" in text or "cancel" in text
+
+
+def test_name_and_zip_after_shopping_sign_in_first_and_an_unnamed_order_reads_the_account(store):
+    from assistant.guidance import sign_in_typed
+
+    assert sign_in_typed(FATIMA_ASKS) == {"find_user_id_by_name_zip"}
+    assert sign_in_typed("Fatima Anderson 32100") == {"find_user_id_by_name_zip"}
+    assert sign_in_typed(f"{MEI}, zip code 32100") == {"find_user_id_by_email", "find_user_id_by_name_zip"}
+    assert not sign_in_typed("do you have 10000 mAh power banks?") and not sign_in_typed("order #W2974929")
+    fatima = ("find_user_id_by_name_zip", {"first_name": "Fatima", "last_name": "Anderson", "zip": "32100"})
+    model = _Offered([])
+    agent = _agent(model, store)
+    agent.intents = _MaybeWrites()
+    for said in ("I'm looking for running shoes", "which is the lightest?"):  # shopping, whatever the doubt
+        model.plan = [("search_products", {"query": "running shoes"})]
+        agent.respond(said)
+    before = len(model.offered)
+    model.plan = [fatima, ("get_user_details", {"user_id": "fatima_anderson_2157"})]
+    agent.respond("I'm Fatima Anderson, zip 32100. Where is my last order?")
+    assert [r.name for r in agent.session.trace][-2:] == ["find_user_id_by_name_zip", "get_user_details"]
+    assert model.offered[before] == (["find_user_id_by_name_zip"], "required")  # not a hand-over, not a reply
+    assert model.offered[before + 1] == (["get_user_details"], None)  # no write, no order the model picks
+
+
 def test_products_named_before_a_search_do_not_pick_the_order_of_a_later_request(store):
     # a skateboard search, then a cancel naming no product: both pending orders are candidates, not the
     # one holding the Skateboard the earlier search named
