@@ -321,17 +321,20 @@ class Agent:
         - the account found for sign-in details given unasked, and the account's orders asked about (both
           list every order with its status)."""
         from assistant.guidance import asks_all_orders, asks_unnamed_order
-        from assistant.references import pointed_item
+        from assistant.references import pointed_item, priced_pick
         from assistant.replies import grounded_reply, item_details
 
         last = self.this_turn[-1] if self.this_turn else None
         if last is None or last.outcome != "ok":
             return None
         if last.name == "get_product_details":
-            pointed = pointed_item(self.messages[: self._latest_customer_index() + 1])
+            asked = self.messages[: self._latest_customer_index() + 1]
+            pointed = pointed_item(asked)
             if pointed is None or pointed["product_id"] != last.arguments["product_id"] or self._wanted_writes():
                 return None
-            return item_details(last, pointed["item_id"], self._latest_customer())
+            picked = priced_pick(asked)  # "which one is cheapest?": said which it is, not only its details
+            lead = f"The {picked[0]} of those listed: " if picked and picked[1]["item_id"] == pointed["item_id"] else ""
+            return item_details(last, pointed["item_id"], self._latest_customer(), lead)
         text = self._latest_customer()
         answers = (
             last.name in SEARCHES

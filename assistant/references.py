@@ -4,7 +4,8 @@ After a search listing, the shipped model answered "what about the first one?" a
 item 8538875209" with "that is not something I can help with": it reads the listing's words, not the
 results behind them (earlier searches are left out of its prompt), so it cannot tell which product the
 shopper means. Pointing is resolved here instead, from the listing's own results: an ordinal with a noun
-for a listed thing ("the second one", "the last option", "number 2") counts within the latest search,
+for a listed thing ("the second one", "the last option", "number 2") or a price ("which one is cheapest?")
+counts within the latest search,
 an item id counts within any search of the conversation, and "it" / "this one" right after an item's
 details is that item. The agent then looks the product up and answers about that item
 (assistant.agent, assistant.replies.item_details).
@@ -32,6 +33,11 @@ _IT = re.compile(
     re.IGNORECASE,
 )
 POINTABLE = ("search_products", "get_product_details")  # results whose items a shopper may point at
+# "which one is cheapest?", "the least expensive of these?", "which is the most expensive one?": a listed item
+# picked by price (not "any cheaper ones?", a new search; "what's your cheapest tent?" names no listed one)
+_CHEAPEST = re.compile(r"\b(?:cheapest|least expensive|lowest[- ]priced|most affordable)\b", re.IGNORECASE)
+_PRICIEST = re.compile(r"\b(?:priciest|most expensive|highest[- ]priced)\b", re.IGNORECASE)
+_AMONG = re.compile(r"\b(?:which|of (?:these|those|them)|one|listed|shown|you (?:showed|found))\b", re.IGNORECASE)
 
 
 def _listed(message: ChatMessage) -> list[dict[str, Any]]:
@@ -75,9 +81,24 @@ def pointed_item(messages: list[ChatMessage]) -> dict[str, Any] | None:
     found = _POSITION.search(text)
     if found and int(found.group(1)) <= len(latest):
         return latest[int(found.group(1)) - 1]
+    if picked := priced_pick(messages):
+        return picked[1]
     if tools[-1].name == "get_product_details" and _IT.search(text):
         return _still_shown(messages[:last_user], tools[-1], text)
     return None
+
+
+def priced_pick(messages: list[ChatMessage]) -> tuple[str, dict[str, Any]] | None:
+    """(`cheapest` or `most expensive`, that item) where the latest customer message asks which item of the
+    listing just shown is; None otherwise."""
+    _, text, tools = _latest(messages)
+    if not tools or tools[-1].name != "search_products" or not _AMONG.search(text):
+        return None
+    pick = "cheapest" if _CHEAPEST.search(text) else "most expensive" if _PRICIEST.search(text) else None
+    latest = _listed(tools[-1])
+    if pick is None or not latest:
+        return None
+    return pick, (min if pick == "cheapest" else max)(latest, key=lambda h: float(h.get("price", 0)))
 
 
 def _still_shown(before: list[ChatMessage], details: ChatMessage, text: str) -> dict[str, Any] | None:

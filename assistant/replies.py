@@ -371,10 +371,11 @@ def _asked_options(question: str, keys: list[str]) -> list[str]:
     return [k for k in keys if any(f" {k.lower()}{end} " in words for end in ("", "s", "es"))]
 
 
-def item_details(record: ToolCallRecord, item_id: str, question: str = "") -> str:
+def item_details(record: ToolCallRecord, item_id: str, question: str = "", lead: str = "") -> str:
     """The reply about one listed item the shopper pointed at, from its product's details: the item first,
     then the product's other options in stock. A `question` naming options ("is it waterproof?", "what
-    colors does it come in?") is answered with those: the item's value and the values in stock."""
+    colors does it come in?") is answered with those: the item's value and the values in stock. `lead`
+    comes first ("The cheapest of those listed: ")."""
     product = json.loads(record.output)
     variants = product.get("variants", {})
     item = variants.get(item_id)
@@ -384,7 +385,7 @@ def item_details(record: ToolCallRecord, item_id: str, question: str = "") -> st
     keys = list(dict.fromkeys(k for v in variants.values() for k in v.get("options", {})))
     asked = _asked_options(question, keys)
     shown = {k: item["options"][k] for k in asked if k in item["options"]} if asked else item["options"]
-    text = f"{product['name']}, item {item_id}: {_options(shown)} — {_money(item['price'])}, {stock}."
+    text = f"{lead}{product['name']}, item {item_id}: {_options(shown)} — {_money(item['price'])}, {stock}."
     if asked:
         in_stock = [v["options"] for v in variants.values() if v.get("available")]
         for key in asked:

@@ -710,6 +710,34 @@ def test_listed_items_asked_to_be_compared_are_put_side_by_side():
     assert f"cheapest is item {shoes[0]['item_id']}, by $6.38" in reply
 
 
+def test_a_listed_item_picked_by_price_is_pointed_at():
+    """ "which one is cheapest?" after a listing got the same listing again: the model re-searched. The
+    listing's cheapest (or most expensive) item is pointed at; a new search's superlative is not."""
+    import json
+
+    from assistant.references import pointed_item, priced_pick
+
+    prices = [370.53, 344.55, 377.97]
+    hits = [
+        {"item_id": f"33746796{n:02d}", "product_id": "6992792935", "name": "Headphones", "price": p, "options": {}}
+        for n, p in enumerate(prices)
+    ]
+    listing = [
+        ChatMessage("user", "headphones?"),
+        ChatMessage("assistant", tool_call=ToolCall("search_products", {"query": "headphones"}, "c1")),
+        ChatMessage("tool", json.dumps(hits), name="search_products"),
+        ChatMessage("assistant", "listed"),
+    ]
+    said = lambda text: [*listing, ChatMessage("user", text)]  # noqa: E731
+    for text in ("which one is cheapest?", "what's the least expensive of these?", "the cheapest one please"):
+        assert priced_pick(said(text)) == ("cheapest", hits[1]) and pointed_item(said(text)) == hits[1], text
+    assert priced_pick(said("which is the most expensive one?")) == ("most expensive", hits[2])
+    for text in ("any cheaper ones?", "what's your cheapest tent?", "something cheaper", "which one is best?"):
+        assert priced_pick(said(text)) is None and pointed_item(said(text)) is None, text
+    details = ChatMessage("tool", json.dumps({"product_id": "6992792935", "variants": {}}), name="get_product_details")
+    assert priced_pick([*listing, details, ChatMessage("user", "which one is cheapest?")]) is None  # no listing last
+
+
 def test_a_change_asked_for_before_the_account_is_known_asks_for_it(store):
     model = _Offered([])
     agent = _agent(model, store)
