@@ -235,7 +235,7 @@ class Agent:
         lookup = [t for t in legal if t["function"]["name"] == "get_order_details"] if listed else []
         if lookup and not self._wanted_writes():  # "the tea kettle one" after their orders were listed: that
             legal, required = lookup, True  # order (`read_only` narrowed the look-up to it)
-        elif intent is not None and intent.label == "shopping" and not (listed or self._about_an_order_of_theirs()):
+        elif self._shopping(intent) and not (listed or self._about_an_order_of_theirs()):
             # a product question starts with the catalog, signed in or not (after an order look-up, "do you
             # have hiking boots under $300?" read the order again); one naming an order may be choosing its
             # items: the model decides there. A write asked for still comes first (below); the model still
@@ -423,6 +423,15 @@ class Agent:
         if self.session.user_id is None or before is None or ORDERS_LISTED not in before.content:
             return []
         return orders_holding_named(self.messages[latest].content, self.session)
+
+    def _shopping(self, intent: "Intent | None") -> bool:
+        """Whether the turn's first step answers a product question: the reader is sure it is one, or, unsure
+        of anything, the message asks to see a kind of product the catalog has (`asks_for_products`)."""
+        if intent is not None or self.this_turn or self.intents is None:
+            return intent is not None and intent.label == "shopping"
+        from assistant.guidance import asks_for_products
+
+        return asks_for_products(self._latest_customer(), self.session)
 
     def _read_intent(self) -> "Intent | None":
         """What the customer's latest message asks for, when the reader is sure of it."""

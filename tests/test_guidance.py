@@ -738,6 +738,36 @@ def test_a_listed_item_picked_by_price_is_pointed_at():
     assert priced_pick([*listing, details, ChatMessage("user", "which one is cheapest?")]) is None  # no listing last
 
 
+def test_a_request_to_see_a_kind_of_product_starts_with_the_catalog(store):
+    """The reader was unsure of "show me e-readers" and the model asked for the account: a message asking to
+    see a kind of product the catalog has, naming no order, is a product question."""
+    from assistant.guidance import asks_for_products
+
+    session = PolicySession(ToolRegistry(), ToolContext(store))
+    for text in ("show me e-readers", "do you sell yoga mats?", "I need a new laptop, mine is too slow"):
+        assert asks_for_products(text, session), text
+    for text in (
+        "show me my orders",  # no kind of product
+        "I want to return the headphones",
+        "my laptop arrived broken, I need a new one",
+        "do you have my order #W2631563?",
+        "show me spaceships",  # not in the catalog
+    ):
+        assert not asks_for_products(text, session), text
+
+    class _Unsure(_Reads):
+        def read(self, text):
+            from assistant.intents import Intent
+
+            return Intent("shopping", 0.39, False)
+
+    model = _Offered([("search_products", {"query": "e-readers"})])
+    agent = _agent(model, store)
+    agent.intents = _Unsure()
+    agent.respond("show me e-readers")
+    assert model.offered[0] == (["list_all_product_types", "search_products"], "required")
+
+
 def test_a_change_asked_for_before_the_account_is_known_asks_for_it(store):
     model = _Offered([])
     agent = _agent(model, store)
