@@ -168,6 +168,7 @@ class Agent:
             customer_texts,
             grounded_numbers,
             legal_tools,
+            narrow_lookups,
             products_not_held,
             read_only,
             settle_families,
@@ -198,7 +199,7 @@ class Agent:
         if legal and not self._write_asked():  # a change nobody asked for is never proposed
             legal = read_only(legal, self.session, self._latest_customer())
         elif legal and not self._wanted_writes():  # a change asked for, which one unsure: only those it may be
-            legal = self._plausible_only(legal)
+            legal = narrow_lookups(self._plausible_only(legal), self.session, self._latest_customer())
         last = self.this_turn[-1] if self.this_turn else None
         # an order looked up for a change its status rules out: the reply says why, not only its items
         asked = self._wanted_writes() if last and last.name == "get_order_details" and last.outcome == "ok" else {}
@@ -406,10 +407,14 @@ class Agent:
         return self.messages[latest].content if latest >= 0 else ""
 
     def _about_an_order_of_theirs(self) -> bool:
-        """Whether a signed-in customer's latest message names an order (#W...)."""
-        from assistant.guidance import ORDER_ID
+        """Whether a signed-in customer's latest message names an order (#W...) or, as theirs, a product one
+        of their orders holds ("where's my office chair?")."""
+        from assistant.guidance import ORDER_ID, names_own_product
 
-        return self.session.user_id is not None and ORDER_ID.search(self._latest_customer()) is not None
+        text = self._latest_customer()
+        if self.session.user_id is None:
+            return False
+        return ORDER_ID.search(text) is not None or names_own_product(text, self.session)
 
     def _picked_from_listing(self) -> list[str]:
         """The customer's orders holding a product the latest message names, when the reply before it listed

@@ -425,29 +425,51 @@ def orders_holding_named(text: str, session: PolicySession) -> list[str]:
     return [o for o, order in orders.items() if any(it["name"] in named for it in order["items"])]
 
 
+def names_own_product(text: str, session: PolicySession) -> bool:
+    """Whether a message names, as theirs, a product the signed-in customer's orders hold: "where's my office
+    chair?", "the tea kettle I ordered". After a return, "also, where's my office chair?" searched the catalog
+    for office chairs (a product question starts there) instead of looking up the order holding one."""
+    held = {it["name"] for o in customer_orders(session).values() for it in o["items"]}
+    for name in held:
+        n = re.escape(name.lower())
+        mine = rf"\b(?:my|our)\s+(?:[\w-]+\s+){{0,2}}{n}(?:s|es)?\b"
+        got = rf"\b{n}(?:s|es)?\s+(?:that\s+)?(?:i|we)\s+(?:ordered|bought|purchased|got|received)\b"
+        if re.search(f"{mine}|{got}", text.lower()):
+            return True
+    return False
+
+
 def read_only(legal: list[dict[str, Any]], session: PolicySession, text: str) -> list[dict[str, Any]]:
     """`legal` for a message that asks for no change: no writes, and order look-ups narrowed to the orders
     the message names, where it names any (asked whether #W8770097 had shipped, the model read every
     other order of the account and described the last one); one about all their orders ("what is the
     status of my orders?") reads the account, whose reply lists every order with its status (the model
     read one order and described it)."""
-    typed = set(ORDER_ID.findall(text))
     account = [t for t in legal if t["function"]["name"] == "get_user_details"]
     if account and asks_all_orders(text):
         return account
-    # no order typed: those holding a product named ("is the tea kettle shipped?"); one asked about without
-    # saying which, of several, reads the account: its reply lists them all and asks (the model picked one)
-    typed = typed or set(orders_holding_named(text, session))
-    if account and not typed and asks_unnamed_order(text) and len(customer_orders(session)) > 1:
+    # one asked about without saying which, of several, reads the account: its reply lists them all and asks
+    # (the model picked one)
+    if account and not orders_named(text, session) and asks_unnamed_order(text) and len(customer_orders(session)) > 1:
         return account
+    return narrow_lookups([t for t in legal if not session.registry.get(t["function"]["name"]).writes], session, text)
+
+
+def orders_named(text: str, session: PolicySession) -> set[str]:
+    """The orders a message names: those it types, else the customer's orders holding a product it names
+    ("is the tea kettle shipped?")."""
+    return set(ORDER_ID.findall(text)) or set(orders_holding_named(text, session))
+
+
+def narrow_lookups(legal: list[dict[str, Any]], session: PolicySession, text: str) -> list[dict[str, Any]]:
+    """`legal` with order look-ups narrowed to the orders the message names (`orders_named`), where it names
+    any: "where's my office chair?" read an order holding a garden hose and earbuds."""
+    named = orders_named(text, session)
     out = []
     for tool in legal:
-        name = tool["function"]["name"]
-        if session.registry.get(name).writes:
-            continue
-        if name == "get_order_details" and typed:
+        if tool["function"]["name"] == "get_order_details" and named:
             enum = tool["function"]["parameters"]["properties"]["order_id"]["enum"]
-            enum[:] = [o for o in enum if o in typed]
+            enum[:] = [o for o in enum if o in named]
             if not enum:
                 continue
         out.append(tool)

@@ -768,6 +768,24 @@ def test_a_request_to_see_a_kind_of_product_starts_with_the_catalog(store):
     assert model.offered[0] == (["list_all_product_types", "search_products"], "required")
 
 
+def test_a_product_of_theirs_named_is_about_its_order(store):
+    """After a return, "also, where's my office chair?" searched the catalog; then, with a change thought
+    possible, read an order holding a garden hose and earbuds. A product of theirs named is about the orders
+    holding it, and their look-ups are narrowed to those."""
+    from assistant.guidance import names_own_product, narrow_lookups
+
+    session = PolicySession(ToolRegistry(), ToolContext(store))
+    session.user_id = "ivan_santos_6635"  # orders: #W8770097 holds the Office Chair
+    for text in ("where's my office chair?", "is my new Office Chair shipped", "the office chair I ordered"):
+        assert names_own_product(text, session), text
+    for text in ("do you have office chairs in blue?", "where is my order?", "my skateboard please"):
+        assert names_own_product(text, session) == ("skateboard" in text), text  # #W3913498 holds one
+    legal = legal_tools(session, [ChatMessage("user", "where's my office chair?")], [])
+    narrowed = narrow_lookups(legal, session, "where's my office chair?")
+    lookup = next(t for t in narrowed if t["function"]["name"] == "get_order_details")
+    assert lookup["function"]["parameters"]["properties"]["order_id"]["enum"] == ["#W8770097"]
+
+
 def test_a_change_asked_for_before_the_account_is_known_asks_for_it(store):
     model = _Offered([])
     agent = _agent(model, store)
