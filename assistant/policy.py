@@ -183,7 +183,7 @@ def _variants(ctx: ToolContext, order: dict, new_item_ids: list[str]) -> str:
     return "; ".join(out)
 
 
-def _address(a: dict[str, Any]) -> str:
+def address_text(a: dict[str, Any]) -> str:
     parts = [a["address1"], a["address2"], a["city"], a["state"], a["zip"], a["country"]]
     return ", ".join(p for p in parts if p)
 
@@ -198,7 +198,7 @@ def describe_write(name: str, args: dict[str, Any], ctx: ToolContext) -> str:
             f"reason '{args['reason']}'; ${total:.2f} is refunded to the original payment method."
         )
     if name == "modify_pending_order_address":
-        return f"ship order {args['order_id']} to {_address(args)}."
+        return f"ship order {args['order_id']} to {address_text(args)}."
     if name == "modify_pending_order_payment":
         return f"pay order {args['order_id']} with {args['payment_method_id']} instead of the current method."
     if name == "modify_pending_order_items":
@@ -219,5 +219,5 @@ def describe_write(name: str, args: dict[str, Any], ctx: ToolContext) -> str:
             f"{args['payment_method_id']}. An order can be exchanged only once, so every item must be listed."
         )
     if name == "modify_user_address":
-        return f"change the default address of the account to {_address(args)}."
+        return f"change the default address of the account to {address_text(args)}."
     return f"run {name} with {json.dumps(args)}."

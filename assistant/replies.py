@@ -14,7 +14,7 @@ from collections.abc import Collection
 from dataclasses import dataclass
 
 from assistant.messages import ToolCall
-from assistant.policy import NEEDS_AUTH, PolicySession, ToolCallRecord
+from assistant.policy import NEEDS_AUTH, PolicySession, ToolCallRecord, address_text
 
 HANDOVER = "transfer_to_human_agents"
 
@@ -311,7 +311,21 @@ def _outcome(record: ToolCallRecord) -> str | None:
         return None
     if record.name == "modify_user_address":
         return "your default address is updated"
-    return f"order {order.get('order_id')} is now {order.get('status')}"
+    oid, status = order.get("order_id"), order.get("status")
+    # what changed, not only the status: "order #W9300146 is now pending" after an address change read as if
+    # nothing had happened
+    if record.name == "modify_pending_order_address" and isinstance(order.get("address"), dict):
+        return f"order {oid} will now be shipped to {address_text(order['address'])}"
+    if record.name == "modify_pending_order_payment":
+        return f"order {oid} is now paid with {record.arguments.get('payment_method_id')}"
+    if record.name == "modify_pending_order_items":
+        new = set(record.arguments.get("new_item_ids", []))
+        held = [i for i in order.get("items", []) if i.get("item_id") in new]
+        items = [f"{i.get('name')} ({_options(i.get('options', {}))})" for i in held]
+        return f"order {oid} now has {_series(items)}" if items else f"order {oid} is changed"
+    if status in ("return requested", "exchange requested"):
+        return f"the {status.split()[0]} of order {oid} is requested"
+    return f"order {oid} is now {status}"
 
 
 def _done(record: ToolCallRecord) -> str:

@@ -470,6 +470,29 @@ def test_why_a_change_cannot_be_made_follows_the_orders_status():
     assert "cannot be exchanged" in wrong_status({"status": "cancelled"}, {"exchange_delivered_order_items"})
 
 
+def test_a_confirmed_change_says_what_changed(store):
+    """ "Done: order #W9300146 is now pending" after an address change read as if nothing had happened."""
+    import json
+
+    from assistant.policy import ToolCallRecord
+    from assistant.replies import already_done
+
+    order = store.order("#W9300146")
+    done = lambda name, arguments, changed: already_done(  # noqa: E731
+        [ToolCallRecord(name, arguments, json.dumps({**order, **changed}), "confirmed")], "Done"
+    )
+    address = {"address1": "12 Oak Street", "address2": "", "city": "Springfield", "state": "IL", "country": "USA"}
+    reply = done("modify_pending_order_address", {}, {"address": {**address, "zip": "62704"}})
+    assert "12 Oak Street, Springfield, IL, 62704, USA" in reply and "pending" not in reply
+    assert "paid with paypal_1" in done("modify_pending_order_payment", {"payment_method_id": "paypal_1"}, {})
+    item = {**order["items"][0], "item_id": "1111111111", "options": {"color": "green"}}
+    reply = done("modify_pending_order_items", {"new_item_ids": ["1111111111"]}, {"items": [item]})
+    assert f"now has {item['name']} (color green)" in reply
+    returned = done("return_delivered_order_items", {}, {"status": "return requested"})
+    assert "return of order #W9300146 is requested" in returned
+    assert "#W9300146 is now cancelled" in done("cancel_pending_order", {}, {"status": "cancelled"})
+
+
 def test_did_it_go_through_after_a_confirmed_change_is_answered_with_what_it_did(store):
     from assistant.replies import asks_if_done
 
