@@ -179,7 +179,7 @@ class Agent:
             write_step,
         )
         from assistant.policy_answers import policy_answer
-        from assistant.references import compared_items, wants_to_buy
+        from assistant.references import compared_items, item_in_view, wants_to_buy
         from assistant.replies import (
             ACTS,
             ASK_ADDRESS,
@@ -302,8 +302,10 @@ class Agent:
             before = next((r for r in reversed(self.session.trace) if r.name == call.name), None)
             earlier = before.arguments if before is not None else None
             shown = shown_prices(before.output) if before is not None and before.outcome == "ok" else []
+            viewed = item_in_view(self.messages)  # "a cheaper one" after an item's details: than that item
+            low = float(viewed["price"]) if viewed and "price" in viewed else min(shown, default=None)
             said = texts[-1] if texts else ""
-            arguments = stated_filters(arguments, said, self.session.ctx.store, earlier, min(shown, default=None))
+            arguments = stated_filters(arguments, said, self.session.ctx.store, earlier, low)
             message.tool_call = ToolCall(call.name, arguments, call.id)
         elif message.tool_call is None and "reply_index" in message.meta:
             chosen = options[message.meta["reply_index"]]

@@ -709,7 +709,8 @@ def stated_filters(
     on the same type keeps its bounds and options unless this message restates them ("t-shirt under $60",
     then "any in blue?" → blue t-shirts under $60). A message naming another type than the model's query
     searches for that type with this message's words only. "Any cheaper ones?" with no bound of its own
-    is under `shown_low`, the lowest price the previous search listed (it listed the same five again)."""
+    is under `shown_low`, the lowest price the previous search listed (it listed the same five again), or the
+    price of the item whose details the shopper was shown since."""
     from assistant.requests import named_product_type, parse_request
 
     bounds = parse_request(message)

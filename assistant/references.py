@@ -101,6 +101,17 @@ def priced_pick(messages: list[ChatMessage]) -> tuple[str, dict[str, Any]] | Non
     return pick, (min if pick == "cheapest" else max)(latest, key=lambda h: float(h.get("price", 0)))
 
 
+def item_in_view(messages: list[ChatMessage]) -> dict[str, Any] | None:
+    """The item whose details were shown last (with its price), when the latest customer message follows
+    them with nothing looked up since: what "a cheaper one" is cheaper than."""
+    last_user, _, tools = _latest(messages)
+    if last_user < 0 or not tools or tools[-1].name != "get_product_details":
+        return None
+    item = pointed_item(messages[:last_user])
+    variants = {v["item_id"]: v for v in _listed(tools[-1])}
+    return variants.get(item["item_id"]) if item is not None else None
+
+
 def _still_shown(before: list[ChatMessage], details: ChatMessage, text: str) -> dict[str, Any] | None:
     """The item the shopper pointed at last, shown by `details`, when a question about "it" follows (the
     model searched the catalog for "is it waterproof?" and listed hiking boots after a backpack). A value

@@ -809,6 +809,30 @@ def test_a_product_of_theirs_named_is_about_its_order(store):
     assert lookup["function"]["parameters"]["properties"]["order_id"]["enum"] == ["#W8770097"]
 
 
+def test_a_cheaper_one_after_an_items_details_is_cheaper_than_that_item():
+    """After the first of five smart watches was shown ($381.26), "what about a cheaper one" searched under
+    the listing's lowest price ($315.61) and found nothing."""
+    import json
+
+    from assistant.references import item_in_view
+
+    hits = [
+        {"item_id": f"94081609{n}0", "product_id": "4794339885", "name": "Smart Watch", "price": p, "options": {}}
+        for n, p in enumerate([381.26, 315.61])
+    ]
+    details = {"product_id": "4794339885", "name": "Smart Watch", "variants": {h["item_id"]: h for h in hits}}
+    shown = [
+        ChatMessage("user", "smart watches?"),
+        ChatMessage("tool", json.dumps(hits), name="search_products"),
+        ChatMessage("assistant", "listed"),
+        ChatMessage("user", "tell me about the first one"),
+        ChatMessage("tool", json.dumps(details), name="get_product_details"),
+        ChatMessage("assistant", "details"),
+    ]
+    assert item_in_view([*shown, ChatMessage("user", "a cheaper one?")])["price"] == 381.26
+    assert item_in_view([*shown[:3], ChatMessage("user", "a cheaper one?")]) is None  # a listing, no item shown
+
+
 def test_a_change_asked_for_before_the_account_is_known_asks_for_it(store):
     model = _Offered([])
     agent = _agent(model, store)
