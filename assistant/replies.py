@@ -385,6 +385,28 @@ def _asked_options(question: str, keys: list[str]) -> list[str]:
     return [k for k in keys if any(f" {k.lower()}{end} " in words for end in ("", "s", "es"))]
 
 
+# what a question about a shown item says besides what it asks ("what about the first one?", "how much is it?")
+_POINTING = frozenset(
+    """the this that these those one ones item items option options product products first second third fourth
+    fifth last number what whats which how tell more about show details detail info information please can could
+    would you your are does did its about for with and then okay thanks again listed shown price cost costs much
+    priced was were will any get have has there here they them see come comes available stock sell sells offer
+    look looks kind kinds type types version model made""".split()
+)
+_QUESTION = re.compile(r"\?|^\s*(?:how|what|does|do|is|are|can|will|which|has|have)\b", re.IGNORECASE)
+
+
+def _not_listed(question: str, product: dict) -> bool:
+    """Whether a question about an item asks something its listing does not give ("how long does the battery
+    last?", "is it good for running?" of a smart watch): words beyond pointing at it, its name and options."""
+    if not _QUESTION.search(question):
+        return False
+    options = (f"{k} {v}" for d in product.get("variants", {}).values() for k, v in d.get("options", {}).items())
+    known = set(re.findall(r"[a-z]+", " ".join([str(product.get("name", "")), *options]).lower()))
+    words = re.findall(r"[a-z]+", question.lower().replace("colour", "color"))
+    return any(len(w) > 2 and w not in _POINTING and w not in known and w.rstrip("s") not in known for w in words)
+
+
 def item_details(record: ToolCallRecord, item_id: str, question: str = "", lead: str = "") -> str:
     """The reply about one listed item the shopper pointed at, from its product's details: the item first,
     then the product's other options in stock. A `question` naming options ("is it waterproof?", "what
@@ -398,6 +420,8 @@ def item_details(record: ToolCallRecord, item_id: str, question: str = "", lead:
     stock = "in stock" if item.get("available") else "out of stock at the moment"
     keys = list(dict.fromkeys(k for v in variants.values() for k in v.get("options", {})))
     asked = _asked_options(question, keys)
+    if not asked and not lead and _not_listed(question, product):  # said, not a list that ignores the question
+        lead = "Our catalog does not say that about this item. What it lists: "
     shown = {k: item["options"][k] for k in asked if k in item["options"]} if asked else item["options"]
     text = f"{lead}{product['name']}, item {item_id}: {_options(shown)} — {_money(item['price'])}, {stock}."
     if asked:

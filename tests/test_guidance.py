@@ -833,6 +833,30 @@ def test_a_cheaper_one_after_an_items_details_is_cheaper_than_that_item():
     assert item_in_view([*shown[:3], ChatMessage("user", "a cheaper one?")]) is None  # a listing, no item shown
 
 
+def test_a_question_the_listing_cannot_answer_is_told_so():
+    """ "how long does the battery last on the first one?" got the item's details as if it had been answered;
+    a question naming its options gets those, a question beyond them is told the catalog does not say."""
+    import json
+
+    from assistant.policy import ToolCallRecord
+    from assistant.replies import item_details
+
+    variants = {
+        "9408160950": {"item_id": "9408160950", "options": {"color": "gold", "display": "LCD"}, "price": 381.26},
+        "2860956907": {"item_id": "2860956907", "options": {"color": "black", "display": "LCD"}, "price": 315.61},
+    }
+    for v in variants.values():
+        v["available"] = True
+    product = {"name": "Smart Watch", "product_id": "4794339885", "variants": variants}
+    record = ToolCallRecord("get_product_details", {"product_id": "4794339885"}, json.dumps(product), "ok")
+    said = lambda question: item_details(record, "9408160950", question)  # noqa: E731
+    for question in ("how long does the battery last on the first one?", "is it waterproof?"):
+        assert said(question).startswith("Our catalog does not say") and "9408160950" in said(question), question
+    for question in ("what about the first one?", "tell me about it", "is it in stock?", "does it have an LCD?"):
+        assert not said(question).startswith("Our catalog does not say"), question
+    assert "comes in color black and gold" in said("what colors does it come in?")
+
+
 def test_a_change_asked_for_before_the_account_is_known_asks_for_it(store):
     model = _Offered([])
     agent = _agent(model, store)
