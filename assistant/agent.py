@@ -195,7 +195,7 @@ class Agent:
         direct = self._direct_reply()
         if direct is not None:
             return _say(direct, on_text, act="grounded", direct=True)
-        legal = legal_tools(self.session, self.messages, self.this_turn) if tools else []
+        legal = legal_tools(self.session, self.messages, self._legal_turn()) if tools else []
         if legal and not self._write_asked():  # a change nobody asked for is never proposed
             legal = read_only(legal, self.session, self._latest_customer())
         elif legal and not self._wanted_writes():  # a change asked for, which one unsure: only those it may be
@@ -263,7 +263,7 @@ class Agent:
             if missing:  # "return the laptop" from a customer with no laptop: said, not another item returned
                 return _say(not_held(missing, statuses, self.session), on_text, act="not_held")
             carried = write_step(
-                legal_tools(self.session, self.messages, self.this_turn, texts),
+                legal_tools(self.session, self.messages, self._legal_turn(), texts),
                 self.session,
                 self.messages,
                 set(wanted),
@@ -499,7 +499,35 @@ class Agent:
             elif m.role == "assistant" and m.tool_call is not None:  # a member answers its family too
                 wanted.pop(m.tool_call.name, None)
                 wanted.pop(FAMILY_OF.get(m.tool_call.name, ""), None)
+        corrected = self._corrected_write()
+        if corrected is not None:  # "black please" to an exchange for white earbuds: the same write, again
+            wanted[corrected.name] = self._latest_customer_index()
         return wanted
+
+    def _corrected_write(self) -> ToolCallRecord | None:
+        """The item change this turn's message declined by naming what the customer wants instead: an option
+        value the proposed new items' products have and those items do not ("black please" to an exchange
+        for white earbuds). It declined the proposal, and "yes" then got "not something I can help with"."""
+        from assistant.guidance import ITEM_WRITES
+        from assistant.references import asks_other_variant
+
+        first = self.this_turn[0] if self.this_turn else None
+        if first is None or first.outcome != "declined" or first.name not in ITEM_WRITES:
+            return None
+        store, text = self.session.ctx.store, self._latest_customer()
+        for item_id in first.arguments.get("new_item_ids") or []:
+            product = next((p for p in store.products().values() if item_id in p.get("variants", {})), None)
+            if product is not None:
+                variants = list(product["variants"].values())
+                if asks_other_variant(text, product["variants"][item_id], variants):
+                    return first
+        return None
+
+    def _legal_turn(self) -> list[ToolCallRecord]:
+        """This turn's records as `legal_tools` reads them: a declined write rules writes out for the turn,
+        unless the message corrected it (`_corrected_write`)."""
+        corrected = self._corrected_write()
+        return [r for r in self.this_turn if r is not corrected]
 
     def apply(self, message: ChatMessage) -> str | None:
         """Record a step; a tool call runs through the policy layer and its observation is returned."""

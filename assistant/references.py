@@ -122,10 +122,10 @@ def _still_shown(before: list[ChatMessage], details: ChatMessage, text: str) -> 
     if item is None or item["item_id"] not in {v["item_id"] for v in variants}:
         return None
     item = next(v for v in variants if v["item_id"] == item["item_id"])
-    return None if _asks_other_variant(text, item, variants) else item
+    return None if asks_other_variant(text, item, variants) else item
 
 
-def _asks_other_variant(text: str, item: dict[str, Any], rows: list[dict[str, Any]]) -> bool:
+def asks_other_variant(text: str, item: dict[str, Any], rows: list[dict[str, Any]]) -> bool:
     """Whether `text` names a value of the products' options (among `rows`) that `item` does not have:
     "does it come in blue?", "I'll order it in size 10"."""
     words = f" {' '.join(re.findall(r'[a-z0-9.]+', text.lower()))} "
@@ -163,7 +163,7 @@ def wants_to_buy(messages: list[ChatMessage]) -> dict[str, Any] | None:
     item = pointed_item(messages)
     if item is None and tools[-1].name == "get_product_details":
         item = pointed_item(messages[:last_user]) or {}
-    if item and _asks_other_variant(text, item, _listed(tools[-1])):
+    if item and asks_other_variant(text, item, _listed(tools[-1])):
         return None  # "I'll take it in blue": which item that is, a search with the option says
     if item is not None:
         return item

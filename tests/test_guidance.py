@@ -857,6 +857,36 @@ def test_a_question_the_listing_cannot_answer_is_told_so():
     assert "comes in color black and gold" in said("what colors does it come in?")
 
 
+class _WantsExchange(_Reads):
+    def wanted_writes(self, text):
+        return {"exchange_delivered_order_items": 0.99} if "exchange" in text else {}
+
+
+def test_an_item_change_declined_by_naming_another_option_is_proposed_again(store):
+    """ "black please" to an exchange for white earbuds declined it, and "yes" then got "not something I can
+    help with". Naming an option value the proposed item lacks asks for the same change with that value."""
+    ivan, paypal = "ivan.santos3158@example.com", "paypal_6151711"  # #W6893533 (delivered) holds Earbuds 1646531091
+    white, black = "2052249669", "9580569596"
+    exchange = lambda new: (  # noqa: E731
+        "exchange_delivered_order_items",
+        {"order_id": "#W6893533", "item_ids": ["1646531091"], "new_item_ids": [new], "payment_method_id": paypal},
+    )
+    model = _Offered([("find_user_id_by_email", {"email": ivan}), ("get_order_details", {"order_id": "#W6893533"})])
+    model.plan.append(exchange(white))
+    agent = _agent(model, store)
+    agent.intents = _WantsExchange()
+    agent.respond(f"I want to exchange my wireless earbuds for a different color, my email is {ivan}")
+    assert agent.session.pending is not None and agent.session.pending.arguments["new_item_ids"] == [white]
+    before = len(model.offered)
+    model.plan.append(exchange(black))
+    agent.respond("black please")
+    assert model.offered[before] == (["exchange_delivered_order_items"], "required")
+    assert agent.session.pending is not None and agent.session.pending.arguments["new_item_ids"] == [black]
+    # a plain "no" is a no: nothing is proposed again
+    agent.respond("no")
+    assert agent.session.pending is None and agent.messages[-1].tool_call is None
+
+
 def test_a_change_asked_for_before_the_account_is_known_asks_for_it(store):
     model = _Offered([])
     agent = _agent(model, store)
