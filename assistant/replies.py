@@ -391,7 +391,7 @@ _POINTING = frozenset(
     fifth last number what whats which how tell more about show details detail info information please can could
     would you your are does did its about for with and then okay thanks again listed shown price cost costs much
     priced was were will any get have has there here they them see come comes available stock sell sells offer
-    look looks kind kinds type types version model made""".split()
+    look looks kind kinds type types version model made like know want need give explain describe""".split()
 )
 _QUESTION = re.compile(r"\?|^\s*(?:how|what|does|do|is|are|can|will|which|has|have)\b", re.IGNORECASE)
 
