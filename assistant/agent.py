@@ -514,9 +514,9 @@ class Agent:
         first = self.this_turn[0] if self.this_turn else None
         if first is None or first.outcome != "declined" or first.name not in ITEM_WRITES:
             return None
-        store, text = self.session.ctx.store, self._latest_customer()
+        products, text = self.session.ctx.store.products().values(), self._latest_customer()
         for item_id in first.arguments.get("new_item_ids") or []:
-            product = next((p for p in store.products().values() if item_id in p.get("variants", {})), None)
+            product = next((p for p in products if item_id in p.get("variants", {})), None)
             if product is not None:
                 variants = list(product["variants"].values())
                 if asks_other_variant(text, product["variants"][item_id], variants):

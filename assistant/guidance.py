@@ -592,8 +592,12 @@ def products_not_held(session: PolicySession, texts: list[str], statuses: Collec
     said = " ".join(texts)
     if named_products(said, {i["name"] for d in customer_orders(session, statuses).values() for i in d["items"]})[0]:
         return []
-    catalog = {p["name"] for p in session.ctx.store.products().values()}
-    return sorted(n for n in catalog if named_product_type(said, {n}))
+    return sorted(n for n in _catalog_names(session) if named_product_type(said, {n}))
+
+
+def _catalog_names(session: PolicySession) -> set[str]:
+    """The catalog's product types ("Office Chair", "E-Reader")."""
+    return {p["name"] for p in session.ctx.store.products().values()}
 
 
 # "show me e-readers", "do you sell yoga mats?", "I need a new laptop": asking to see a kind of product
@@ -616,7 +620,7 @@ def asks_for_products(text: str, session: PolicySession) -> bool:
     by asking for the customer's account."""
     if not _BROWSE.search(text) or _ABOUT_ORDERS.search(text):
         return False
-    return named_product_type(text, {p["name"] for p in session.ctx.store.products().values()}) is not None
+    return named_product_type(text, _catalog_names(session)) is not None
 
 
 def _orders_about(session: PolicySession, texts: list[str], status: str) -> list[str]:

@@ -107,9 +107,13 @@ def item_in_view(messages: list[ChatMessage]) -> dict[str, Any] | None:
     last_user, _, tools = _latest(messages)
     if last_user < 0 or not tools or tools[-1].name != "get_product_details":
         return None
-    item = pointed_item(messages[:last_user])
-    variants = {v["item_id"]: v for v in _listed(tools[-1])}
-    return variants.get(item["item_id"]) if item is not None else None
+    return _shown_variant(messages[:last_user], tools[-1])
+
+
+def _shown_variant(before: list[ChatMessage], details: ChatMessage) -> dict[str, Any] | None:
+    """The item the shopper pointed at last (in `before`), as `details` shows it: None if it shows no such item."""
+    item = pointed_item(before)
+    return next((v for v in _listed(details) if item is not None and v["item_id"] == item["item_id"]), None)
 
 
 def _still_shown(before: list[ChatMessage], details: ChatMessage, text: str) -> dict[str, Any] | None:
@@ -117,12 +121,8 @@ def _still_shown(before: list[ChatMessage], details: ChatMessage, text: str) -> 
     model searched the catalog for "is it waterproof?" and listed hiking boots after a backpack). A value
     of the product's options that item does not have ("does it come in blue?") asks for another of its
     variants, which a search with that option answers: None then."""
-    item = pointed_item(before)
-    variants = _listed(details)
-    if item is None or item["item_id"] not in {v["item_id"] for v in variants}:
-        return None
-    item = next(v for v in variants if v["item_id"] == item["item_id"])
-    return None if asks_other_variant(text, item, variants) else item
+    item = _shown_variant(before, details)
+    return None if item is None or asks_other_variant(text, item, _listed(details)) else item
 
 
 def asks_other_variant(text: str, item: dict[str, Any], rows: list[dict[str, Any]]) -> bool:
