@@ -6,6 +6,7 @@ conversation's `PolicySession`, so refusals, unknown tools and bad arguments com
 observations. All state lives in the `Agent` instance: one per conversation, nothing global.
 """
 
+import json
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Protocol
@@ -192,6 +193,9 @@ class Agent:
             reply_options,
         )
 
+        nearest = self._nearest_search()
+        if nearest is not None:  # a search found nothing: the lowest-priced of its type, listed
+            return ChatMessage("assistant", tool_call=ToolCall("search_products", nearest), meta={"act": "nearest"})
         direct = self._direct_reply()
         if direct is not None:
             return _say(direct, on_text, act="grounded", direct=True)
@@ -314,6 +318,18 @@ class Agent:
                 message.meta["action"] = chosen.action
         return message
 
+    def _nearest_search(self) -> dict | None:
+        """The arguments of `replies.nearest_search` after this turn's search found nothing, once a turn and
+        while no write is asked for."""
+        from assistant.replies import nearest_search
+
+        last = self.this_turn[-1] if self.this_turn else None
+        if last is None or last.name != "search_products" or last.outcome != "ok" or self._wanted_writes():
+            return None
+        if any(r.name == "search_products" for r in self.this_turn[:-1]) or json.loads(last.output) != []:
+            return None
+        return nearest_search(last.arguments)
+
     def _direct_reply(self) -> str | None:
         """The reply that ends the turn without the model reading its tool's result (LangChain's
         `return_direct`), when no write is waiting to be proposed:
@@ -338,6 +354,12 @@ class Agent:
             picked = priced_pick(asked)  # "which one is cheapest?": said which it is, not only its details
             lead = f"The {picked[0]} of those listed: " if picked and picked[1]["item_id"] == pointed["item_id"] else ""
             return item_details(last, pointed["item_id"], self._latest_customer(), lead)
+        earlier = self.this_turn[-2] if len(self.this_turn) > 1 else None
+        if last.name in SEARCHES and earlier is not None and earlier.name in SEARCHES:
+            from assistant.replies import nearest_search, nothing_found
+
+            if earlier.outcome == "ok" and nearest_search(earlier.arguments) == last.arguments:
+                return nothing_found(earlier, last)
         text = self._latest_customer()
         answers = (
             last.name in SEARCHES

@@ -36,7 +36,7 @@ from assistant.intents import FAMILIES
 from assistant.masking import EMAIL
 from assistant.messages import ChatMessage
 from assistant.policy import AUTH_TOOLS, OPEN_TOOLS, PolicySession, ToolCallRecord
-from retrieval.catalog import named_product_type
+from retrieval.catalog import LOW_PRICES_FIRST, named_product_type
 
 # tools a guided model never needs: free-form scratch space a small model loops on
 LEFT_OUT = frozenset({"think", "calculate"})
@@ -699,6 +699,26 @@ def shown_prices(output: str) -> list[float]:
 
 
 def stated_filters(
+    arguments: dict[str, Any],
+    message: str,
+    store,
+    earlier: dict[str, Any] | None = None,
+    shown_low: float | None = None,
+) -> dict[str, Any]:
+    """`_stated_filters`, and low prices first (`retrieval.catalog.LOW_PRICES_FIRST`) where the message asks for
+    them or the earlier search of the same type did: for "what is the cheapest backpack you have?" the model
+    searched "backpack" and the cheapest came last of five."""
+    out = _stated_filters(arguments, message, store, earlier, shown_low)
+    query = str(out.get("query", ""))
+    if LOW_PRICES_FIRST.search(query):
+        return out
+    said = LOW_PRICES_FIRST.search(message)
+    if said is None and earlier and earlier.get("category") and earlier.get("category") == out.get("category"):
+        said = LOW_PRICES_FIRST.search(str(earlier.get("query", "")))
+    return {**out, "query": f"{said.group(0).lower()} {query}".strip()} if said else out
+
+
+def _stated_filters(
     arguments: dict[str, Any],
     message: str,
     store,

@@ -15,6 +15,7 @@ from dataclasses import dataclass
 
 from assistant.messages import ToolCall
 from assistant.policy import NEEDS_AUTH, PolicySession, ToolCallRecord, address_text
+from retrieval.catalog import LOW_PRICES_FIRST
 
 HANDOVER = "transfer_to_human_agents"
 
@@ -175,6 +176,8 @@ def _constraints(arguments: dict) -> str:
         parts.append(f"from {_money(float(arguments['min_price']))}")
     said = {"yes": "{k}", "no": "not {k}"}  # a yes/no option reads as the feature ("waterproof")
     parts += [said.get(str(v).lower(), "{k} {v}").format(k=k, v=v) for k, v in (arguments.get("options") or {}).items()]
+    if LOW_PRICES_FIRST.search(str(arguments.get("query", ""))):
+        parts.append("lowest price first")
     return f" ({', '.join(parts)})" if parts else ""
 
 
@@ -195,6 +198,34 @@ def _nearest(arguments: dict, store) -> str:
         return f" We have no {category} in stock at the moment."
     price, name, options = min(stocked, key=lambda s: s[0])
     return f" The lowest-priced {name} in stock is {_money(price)} ({_options(options)})."
+
+
+NEAREST_COUNT = 3  # items listed in place of a search that found nothing
+
+
+def nearest_search(arguments: dict) -> dict | None:
+    """The search listing the lowest-priced items of the type in stock, for a search of one type whose bounds
+    or options found nothing (None for any other). Listed, not only named, so the shopper can point at them:
+    after "nothing under $50; the lowest-priced Yoga Mat in stock is $92.53", "which one is cheapest?" and
+    "is it non-slip?" each ran the same search again."""
+    category = arguments.get("category")
+    if not category or not any(arguments.get(k) for k in ("max_price", "min_price", "options")):
+        return None
+    return {"query": f"cheapest {category}", "category": category, "k": NEAREST_COUNT}
+
+
+def nothing_found(empty: ToolCallRecord, nearest: ToolCallRecord) -> str:
+    """The reply to a search that found nothing (`empty`), followed by its `nearest_search`."""
+    category = empty.arguments["category"]
+    said = f'I found nothing in stock matching "{category}"{_constraints(empty.arguments)}.'
+    hits = json.loads(nearest.output)
+    if not hits:
+        return f"{said} We have no {category} in stock at the moment. Can I look for something else?"
+    lines = "\n".join(_listing_line(h) for h in hits)
+    return (
+        f"{said} The lowest-priced {category} in stock:\n{lines}\n"
+        "Would you like one of these, or should I try other words, another option or a wider budget?"
+    )
 
 
 def _search(record: ToolCallRecord, session: PolicySession | None = None) -> str:

@@ -90,6 +90,14 @@ class CatalogItem:
         )
 
 
+# "the cheapest backpack you have", "a cheap tent": the lowest-priced of what the query finds, not the five
+# nearest in meaning (all variants of a type are about as near, so a shopper asking for the cheapest got
+# the cheapest last). Not "cheaper" (a bound under what was shown, set by the caller)
+LOW_PRICES_FIRST = re.compile(
+    r"\b(?:cheap|cheapest|least expensive|lowest[- ]priced?|inexpensive|affordable)\b", re.IGNORECASE
+)
+
+
 def named_product_type(words: str, names: set[str]) -> str | None:
     """The catalog product type `words` name (plural or singular, any case, punctuation ignored), the
     longest one; None if they name none."""

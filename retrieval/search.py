@@ -14,7 +14,7 @@ from typing import Any, Literal
 
 import numpy as np
 
-from retrieval.catalog import CatalogItem, named_product_type, option_field
+from retrieval.catalog import LOW_PRICES_FIRST, CatalogItem, named_product_type, option_field
 from retrieval.chroma_index import FINGERPRINT_KEY, IndexMissingError, get_all
 from retrieval.embeddings import PackagedMiniLM
 from retrieval.errors import ShopassistError
@@ -266,7 +266,10 @@ class ProductSearch:
         k: int = 10,
         mode: Mode | None = None,
     ) -> list[SearchHit]:
-        """Items matching `query` under the filters, best first (at most `k`, 1–50)."""
+        """Items matching `query` under the filters, best first (at most `k`, 1–50); where the query asks for
+        low prices (`LOW_PRICES_FIRST`), the lowest-priced first: of every match of the `category` or of the
+        product type the query names, else of the `4 * k` best matches (a need's cheapest relevant items, not
+        the catalog's cheapest)."""
         text = clean_query(query)
         if isinstance(k, bool) or not isinstance(k, int) or not 1 <= k <= MAX_K:
             raise SearchInputError(f"k must be a whole number from 1 to {MAX_K}, got {k!r}.")
@@ -291,8 +294,18 @@ class ProductSearch:
         if need:
             ranked.append(self._by_type(vector, filters, depth, ranked[0]))
         scores = _fuse(ranked) if len(ranked) > 1 else {i: 1.0 / (r + 1) for r, i in enumerate(ranked[0])}
-        best = sorted(scores, key=scores.get, reverse=True)[:k]
-        return [self._hit(item_id, scores[item_id]) for item_id in best]
+        best = sorted(scores, key=scores.get, reverse=True)
+        if LOW_PRICES_FIRST.search(text):
+            named = None if filters.category or need else named_product_type(text, snap.type_names)
+            if filters.category:  # every match of the type, ranked or not
+                pool = [snap.ids[i] for i in np.flatnonzero(filters.mask(snap))]
+            elif named:  # "cheapest backpack": every backpack that passes the filters
+                keep = filters.mask(snap)
+                pool = [snap.ids[i] for i in np.flatnonzero(keep) if snap.items[i].title == named]
+            else:
+                pool = best[: 4 * k]
+            best = sorted(pool, key=lambda i: (snap.price[snap.position[i]], -scores.get(i, 0.0)))
+        return [self._hit(item_id, scores.get(item_id, 0.0)) for item_id in best[:k]]
 
     def _dense(self, vector, filters: SearchFilters, depth: int, need: int) -> list[str]:
         """Up to `depth` nearest items that pass the filters (at least `need` of them if that many pass).

@@ -75,6 +75,18 @@ def test_after_an_unknown_email_the_next_address_the_customer_typed_is_tried(sto
     assert legal["find_user_id_by_email"]["function"]["parameters"]["properties"]["email"]["x-copy"] == [MEI]
 
 
+def test_a_request_for_low_prices_orders_the_search_by_price(store):
+    """For "what is the cheapest backpack you have?" the model searched "backpack": the cheapest came last."""
+    cheapest = stated_filters({"query": "backpack"}, "what is the cheapest backpack you have?", store)
+    assert cheapest == {"query": "cheapest backpack", "category": "Backpack"}
+    assert stated_filters({"query": "cheap backpack"}, "a cheap backpack", store)["query"] == "cheap backpack"
+    # a follow-up on the same type keeps the order, like its bounds; another type or plain words do not
+    follow = stated_filters({"query": "backpack"}, "any in green?", store, earlier=cheapest)
+    assert follow["query"] == "cheapest backpack" and follow["options"] == {"color": "green"}
+    assert stated_filters({"query": "t-shirt"}, "t-shirts?", store, earlier=cheapest)["query"] == "t-shirt"
+    assert stated_filters({"query": "backpack"}, "cheaper ones?", store)["query"] == "backpack"  # a bound, not an order
+
+
 def test_stated_price_bounds_and_options_reach_the_search_filters(store):
     tee = {"query": "t-shirt", "category": "T-Shirt"}
     filters = stated_filters({"query": "t-shirt"}, "Hi! I'm looking for a t-shirt under $60", store)
@@ -147,6 +159,35 @@ def test_a_search_that_finds_nothing_says_why(store, search):
         if v["available"]
     )
     assert session.trace[-1].output == "[]" and f"${cheapest:,.2f}" in reply and "under $150.00" in reply
+
+
+def test_a_search_that_finds_nothing_lists_the_lowest_priced_of_its_type(store, search):
+    """Named but not listed, the lowest-priced one could not be pointed at: "which one is cheapest?" and "is it
+    non-slip?" ran the empty search again."""
+    import json
+
+    from assistant.policy import PolicySession
+    from assistant.replies import nearest_search, nothing_found
+
+    session = PolicySession(ToolRegistry(), ToolContext(store, search))
+    session.call("search_products", {"query": "backpack", "category": "Backpack", "max_price": 150})
+    nearest = nearest_search(session.trace[-1].arguments)
+    assert nearest == {"query": "cheapest Backpack", "category": "Backpack", "k": 3}
+    session.call("search_products", nearest)
+    hits = json.loads(session.trace[-1].output)
+    in_stock = sorted(
+        v["price"]
+        for p in store.products().values()
+        if p["name"] == "Backpack"
+        for v in p["variants"].values()
+        if v["available"]
+    )
+    assert [h["price"] for h in hits] == in_stock[:3]
+    reply = nothing_found(session.trace[-2], session.trace[-1])
+    assert all(f"item {h['item_id']}" in reply for h in hits) and "under $150.00" in reply
+    # nothing to relax: the type alone found nothing (none in stock), or no type was searched
+    assert nearest_search({"query": "backpack", "category": "Backpack"}) is None
+    assert nearest_search({"query": "something nice", "max_price": 5}) is None
 
 
 def test_copied_values_are_runs_of_the_customers_words():

@@ -141,3 +141,16 @@ def test_warming_up_loads_the_catalog_snapshot_before_any_shopper(search):
     search.refresh()
     search.warm()  # the hub does this at start: the first shopper's search no longer loads it
     assert search._snapshot is not None
+
+
+def test_a_query_asking_for_low_prices_lists_the_lowest_priced_first(search, tau_items):
+    in_stock = sorted(i.price for i in tau_items if i.available and i.category.lower() == "backpack")
+    for query in ("cheapest backpack", "a cheap backpack", "affordable backpack"):
+        hits = search.search(query, category="Backpack", k=5)
+        assert [h.price for h in hits] == in_stock[:5], query
+    plain = search.search("backpack", category="Backpack", k=5)
+    assert [h.price for h in plain] != in_stock[:5]  # relevance order otherwise
+    # no type named: the cheapest of the best matches, still backpacks
+    hits = search.search("cheapest backpack", k=5)
+    assert [h.price for h in hits] == sorted(h.price for h in hits)
+    assert {h.category for h in hits} == {"Backpack"}
