@@ -17,9 +17,11 @@ from retrieval.errors import ShopassistError
 
 if TYPE_CHECKING:
     from assistant.intents import Intent, IntentReader
+    from assistant.references import ListingQuestion
 
 CATALOG_FIRST = ("search_products", "list_all_product_types")  # what a product question may start with
 SEARCHES = ("search_products",)  # calls whose results the reply lists: left out of later turns' prompts
+LISTING_ACTS = ("about_listing", "compare")  # replies answering a question about a listing from its results
 STEP_LIMIT_REPLY = "I'm sorry, I couldn't finish that on my own. Could you rephrase, or ask for a human agent?"
 TRANSFER_REPLY = "I've passed your request to a human colleague, who will continue from here."
 
@@ -184,6 +186,7 @@ class Agent:
         from assistant.replies import (
             ACTS,
             ASK_ADDRESS,
+            about_listing,
             already_done,
             asks_if_done,
             buy_elsewhere,
@@ -228,7 +231,7 @@ class Agent:
             return _say(already_done([done], "Yes, it went through"), on_text, act="already_done")
         compared = compared_items(self.messages) if not self.this_turn and not self._wanted_writes() else []
         if compared:  # "compare the first two": the listing's own results side by side
-            return _say(compare_items(compared), on_text, act="compare")
+            return _say(compare_items(compared), on_text, act=LISTING_ACTS[1])
         buying = wants_to_buy(self.messages) if not self.this_turn and not self._wanted_writes() else None
         if buying is not None:  # "I'll take the second one": no tool here places an order; say where
             return _say(buy_elsewhere(buying), on_text, act="buy_elsewhere")
@@ -236,6 +239,9 @@ class Agent:
         if pointed is not None:  # "what about the first one?" after a listing: that product's details
             call = ToolCall("get_product_details", {"product_id": pointed["product_id"]})
             return ChatMessage("assistant", tool_call=call, meta={"act": "pointed", "item_id": pointed["item_id"]})
+        about = self._listing_question() if tools and not self.this_turn else None
+        if about is not None:  # "which is the lightest?" after a listing: not the same listing again
+            return _say(about_listing(about), on_text, act=LISTING_ACTS[0], asked=about.kind)
         listed = self._picked_from_listing() if tools and not self.this_turn else []
         lookup = [t for t in legal if t["function"]["name"] == "get_order_details"] if listed else []
         if lookup and not self._wanted_writes():  # "the tea kettle one" after their orders were listed: that
@@ -416,6 +422,14 @@ class Agent:
             return None
         return pointed_item(self.messages)
 
+    def _listing_question(self) -> "ListingQuestion | None":
+        """`references.listing_question`, while no write is asked for."""
+        from assistant.references import listing_question
+
+        if self._wanted_writes():
+            return None
+        return listing_question(self.messages, list(self.session.ctx.store.products().values()))
+
     def _latest_customer_index(self) -> int:
         return max((i for i, m in enumerate(self.messages) if m.role == "user"), default=-1)
 
@@ -456,11 +470,26 @@ class Agent:
     def _shopping(self, intent: "Intent | None") -> bool:
         """Whether the turn's first step answers a product question: the reader is sure it is one, or, unsure
         of anything, the message asks to see a kind of product the catalog has (`asks_for_products`)."""
+        if not self.this_turn and self._refines_listing():
+            return True
         if intent is not None or self.this_turn or self.intents is None:
             return intent is not None and intent.label == "shopping"
         from assistant.guidance import asks_for_products
 
         return asks_for_products(self._latest_customer(), self.session)
+
+    def _refines_listing(self) -> bool:
+        """Whether the latest message only refines the listing just shown ("which ones are navy?" after
+        backpacks: the model asked for the account)."""
+        from assistant.guidance import refines_search
+
+        latest = self._latest_customer_index()
+        tool = next((m for m in reversed(self.messages[:latest]) if m.role == "tool"), None)
+        search = next((r for r in reversed(self.session.trace) if r.name == "search_products"), None)
+        if tool is None or tool.name != "search_products" or search is None or search.outcome != "ok":
+            return False
+        products = list(self.session.ctx.store.products().values())
+        return refines_search(self._latest_customer(), search.arguments, products)
 
     def _read_intent(self) -> "Intent | None":
         """What the customer's latest message asks for, when the reader is sure of it."""
@@ -474,16 +503,20 @@ class Agent:
         """Whether a customer message may ask for a change. After a chair search, "is my order #W8770097
         shipped? my email is ..." got a proposed swap of the order's chair: the model's own idea.
 
-        Messages an earlier turn's catalog search answered were shopping, and only a change the reader is
-        sure of outlives one (`_wanted_writes`): the reader gives "which is the lightest?" a chance of being
-        an item change, and two turns later "Where is my last order?" read one order the model picked, not
-        the account."""
+        Messages an earlier turn's catalog search, or a reply from a listing's results (`LISTING_ACTS`), answered
+        were shopping, and only a change the reader is sure of outlives one (`_wanted_writes`): the reader gives
+        "which is the lightest?" a chance of being an item change, and two turns later "Where is my last order?"
+        read one order the model picked, not the account."""
         if self.intents is None or not hasattr(self.intents, "asks_for_write"):
             return True
         from assistant.guidance import CATALOG_RESULTS
 
         latest = self._latest_customer_index()  # a search of this turn leaves the message it answers in
-        catalog = (i for i, m in enumerate(self.messages[:latest]) if m.role == "tool" and m.name in CATALOG_RESULTS)
+        catalog = (
+            i
+            for i, m in enumerate(self.messages[:latest])
+            if (m.role == "tool" and m.name in CATALOG_RESULTS) or m.meta.get("act") in LISTING_ACTS
+        )
         since = max(catalog, default=0)
         texts = [m.content for m in self.messages[since:] if m.role == "user"]
         return bool(self._wanted_writes()) or any(self.intents.asks_for_write(t) for t in texts)

@@ -772,7 +772,7 @@ def _stated_filters(
         # $400?"): the message names the type, its words are the query
         out["query"] = bounds.query
         kind = named
-    if kind is None and named is None and earlier and earlier.get("query") and bounds.refines:
+    if kind is None and named is None and earlier and earlier.get("query") and _refines(bounds, earlier, products):
         # only bounds and hedges ("something under $150 maybe?" after "a gift for my dad who loves camping"):
         # the same request, refined; the model's copy of these words searched water bottles and perfume
         out["query"] = earlier["query"]
@@ -806,6 +806,25 @@ def _stated_filters(
     if options:
         out["options"] = options
     return out
+
+
+def refines_search(message: str, earlier: dict[str, Any], products: list[dict]) -> bool:
+    """Whether `message` only refines the search with arguments `earlier` (`_refines`)."""
+    from assistant.requests import parse_request
+
+    return _refines(parse_request(message), earlier, products)
+
+
+def _refines(bounds, earlier: dict[str, Any], products: list[dict]) -> bool:
+    """Whether a message only refines the earlier search: bounds and hedges ("something under $150 maybe?"),
+    or option values of the type it searched ("which ones are black?" after backpacks; the model searched
+    those words, and found sunglasses)."""
+    if bounds.refines:
+        return True
+    category = str(earlier.get("category") or "").lower()
+    typed = [p for p in products if category and str(p.get("category", p["name"])).lower() == category]
+    words = frozenset(w for value in option_values(typed) for w in re.findall(r"[a-z][a-z'-]*", value))
+    return bool(words) and bounds.refines_with(words)
 
 
 def grounded_numbers(arguments: dict[str, Any], texts: list[str], keys=("max_price", "min_price")) -> dict[str, Any]:

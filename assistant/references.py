@@ -13,6 +13,7 @@ details is that item. The agent then looks the product up and answers about that
 
 import json
 import re
+from dataclasses import dataclass, field
 from typing import Any
 
 from assistant.messages import ChatMessage
@@ -99,6 +100,68 @@ def priced_pick(messages: list[ChatMessage]) -> tuple[str, dict[str, Any]] | Non
     if pick is None or not latest:
         return None
     return pick, (min if pick == "cheapest" else max)(latest, key=lambda h: float(h.get("price", 0)))
+
+
+# "which one would you recommend?", "which is better?", "what should I get?": a choice among the listing
+_RECOMMEND = re.compile(
+    r"\b(?:recommend\w*|suggest\w*|best|better|should i (?:get|buy|choose|pick|take|go for)"
+    r"|would you (?:get|buy|choose|pick|take|go for))\b",
+    re.IGNORECASE,
+)
+# a question about what was just listed: "which is the lightest?", "are these good for hiking?"
+_ABOUT_LISTED = re.compile(r"^\W*(?:(?:and|so|ok|okay|then)\W+)?which\b|\b(?:these|those|they|them)\b", re.I)
+
+
+@dataclass(frozen=True)
+class ListingQuestion:
+    """A question about the listing just shown that the listing itself answers (`listing_question`)."""
+
+    kind: str  # "recommend": which to choose; "not_listed": something no option says; "lacks": an option value
+    items: list[dict[str, Any]]  # the listing's items
+    lacks: dict[str, list[str]] = field(default_factory=dict)  # "lacks": option → the values in stock
+    asked: list[str] = field(default_factory=list)  # "lacks": the values asked for
+
+
+def listing_question(messages: list[ChatMessage], products: list[dict]) -> ListingQuestion | None:
+    """What the latest customer message asks about the listing just shown, where the listing answers it:
+    which of its items to choose ("which one would you recommend?"); something no option of their product in
+    the catalog (`products`) says ("which is the lightest?", "are they waterproof?" of backpacks); an option
+    value their product does not come in ("do you have them in blue?", where other products do). The
+    listing was shown again as if answered. None for a message naming a product type or a price, or an
+    option value of the listed product (a new search: "which tents do you have?", "any under $50?", "which
+    ones are black?")."""
+    from assistant.replies import not_in_listing
+    from assistant.requests import named_product_type, parse_request
+
+    _, text, tools = _latest(messages)
+    if not tools or tools[-1].name != "search_products" or not _ABOUT_LISTED.search(text):
+        return None
+    latest = _listed(tools[-1])
+    bounds, names = parse_request(text), {p["name"] for p in products}
+    if len(latest) < 2 or named_product_type(text, names) or bounds.max_price or bounds.min_price:
+        return None
+    if _RECOMMEND.search(text):
+        return ListingQuestion("recommend", latest)
+    shown = {h.get("name") for h in latest}
+    theirs = [{"name": p["name"], **v} for p in products if p["name"] in shown for v in p["variants"].values()]
+    if not not_in_listing(text, latest + theirs):
+        return None
+    said = f" {' '.join(re.findall(r'[a-z0-9]+', text.lower().replace('colour', 'color')))} "
+    lacks: dict[str, list[str]] = {}
+    asked: list[str] = []
+    for key in dict.fromkeys(k for r in theirs for k in r.get("options", {})):
+        own = {str(r["options"][key]).lower() for r in theirs if key in r.get("options", {})}
+        other = {
+            str(v["options"][key]).lower()
+            for p in products
+            for v in p["variants"].values()
+            if key in v.get("options", {})
+        }
+        missing = sorted(value for value in other - own if f" {value} " in said)
+        if missing:
+            stocked = {str(r["options"][key]) for r in theirs if r.get("available") and key in r["options"]}
+            lacks[key], asked = sorted(stocked), asked + missing
+    return ListingQuestion("lacks" if lacks else "not_listed", latest, lacks, asked)
 
 
 def item_in_view(messages: list[ChatMessage]) -> dict[str, Any] | None:

@@ -12,10 +12,14 @@ import json
 import re
 from collections.abc import Collection
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 from assistant.messages import ToolCall
 from assistant.policy import NEEDS_AUTH, PolicySession, ToolCallRecord, address_text
 from retrieval.catalog import LOW_PRICES_FIRST
+
+if TYPE_CHECKING:
+    from assistant.references import ListingQuestion
 
 HANDOVER = "transfer_to_human_agents"
 
@@ -422,7 +426,8 @@ _POINTING = frozenset(
     fifth last number what whats which how tell more about show details detail info information please can could
     would you your are does did its about for with and then okay thanks again listed shown price cost costs much
     priced was were will any get have has there here they them see come comes available stock sell sells offer
-    look looks kind kinds type types version model made like know want need give explain describe""".split()
+    look looks kind kinds type types version model made like know want need give explain describe all both
+    most least""".split()
 )
 _QUESTION = re.compile(r"\?|^\s*(?:how|what|does|do|is|are|can|will|which|has|have)\b", re.IGNORECASE)
 
@@ -430,12 +435,40 @@ _QUESTION = re.compile(r"\?|^\s*(?:how|what|does|do|is|are|can|will|which|has|ha
 def _not_listed(question: str, product: dict) -> bool:
     """Whether a question about an item asks something its listing does not give ("how long does the battery
     last?", "is it good for running?" of a smart watch): words beyond pointing at it, its name and options."""
+    rows = [{"name": product.get("name", ""), **v} for v in product.get("variants", {}).values()]
+    return not_in_listing(question, rows)
+
+
+def not_in_listing(question: str, rows: list[dict]) -> bool:
+    """Whether a question about listed items (each with its `name` and `options`) asks something the listing
+    does not give: words beyond pointing at them, their names and their options' names and values."""
     if not _QUESTION.search(question):
         return False
-    options = (f"{k} {v}" for d in product.get("variants", {}).values() for k, v in d.get("options", {}).items())
-    known = set(re.findall(r"[a-z]+", " ".join([str(product.get("name", "")), *options]).lower()))
+    options = (f"{k} {v}" for r in rows for k, v in r.get("options", {}).items())
+    known = set(re.findall(r"[a-z]+", " ".join([*(str(r.get("name", "")) for r in rows), *options]).lower()))
     words = re.findall(r"[a-z]+", question.lower().replace("colour", "color"))
     return any(len(w) > 2 and w not in _POINTING and w not in known and w.rstrip("s") not in known for w in words)
+
+
+def about_listing(question: "ListingQuestion") -> str:
+    """The reply to a question about the listing just shown (`references.listing_question`): which to choose
+    is the shopper's call, so what sets the items apart; a value they do not come in is said with the values
+    they do; something the catalog does not give is said to be missing. All three repeated the listing."""
+    items = question.items
+    if question.kind == "recommend":
+        return (
+            "Which one suits you best depends on what you need: tell me your budget or the options that matter to "
+            f"you and I will narrow it down. {compare_items(items)}"
+        )
+    name = items[0].get("name", "item") if len({i.get("name") for i in items}) == 1 else "these items"
+    if question.kind == "lacks":
+        values = "; ".join(f"{key} {_series(v)}" for key, v in question.lacks.items() if v)
+        stocked = f" In stock it comes in {values}." if values else ""
+        return f"Our {name} does not come in {' or '.join(question.asked)}.{stocked} Would you like one of these?"
+    keys = list(dict.fromkeys(k for i in items for k in i.get("options", {})))
+    lines = "\n".join(_listing_line(i) for i in items)
+    listed = f"its {_series(keys)}, and its price" if keys else "its price"
+    return f"Our catalog does not say that about these items. For each it lists {listed}:\n{lines}\n{LISTING_OFFER}"
 
 
 def item_details(record: ToolCallRecord, item_id: str, question: str = "", lead: str = "") -> str:

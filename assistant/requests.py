@@ -80,6 +80,11 @@ class ParsedRequest:
         request before it."""
         return _only(self.query, _FILLER | _HEDGES)
 
+    def refines_with(self, words: frozenset[str]) -> bool:
+        """As `refines`, with `words` (the option values of the product searched before) allowed too: "which
+        ones are black?" after backpacks asks for black backpacks."""
+        return _only(self.query, _FILLER | _HEDGES | words)
+
 
 def _only(text: str, allowed: frozenset[str]) -> bool:
     """Every word of `text` is one of `allowed` (digits and punctuation are no words)."""

@@ -190,6 +190,36 @@ def test_a_search_that_finds_nothing_lists_the_lowest_priced_of_its_type(store, 
     assert nearest_search({"query": "something nice", "max_price": 5}) is None
 
 
+def test_questions_about_a_listing_that_the_listing_answers(store):
+    """After a listing of backpacks, "which is the lightest?", "do you have them in blue?" and "which one
+    would you recommend?" each got the same listing again, as if answered."""
+    import json
+
+    from assistant.references import listing_question
+
+    products = list(store.products().values())
+    backpack = next(p for p in products if p["name"] == "Backpack")
+    hits = [
+        {**v, "product_id": backpack["product_id"], "name": "Backpack"} for v in list(backpack["variants"].values())[:3]
+    ]
+    listing = [ChatMessage("user", "backpacks?"), ChatMessage("tool", json.dumps(hits), name="search_products")]
+
+    def ask(text):
+        messages = [*listing, ChatMessage("assistant", "Here is what I found"), ChatMessage("user", text)]
+        return listing_question(messages, products)
+
+    assert ask("which one would you recommend?").kind == "recommend"
+    assert ask("which is the lightest?").kind == "not_listed"
+    assert ask("are they waterproof?").kind == "not_listed"  # hiking boots' option, not a backpack's
+    blue = ask("do you have them in blue?")
+    assert blue.kind == "lacks" and blue.asked == ["blue"]
+    stocked = {v["options"]["color"] for v in backpack["variants"].values() if v["available"]}
+    assert blue.lacks == {"color": sorted(stocked)} and "blue" not in stocked
+    # a search: an option value backpacks come in, a product type, a price; or no question about the listing
+    for text in ("which ones are navy?", "which hiking boots do you have?", "are there any under $50?", "thanks"):
+        assert ask(text) is None, text
+
+
 def test_copied_values_are_runs_of_the_customers_words():
     text = ["Hi, I'm Fatima Anderson, zip 32100. Email: fa@example.com!"]
     assert spans(text, *FIELDS["zip"]) == ["32100"]
