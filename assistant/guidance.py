@@ -595,6 +595,22 @@ def products_not_held(session: PolicySession, texts: list[str], statuses: Collec
     return sorted(n for n in _catalog_names(session) if named_product_type(said, {n}))
 
 
+def items_unnamed(session: PolicySession, texts: list[str], wanted: Collection[str]) -> dict[str, list[str]]:
+    """The customer's orders an item change may be about, with their items' names, when the change names none
+    of their orders and no product any of them holds, and more than one item could be meant: "I want to
+    return something", then an email, got a return of the model's pick among two orders' items proposed, and
+    "the sunglasses" then declined it. Empty otherwise (the model picks among what the words narrowed)."""
+    statuses = {STATUS_FOR[w] for w in wanted if w in ITEM_WRITES}
+    if session.user_id is None or not statuses or any(ORDER_ID.search(t) for t in texts):
+        return {}
+    held = {i["name"] for d in customer_orders(session).values() for i in d["items"]}
+    if named_products(" ".join(texts), held)[0]:  # in any order: which change it is may still be open
+        return {}
+    orders = customer_orders(session, statuses)
+    items = {o: [i["name"] for i in d["items"]] for o, d in orders.items()}
+    return items if sum(map(len, items.values())) > 1 else {}
+
+
 def _catalog_names(session: PolicySession) -> set[str]:
     """The catalog's product types ("Office Chair", "E-Reader")."""
     return {p["name"] for p in session.ctx.store.products().values()}

@@ -322,6 +322,20 @@ def not_held(names: list[str], statuses: Collection[str], session: PolicySession
     return f"I couldn't find a {what} in your {kind} orders. Your {kind} orders: {listed}. Which item do you mean?"
 
 
+def which_items(orders: dict[str, list[str]], wanted: Collection[str]) -> str:
+    """Asking which item a change is about (`guidance.items_unnamed`), with the orders it may be about."""
+    verbs = " or ".join(dict.fromkeys(_VERB.get(w, "change") for w in wanted if w in _VERB)) or "change"
+    listed = "; ".join(f"{o} ({', '.join(names)})" for o, names in orders.items())
+    return f"Which item would you like to {verbs}? The orders it can be from: {listed}."
+
+
+_VERB = {
+    "modify_pending_order_items": "change",
+    "return_delivered_order_items": "return",
+    "exchange_delivered_order_items": "exchange",
+}
+
+
 def _signed_in(record: ToolCallRecord, session: PolicySession) -> str:
     user = session.ctx.store.user(record.output.strip()) or {}
     first = user.get("name", {}).get("first_name", "")

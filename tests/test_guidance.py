@@ -220,6 +220,26 @@ def test_questions_about_a_listing_that_the_listing_answers(store):
         assert ask(text) is None, text
 
 
+def test_an_item_change_naming_nothing_of_theirs_asks_which_item(store):
+    """ "I want to return something", then an email: the model's pick among two orders' items was proposed."""
+    from assistant.guidance import items_unnamed
+    from assistant.policy import PolicySession
+
+    session = PolicySession(ToolRegistry(), ToolContext(store))
+    session.call("find_user_id_by_email", {"email": "yusuf.rossi7301@example.com"})
+    returns = {"return_delivered_order_items"}
+    asked = items_unnamed(session, ["I want to return something", "yusuf.rossi7301@example.com"], returns)
+    assert asked == {
+        "#W6679257": ["Digital Camera"],
+        "#W2378156": ["Headphones", "Vacuum Cleaner", "Mechanical Keyboard", "Smart Thermostat", "Smart Watch"],
+    }
+    # an order typed, or a product of any of their orders named: the words narrow it, nothing is asked
+    assert items_unnamed(session, ["return something from #W2378156"], returns) == {}
+    assert items_unnamed(session, ["I want to return the headphones"], returns) == {}
+    assert items_unnamed(session, ["I want to return the sunglasses"], returns) == {}  # cancelled: said elsewhere
+    assert items_unnamed(session, ["cancel my order"], {"cancel_pending_order"}) == {}  # not an item change
+
+
 def test_copied_values_are_runs_of_the_customers_words():
     text = ["Hi, I'm Fatima Anderson, zip 32100. Email: fa@example.com!"]
     assert spans(text, *FIELDS["zip"]) == ["32100"]
