@@ -66,11 +66,46 @@ OTHER_RULES = (
 _ANY_POLICY = re.compile(r"polic(?:y|ies)\b", re.IGNORECASE)
 
 
+# store services no tool or rule here says anything about: "how long does shipping take?" was answered with a
+# request for the account, "do you price match?" with a search that listed sneakers
+_NO_RECORD = re.compile(
+    r"\b(?:shipping|delivery)\s+(?:times?|costs?|fees?|options?|rates?|charges?|methods?|periods?)\b"
+    r"|\bhow (?:long|fast|much) (?:does|do|will|is|would) (?:the )?(?:shipping|delivery)\b"
+    r"|\b(?:free|international|express|overnight|next[- ]day) (?:shipping|delivery)\b|\bdo you (?:ship|deliver)\b"
+    r"|\bprice[- ]?match|\b(?:coupon|promo(?:tion)?\s+code|discount\s+code|voucher)s?\b|\bwarrant(?:y|ies)\b"
+    r"|\b(?:store|opening|business) hours\b|\bwhere are you located\b|\bphysical (?:store|shop)s?\b",
+    re.IGNORECASE,
+)
+NO_RECORD = (
+    "I don't have information about that here. I can search our catalog, help with orders you placed (their "
+    "status and tracking, cancelling, returns, exchanges and changes), or pass you to a human colleague."
+)
+# "can I pay with paypal?", "what payment methods do you accept?"
+_PAYING = re.compile(
+    r"\b(?:can|could|may) (?:i|we) pay\b|\bwhat (?:payment|ways to pay)|\bpayment (?:methods|options) do you\b"
+    r"|\b(?:your|the|accepted|available|allowed)\s+payment\s+(?:methods?|options?|modalit\w*)"
+    r"|\bdo you (?:accept|take) (?:paypal|credit|debit|gift|cards?|visa|mastercard|amex|apple pay)",
+    re.IGNORECASE,
+)
+# a request, not a question about the store: "I want to exchange my shoes and pay with paypal"
+_REQUEST = re.compile(r"\b(?:return|exchang|cancel|chang|modif|refund|order|#W)\w*", re.IGNORECASE)
+PAYING = (
+    "Orders are paid with a payment method saved on your account: a credit card, PayPal or a gift card. While "
+    "an order is pending, I can change it to another of your saved methods (a gift card must cover the amount "
+    "it pays). New orders are placed in our store, not in this chat."
+)
+
+
 def policy_answer(text: str, signed_in: bool) -> str | None:
     """The answer to a question about the store's rules, or None when the message is not one. A policy the
     agent knows nothing of ("your shipping policy?") is said to be one, not guessed at: the model took it
-    for a change and asked for the account."""
+    for a change and asked for the account. So is a service nothing here records (`_NO_RECORD`)."""
     topics = policy_topics(text)
+    if not topics and not _REQUEST.search(text):
+        if _NO_RECORD.search(text):
+            return NO_RECORD
+        if _PAYING.search(text):
+            return PAYING
     if not topics:
         return OTHER_RULES if _ANY_POLICY.search(text) and not ORDER_ID.search(text) else None
     start = (

@@ -1098,6 +1098,25 @@ def test_questions_about_the_stores_rules_are_answered_from_them_and_requests_ar
     assert "zip code" in asked and "zip code" not in known and known.endswith("?")
 
 
+def test_questions_about_services_nothing_here_records_say_so():
+    """ "how long does shipping take?" got a request for the account, "do you price match?" a search that listed
+    sneakers, "can I pay with paypal?" a request for the account."""
+    from assistant.policy_answers import NO_RECORD, PAYING, policy_answer
+
+    for text in ("how long does shipping take?", "do you price match?", "is there a warranty?", "do you ship abroad"):
+        assert policy_answer(text, signed_in=False) == NO_RECORD, text
+    for text in ("can I pay with paypal?", "what payment methods do you accept?", "do you take credit cards?"):
+        assert policy_answer(text, signed_in=False) == PAYING, text
+    # requests are the agent's: an order, a change, a refund
+    for text in (
+        "how long will shipping take for order #W2378156?",
+        "I want to exchange my shoes and pay with paypal",
+        "change the payment method of my order to paypal",
+        "can I pay the difference with my gift card for the exchange?",
+    ):
+        assert policy_answer(text, signed_in=False) is None, text
+
+
 def test_an_address_written_the_usual_way_is_copied_field_by_field(store):
     from assistant.guidance import ground, parse_address
 
