@@ -206,7 +206,7 @@ class Agent:
             return _say(direct, on_text, act="grounded", direct=True)
         legal = legal_tools(self.session, self.messages, self._legal_turn()) if tools else []
         if legal and not self._write_asked():  # a change nobody asked for is never proposed
-            legal = read_only(legal, self.session, self._latest_customer())
+            legal = read_only(legal, self.session, self._request_text())
         elif legal and not self._wanted_writes():  # a change asked for, which one unsure: only those it may be
             legal = narrow_lookups(self._plausible_only(legal), self.session, self._latest_customer())
         last = self.this_turn[-1] if self.this_turn else None
@@ -371,7 +371,7 @@ class Agent:
 
             if earlier.outcome == "ok" and nearest_search(earlier.arguments) == last.arguments:
                 return nothing_found(earlier, last)
-        text = self._latest_customer()
+        text = self._request_text()
         answers = (
             last.name in SEARCHES
             # "I found your account. Your orders: ... How can I help?"
@@ -409,13 +409,25 @@ class Agent:
         """Whether the customer gave their sign-in details unasked and nothing else (see `only_signs_in`);
         asked for them (a request waiting on the account), the model goes on with that request."""
         from assistant.guidance import only_signs_in
+
+        user = self.session.ctx.store.user(self.session.user_id) if self.session.user_id else None
+        return self._waiting_request() is None and only_signs_in(self._latest_customer(), user)
+
+    def _waiting_request(self) -> str | None:
+        """The customer message that got the request for their account, when the latest message answers it."""
         from assistant.replies import ACTS
 
         latest = self._latest_customer_index()
-        before = next((m for m in reversed(self.messages[:latest]) if m.role == "assistant"), None)
-        asked = before is not None and before.content == next(o.text for o in ACTS if o.act == "ask_account")
-        user = self.session.ctx.store.user(self.session.user_id) if self.session.user_id else None
-        return not asked and only_signs_in(self.messages[latest].content, user)
+        at = next((i for i in range(latest - 1, -1, -1) if self.messages[i].role == "assistant"), None)
+        if at is None or self.messages[at].content != next(o.text for o in ACTS if o.act == "ask_account"):
+            return None
+        return next((m.content for m in reversed(self.messages[:at]) if m.role == "user"), None)
+
+    def _request_text(self) -> str:
+        """The latest customer message, after the one waiting on their account where it answers that request:
+        "where is my order?", then an email, read one order the model picked, not the account's list."""
+        waiting = self._waiting_request()
+        return f"{waiting}\n{self._latest_customer()}" if waiting else self._latest_customer()
 
     def _pointed_item(self, legal: list[dict]) -> dict | None:
         """The listed item the latest message points at ("the second one", "item 8538875209"), when looking
