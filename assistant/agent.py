@@ -170,7 +170,6 @@ class Agent:
             address_missing,
             customer_texts,
             grounded_numbers,
-            items_unnamed,
             legal_tools,
             narrow_lookups,
             products_not_held,
@@ -180,6 +179,7 @@ class Agent:
             sign_in_typed,
             stated_filters,
             thread_texts,
+            unnamed_orders,
             write_step,
         )
         from assistant.policy_answers import policy_answer
@@ -195,7 +195,7 @@ class Agent:
             courtesy,
             not_held,
             reply_options,
-            which_items,
+            which_orders,
         )
 
         nearest = self._nearest_search()
@@ -274,9 +274,9 @@ class Agent:
             missing = products_not_held(self.session, texts, statuses)
             if missing:  # "return the laptop" from a customer with no laptop: said, not another item returned
                 return _say(not_held(missing, statuses, self.session), on_text, act="not_held")
-            unnamed = items_unnamed(self.session, texts, wanted)
-            if unnamed:  # "I want to return something": which, not the model's pick
-                return _say(which_items(unnamed, wanted), on_text, act="ask_items")
+            unnamed = unnamed_orders(self.session, texts, wanted)
+            if unnamed:  # "I want to return something", "cancel an order": which, not the model's pick
+                return _say(which_orders(unnamed, wanted), on_text, act="ask_which")
             carried = write_step(
                 legal_tools(self.session, self.messages, self._legal_turn(), texts),
                 self.session,

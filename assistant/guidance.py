@@ -595,20 +595,33 @@ def products_not_held(session: PolicySession, texts: list[str], statuses: Collec
     return sorted(n for n in _catalog_names(session) if named_product_type(said, {n}))
 
 
-def items_unnamed(session: PolicySession, texts: list[str], wanted: Collection[str]) -> dict[str, list[str]]:
-    """The customer's orders an item change may be about, with their items' names, when the change names none
-    of their orders and no product any of them holds, and more than one item could be meant: "I want to
-    return something", then an email, got a return of the model's pick among two orders' items proposed, and
-    "the sunglasses" then declined it. Empty otherwise (the model picks among what the words narrowed)."""
-    statuses = {STATUS_FOR[w] for w in wanted if w in ITEM_WRITES}
+_ENDS_IN = re.compile(r"\b(?:ends?|ending|finish(?:es|ing)?)\s+(?:in|with)\s+(?:#\s*)?(\d{1,7})\b", re.IGNORECASE)
+
+
+def _ending_in(texts: list[str], orders: Collection[str]) -> list[str]:
+    """Those of `orders` whose number ends in digits the customer said it ends in ("ends in 66")."""
+    endings = {e for t in texts for e in _ENDS_IN.findall(t)}
+    return [o for o in orders if any(o.endswith(e) for e in endings)]
+
+
+def unnamed_orders(session: PolicySession, texts: list[str], wanted: Collection[str]) -> dict[str, list[str]]:
+    """The customer's orders a change may be about, with their items' names, when the change names none of
+    their orders and no product any of them holds, and more than one could be meant (an item, for an item
+    change; an order, for a change of a whole order): "I want to return something", then an email, got a
+    return of the model's pick among two orders' items proposed, and "the sunglasses" then declined it; "I
+    want to cancel an order" got one of two pending orders. Empty otherwise (the model picks among what the
+    words narrowed)."""
+    statuses = {STATUS_FOR[w] for w in wanted if w in STATUS_FOR}
     if session.user_id is None or not statuses or any(ORDER_ID.search(t) for t in texts):
+        return {}
+    if _ending_in(texts, customer_orders(session)):
         return {}
     held = {i["name"] for d in customer_orders(session).values() for i in d["items"]}
     if named_products(" ".join(texts), held)[0]:  # in any order: which change it is may still be open
         return {}
-    orders = customer_orders(session, statuses)
-    items = {o: [i["name"] for i in d["items"]] for o, d in orders.items()}
-    return items if sum(map(len, items.values())) > 1 else {}
+    orders = {o: [i["name"] for i in d["items"]] for o, d in customer_orders(session, statuses).items()}
+    items = any(w in ITEM_WRITES for w in wanted)
+    return orders if (sum(map(len, orders.values())) if items else len(orders)) > 1 else {}
 
 
 def _catalog_names(session: PolicySession) -> set[str]:
@@ -651,6 +664,9 @@ def _orders_meant(session: PolicySession, texts: list[str], status: str) -> tupl
     if typed:  # the orders they typed, if in the status (not another order: never theirs, or not in it)
         picked = [o for o in dict.fromkeys(typed) if o in orders]
         return picked, bool(picked)
+    ending = _ending_in(texts, orders)
+    if ending:  # "the order number ends in 66"
+        return ending, True
     names, _ = named_products(" ".join(texts), {i["name"] for d in orders.values() for i in d["items"]})
     named = [o for o, d in orders.items() if names & {i["name"] for i in d["items"]}]
     return (named, True) if named else (list(orders), False)

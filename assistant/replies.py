@@ -322,17 +322,20 @@ def not_held(names: list[str], statuses: Collection[str], session: PolicySession
     return f"I couldn't find a {what} in your {kind} orders. Your {kind} orders: {listed}. Which item do you mean?"
 
 
-def which_items(orders: dict[str, list[str]], wanted: Collection[str]) -> str:
-    """Asking which item a change is about (`guidance.items_unnamed`), with the orders it may be about."""
-    verbs = " or ".join(dict.fromkeys(_VERB.get(w, "change") for w in wanted if w in _VERB)) or "change"
+def which_orders(orders: dict[str, list[str]], wanted: Collection[str]) -> str:
+    """Asking which order or item a change is about (`guidance.unnamed_orders`), with the orders it can be."""
+    asks = list(dict.fromkeys(_WHICH[w] for w in wanted if w in _WHICH)) or ["Which order is it about?"]
     listed = "; ".join(f"{o} ({', '.join(names)})" for o, names in orders.items())
-    return f"Which item would you like to {verbs}? The orders it can be from: {listed}."
+    return f"{' '.join(asks[:1])} The orders it can be: {listed}."
 
 
-_VERB = {
-    "modify_pending_order_items": "change",
-    "return_delivered_order_items": "return",
-    "exchange_delivered_order_items": "exchange",
+_WHICH = {
+    "modify_pending_order_items": "Which item would you like to change?",
+    "return_delivered_order_items": "Which item would you like to return?",
+    "exchange_delivered_order_items": "Which item would you like to exchange?",
+    "cancel_pending_order": "Which order would you like to cancel?",
+    "modify_pending_order_address": "Which order should go to the new address?",
+    "modify_pending_order_payment": "Which order's payment would you like to change?",
 }
 
 

@@ -220,24 +220,28 @@ def test_questions_about_a_listing_that_the_listing_answers(store):
         assert ask(text) is None, text
 
 
-def test_an_item_change_naming_nothing_of_theirs_asks_which_item(store):
+def test_a_change_naming_nothing_of_theirs_asks_which_order_or_item(store):
     """ "I want to return something", then an email: the model's pick among two orders' items was proposed."""
-    from assistant.guidance import items_unnamed
+    from assistant.guidance import unnamed_orders
     from assistant.policy import PolicySession
 
     session = PolicySession(ToolRegistry(), ToolContext(store))
     session.call("find_user_id_by_email", {"email": "yusuf.rossi7301@example.com"})
     returns = {"return_delivered_order_items"}
-    asked = items_unnamed(session, ["I want to return something", "yusuf.rossi7301@example.com"], returns)
+    asked = unnamed_orders(session, ["I want to return something", "yusuf.rossi7301@example.com"], returns)
     assert asked == {
         "#W6679257": ["Digital Camera"],
         "#W2378156": ["Headphones", "Vacuum Cleaner", "Mechanical Keyboard", "Smart Thermostat", "Smart Watch"],
     }
     # an order typed, or a product of any of their orders named: the words narrow it, nothing is asked
-    assert items_unnamed(session, ["return something from #W2378156"], returns) == {}
-    assert items_unnamed(session, ["I want to return the headphones"], returns) == {}
-    assert items_unnamed(session, ["I want to return the sunglasses"], returns) == {}  # cancelled: said elsewhere
-    assert items_unnamed(session, ["cancel my order"], {"cancel_pending_order"}) == {}  # not an item change
+    assert unnamed_orders(session, ["return something from #W2378156"], returns) == {}
+    assert unnamed_orders(session, ["I want to return the headphones"], returns) == {}
+    assert unnamed_orders(session, ["I want to return the sunglasses"], returns) == {}  # cancelled: said elsewhere
+    # a whole order's change: which of several orders in its status
+    pending = {"#W6247578": ["T-Shirt"], "#W4776164": ["T-Shirt", "Espresso Machine"]}
+    assert unnamed_orders(session, ["I want to cancel an order"], {"cancel_pending_order"}) == pending
+    assert unnamed_orders(session, ["cancel the espresso machine order"], {"cancel_pending_order"}) == {}
+    assert unnamed_orders(session, ["cancel my order, the number ends in 164"], {"cancel_pending_order"}) == {}
 
 
 def test_copied_values_are_runs_of_the_customers_words():
@@ -383,16 +387,19 @@ def test_a_wanted_write_is_proposed_once_its_order_is_known(store):
     assert store.order("#W2631563")["status"] == "pending"
 
 
-def test_a_wanted_write_first_looks_up_every_order_it_may_be_about(store):
-    # Fatima Anderson has two pending orders and names neither: both are looked up, then she is asked
+def test_a_wanted_write_naming_none_of_several_orders_asks_which(store):
+    # Fatima Anderson has two pending orders and names neither: she is asked which, and nothing is proposed
+    # (the model picked one of them)
     model = _Offered(FATIMA_CANCELS)
     agent = _agent(model, store)
-    agent.respond(FATIMA_ASKS)
-    assert model.offered[2] == (["get_order_details"], "required")
-    assert model.enums[2] == ["#W4514908"]  # the other pending order, not the one already seen
-    assert model.offered[3] == (["cancel_pending_order"], "required")
-    assert sorted(model.enums[3]) == ["#W2974929", "#W4514908"]  # the model picks between them
-    assert agent.session.pending is not None
+    turn = agent.respond(FATIMA_ASKS)
+    assert [r.name for r in agent.session.trace] == ["find_user_id_by_name_zip"]
+    assert agent.messages[-1].meta["act"] == "ask_which" and agent.session.pending is None
+    assert "#W2974929" in turn.reply and "#W4514908" in turn.reply
+    # named by what it holds: only that order is looked up
+    shown = len(model.offered)
+    agent.respond("the one with the skateboard")
+    assert model.offered[shown] == (["get_order_details"], "required") and model.enums[shown] == ["#W2974929"]
 
 
 def test_a_named_product_picks_the_order_to_look_up(store):
@@ -440,8 +447,8 @@ def test_a_new_variant_follows_the_option_values_the_customer_wrote(store):
 
 
 def test_a_request_said_again_word_for_word_does_not_start_another_write(store):
-    said = FATIMA_ASKS
-    model = _Offered(FATIMA_CANCELS)
+    said = "I'm Fatima Anderson, zip 32100, and I want to cancel my pending order with the headphones"
+    model = _Offered([FATIMA_CANCELS[0], *FATIMA_CANCELS[2:]])
     agent = _agent(model, store)
     agent.respond(said)
     agent.respond("yes")
@@ -497,10 +504,9 @@ def test_products_named_before_a_search_do_not_pick_the_order_of_a_later_request
     agent = _agent(model, store)
     agent.respond("any skateboards?")
     model.plan = FATIMA_CANCELS[:1]
-    before = len(model.offered)
-    agent.respond(FATIMA_ASKS)
-    assert model.offered[before + 1] == (["get_order_details"], "required")
-    assert sorted(model.enums[before + 1]) == ["#W2974929", "#W4514908"]
+    turn = agent.respond(FATIMA_ASKS)
+    assert agent.messages[-1].meta["act"] == "ask_which"  # which of the two: both are listed
+    assert "#W2974929" in turn.reply and "#W4514908" in turn.reply
 
 
 class _Refunds(_Reads):
@@ -1272,4 +1278,4 @@ def test_a_whole_orders_change_may_name_other_products(store):
     agent.intents = _Reads()  # a cancellation asked for
     agent.respond(f"I want to cancel my pending order, I found a cheaper laptop elsewhere. my email is {IVAN}")
     assert all(m.meta.get("act") != "not_held" for m in agent.messages if m.role == "assistant")
-    assert model.offered[1] == (["get_order_details"], "required")  # on to the orders it may be about
+    assert agent.messages[-1].meta["act"] == "ask_which"  # on to which of his three pending orders
