@@ -614,12 +614,13 @@ def unnamed_orders(session: PolicySession, texts: list[str], wanted: Collection[
     statuses = {STATUS_FOR[w] for w in wanted if w in STATUS_FOR}
     if session.user_id is None or not statuses or any(ORDER_ID.search(t) for t in texts):
         return {}
-    if _ending_in(texts, customer_orders(session)):
+    theirs = customer_orders(session)
+    if _ending_in(texts, theirs):
         return {}
-    held = {i["name"] for d in customer_orders(session).values() for i in d["items"]}
+    held = {i["name"] for d in theirs.values() for i in d["items"]}
     if named_products(" ".join(texts), held)[0]:  # in any order: which change it is may still be open
         return {}
-    orders = {o: [i["name"] for i in d["items"]] for o, d in customer_orders(session, statuses).items()}
+    orders = {o: [i["name"] for i in d["items"]] for o, d in theirs.items() if d["status"] in statuses}
     items = any(w in ITEM_WRITES for w in wanted)
     return orders if (sum(map(len, orders.values())) if items else len(orders)) > 1 else {}
 

@@ -130,6 +130,7 @@ def listing_question(messages: list[ChatMessage], products: list[dict]) -> Listi
     listing was shown again as if answered. None for a message naming a product type or a price, or an
     option value of the listed product (a new search: "which tents do you have?", "any under $50?", "which
     ones are black?")."""
+    from assistant.guidance import option_values
     from assistant.replies import not_in_listing
     from assistant.requests import named_product_type, parse_request
 
@@ -147,17 +148,12 @@ def listing_question(messages: list[ChatMessage], products: list[dict]) -> Listi
     if not not_in_listing(text, latest + theirs):
         return None
     said = f" {' '.join(re.findall(r'[a-z0-9]+', text.lower().replace('colour', 'color')))} "
+    own, every = option_values(p for p in products if p["name"] in shown), option_values(products)
     lacks: dict[str, list[str]] = {}
     asked: list[str] = []
     for key in dict.fromkeys(k for r in theirs for k in r.get("options", {})):
-        own = {str(r["options"][key]).lower() for r in theirs if key in r.get("options", {})}
-        other = {
-            str(v["options"][key]).lower()
-            for p in products
-            for v in p["variants"].values()
-            if key in v.get("options", {})
-        }
-        missing = sorted(value for value in other - own if f" {value} " in said)
+        other = {value for value, keys in every.items() if key in keys and key not in own.get(value, {})}
+        missing = sorted(value for value in other if f" {value} " in said)
         if missing:
             stocked = {str(r["options"][key]) for r in theirs if r.get("available") and key in r["options"]}
             lacks[key], asked = sorted(stocked), asked + missing

@@ -324,9 +324,9 @@ def not_held(names: list[str], statuses: Collection[str], session: PolicySession
 
 def which_orders(orders: dict[str, list[str]], wanted: Collection[str]) -> str:
     """Asking which order or item a change is about (`guidance.unnamed_orders`), with the orders it can be."""
-    asks = list(dict.fromkeys(_WHICH[w] for w in wanted if w in _WHICH)) or ["Which order is it about?"]
+    ask = next((_WHICH[w] for w in wanted if w in _WHICH), "Which order is it about?")
     listed = "; ".join(f"{o} ({', '.join(names)})" for o, names in orders.items())
-    return f"{' '.join(asks[:1])} The orders it can be: {listed}."
+    return f"{ask} The orders it can be: {listed}."
 
 
 _WHICH = {

@@ -297,11 +297,9 @@ class ProductSearch:
         best = sorted(scores, key=scores.get, reverse=True)
         if LOW_PRICES_FIRST.search(text):
             named = None if filters.category or need else named_product_type(text, snap.type_names)
-            if filters.category:  # every match of the type, ranked or not
-                pool = [snap.ids[i] for i in np.flatnonzero(filters.mask(snap))]
-            elif named:  # "cheapest backpack": every backpack that passes the filters
-                keep = filters.mask(snap)
-                pool = [snap.ids[i] for i in np.flatnonzero(keep) if snap.items[i].title == named]
+            if filters.category or named:  # every match of the type ("cheapest backpack"), ranked or not
+                keep = np.flatnonzero(filters.mask(snap))
+                pool = [snap.ids[i] for i in keep if filters.category or snap.items[i].title == named]
             else:
                 pool = best[: 4 * k]
             best = sorted(pool, key=lambda i: (snap.price[snap.position[i]], -scores.get(i, 0.0)))
